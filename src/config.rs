@@ -1,0 +1,215 @@
+//! The node's configuration: every key of the contract, with its embedded default. Loaded from
+//! TOML (`--config FILE`) and then overridden by command-line flags. Unknown keys are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::Limits;
+
+/// Whether uploads must carry `Expect: 100-continue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectPolicy {
+    /// As in the patent: a request without the expectation is refused (400 `expect_required`).
+    Require,
+    /// Browsers never send `Expect`: the pre-callback still decides before any body byte is read.
+    Optional,
+}
+
+/// Body digest mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checksum {
+    None,
+    Sha256,
+}
+
+/// Every configuration key. Field names are the contract's key names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Base of download URLs; `http://<listen>` when unset.
+    pub public_url: Option<String>,
+    /// io_uring runtimes; 0 means one per core.
+    pub threads: usize,
+    pub admin_token: Option<String>,
+    pub expect: ExpectPolicy,
+    pub callback_allow: Vec<String>,
+    pub callback_timeout_ms: u64,
+    pub callback_workers: usize,
+    pub callback_queue: usize,
+    pub max_body_bytes: u64,
+    pub max_head_bytes: usize,
+    pub header_timeout_ms: u64,
+    pub body_idle_timeout_ms: u64,
+    pub keepalive_timeout_ms: u64,
+    pub max_connections: usize,
+    pub fsync: bool,
+    pub overwrite: bool,
+    pub zero_copy: bool,
+    pub checksum: Checksum,
+    // Keys beyond the contract, documented in docs/operations.md.
+    /// Header fields in one head.
+    pub max_headers: usize,
+    /// Request-target bytes (414 beyond).
+    pub max_target_bytes: usize,
+    /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
+    pub shutdown_timeout_ms: u64,
+    /// Longest lingering close after a response sent without reading the body.
+    pub linger_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            threads: 0,
+            admin_token: None,
+            expect: ExpectPolicy::Require,
+            callback_allow: Vec::new(),
+            callback_timeout_ms: 5000,
+            callback_workers: 32,
+            callback_queue: 4096,
+            max_body_bytes: 10 << 30,
+            max_head_bytes: 65536,
+            header_timeout_ms: 10_000,
+            body_idle_timeout_ms: 30_000,
+            keepalive_timeout_ms: 60_000,
+            max_connections: 10_000,
+            fsync: true,
+            overwrite: false,
+            zero_copy: true,
+            checksum: Checksum::None,
+            max_headers: 100,
+            max_target_bytes: 8192,
+            shutdown_timeout_ms: 30_000,
+            linger_ms: 5000,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key (and line) at fault.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(line) => ConfigError(format!("{origin}:{line}: {}", e.message())),
+                None => ConfigError(format!("{origin}: {}", e.message())),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks values serde cannot: ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("callback_timeout_ms", self.callback_timeout_ms),
+            ("callback_workers", self.callback_workers as u64),
+            ("callback_queue", self.callback_queue as u64),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_idle_timeout_ms", self.body_idle_timeout_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("max_headers", self.max_headers as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{key}: must be greater than 0")));
+            }
+        }
+        if self.max_head_bytes < 1024 {
+            return Err(ConfigError("max_head_bytes: must be at least 1024".into()));
+        }
+        if self.max_headers > crate::http::MAX_HEADERS_CEILING {
+            return Err(ConfigError(format!(
+                "max_headers: must be at most {}",
+                crate::http::MAX_HEADERS_CEILING
+            )));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError("public_url: must start with http:// or https://".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// io_uring runtimes to start.
+    pub fn thread_count(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+
+    /// The protocol layer's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_head_bytes: self.max_head_bytes,
+            max_headers: self.max_headers,
+            max_target_bytes: self.max_target_bytes,
+            ..Limits::default()
+        }
+    }
+
+    /// Base URL of downloads.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_idle_timeout_ms)
+    }
+
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keepalive_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests;

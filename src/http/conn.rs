@@ -1,0 +1,284 @@
+//! `H1Conn`: one server-side HTTP/1.1 connection as a pure state machine. The driver feeds it
+//! bytes (`receive`, or by lending the read buffer), pulls `Event`s, and asks it for the bytes
+//! to write (`accept_body`, `respond`). It owns no socket and reads no clock.
+
+use bytes::{Bytes, BytesMut};
+
+use super::decode::{BodyDecoder, Decoded};
+use super::encode::{self, BodyFraming, HeadParams, Response, ResponseBody};
+use super::error::{ProtocolError, WrongState};
+use super::framing::{Framing, Version};
+use super::head::{self, HeadEnd, Method, RequestHead};
+use super::limits::Limits;
+use super::state::{CloseMode, ConnState, ReadState, WriteState};
+
+/// What the connection has for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A validated request head. The body stays unread until `accept_body`.
+    Head(RequestHead),
+    /// Body bytes, in order, sliced from the read buffer.
+    Data(Bytes),
+    /// The request body is complete.
+    EndOfMessage,
+    /// Read more bytes from the peer, then call again.
+    NeedData,
+    /// Nothing to do until the caller acts: decide on the body, or finish the response.
+    Paused,
+    /// No more requests: the peer closed between messages or the exchange ended in a close.
+    Closed,
+}
+
+/// What `respond` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Head (and for `ResponseBody::Full`, the body) to write.
+    pub bytes: Bytes,
+    /// The caller must write the `Sized`/`Chunked` body after `bytes` (false for HEAD).
+    pub send_body: bool,
+    pub framing: BodyFraming,
+    pub close: CloseMode,
+}
+
+/// A server-side HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct H1Conn {
+    buf: BytesMut,
+    state: ConnState,
+    limits: Limits,
+    eof: bool,
+    version: Version,
+    method: Method,
+}
+
+impl H1Conn {
+    pub fn new(limits: Limits) -> Self {
+        H1Conn {
+            buf: BytesMut::new(),
+            state: ConnState::new(),
+            limits,
+            eof: false,
+            version: Version::Http11,
+            method: Method::Get,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn receive(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Lends the read buffer to the driver, with at least `spare` bytes of free capacity, so the
+    /// kernel can read straight into it. Give it back with [`H1Conn::restore_buffer`].
+    pub fn lend_buffer(&mut self, spare: usize) -> BytesMut {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() - buf.len() < spare {
+            buf.reserve(spare);
+        }
+        buf
+    }
+
+    /// Takes back the lent buffer, grown by whatever the driver read into it.
+    pub fn restore_buffer(&mut self, buf: BytesMut) {
+        debug_assert!(self.buf.is_empty());
+        self.buf = buf;
+    }
+
+    /// The peer closed its sending side.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Bytes received but not yet turned into events.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Mid-request: some bytes of a head have arrived, or a body is being read. The driver uses
+    /// it to choose between the keep-alive and the head/body timeouts.
+    pub fn in_request(&self) -> bool {
+        match self.state.read {
+            ReadState::Idle { .. } => !self.buf.is_empty(),
+            ReadState::Body(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Body bytes the decoder still expects for a `Content-Length` body (None when chunked or
+    /// not reading a body).
+    pub fn body_remaining(&self) -> Option<u64> {
+        match &self.state.read {
+            ReadState::Body(BodyDecoder::Length { remaining }) => Some(*remaining),
+            _ => None,
+        }
+    }
+
+    /// Next event from the buffered bytes.
+    pub fn next_event(&mut self) -> Result<Event, ProtocolError> {
+        loop {
+            match &mut self.state.read {
+                ReadState::Idle { .. } => {
+                    if self.state.write != WriteState::Idle {
+                        return Ok(Event::Paused);
+                    }
+                    return self.next_head();
+                }
+                ReadState::AwaitingDecision(_) => return Ok(Event::Paused),
+                ReadState::Body(decoder) => {
+                    let decoded = decoder.decode(&mut self.buf, &self.limits);
+                    return match decoded {
+                        Ok(Decoded::Data(b)) => Ok(Event::Data(b)),
+                        Ok(Decoded::End) => {
+                            self.state.on_end_of_message();
+                            Ok(Event::EndOfMessage)
+                        }
+                        Ok(Decoded::NeedData) if self.eof => {
+                            Err(self.fail(ProtocolError::IncompleteBody))
+                        }
+                        Ok(Decoded::NeedData) => Ok(Event::NeedData),
+                        Err(e) => Err(self.fail(e)),
+                    };
+                }
+                ReadState::Done => {
+                    if !self.state.try_next_cycle() {
+                        return Ok(if self.state.keep_alive {
+                            Event::Paused
+                        } else {
+                            Event::Closed
+                        });
+                    }
+                }
+                ReadState::Closed => return Ok(Event::Closed),
+                ReadState::Failed(e) => return Err(*e),
+            }
+        }
+    }
+
+    fn next_head(&mut self) -> Result<Event, ProtocolError> {
+        let ReadState::Idle { scanned } = self.state.read else {
+            unreachable!("next_head outside Idle");
+        };
+        if scanned == 0 {
+            // RFC 9112 §2.2: ignore empty lines before a request-line.
+            let blank = self.buf.chunks_exact(2).take_while(|p| *p == b"\r\n").count();
+            if blank > 0 {
+                let _ = self.buf.split_to(blank * 2);
+            }
+        }
+        if self.buf.is_empty() {
+            if self.eof {
+                self.state.on_peer_closed();
+                return Ok(Event::Closed);
+            }
+            return Ok(Event::NeedData);
+        }
+        let end = head::find_end(&self.buf, scanned).map_err(|e| self.fail(e))?;
+        let len = match end {
+            HeadEnd::Complete(len) => len,
+            HeadEnd::Partial { resume_at } => {
+                if self.buf.len() > self.limits.max_head_bytes {
+                    let e = head::overflow_error(&self.buf, &self.limits);
+                    return Err(self.fail(e));
+                }
+                if self.eof {
+                    return Err(self.fail(ProtocolError::IncompleteHead));
+                }
+                self.state.read = ReadState::Idle { scanned: resume_at };
+                return Ok(Event::NeedData);
+            }
+        };
+        if len > self.limits.max_head_bytes {
+            let e = head::overflow_error(&self.buf[..len], &self.limits);
+            return Err(self.fail(e));
+        }
+        let raw = self.buf.split_to(len).freeze();
+        let head = head::parse(raw, &self.limits).map_err(|e| self.fail(e))?;
+        let decoder = match head.info().framing {
+            Framing::Length(n) => BodyDecoder::length(n),
+            Framing::Chunked => BodyDecoder::chunked(),
+        };
+        self.version = head.version();
+        self.method = head.method();
+        self.state.on_head(head.info(), decoder);
+        Ok(Event::Head(head))
+    }
+
+    fn fail(&mut self, e: ProtocolError) -> ProtocolError {
+        self.state.on_error(e);
+        e
+    }
+
+    /// The caller decided to read the body. Returns the interim `100 Continue` to write first
+    /// when the client asked for it (and the body is not empty); nothing sends it otherwise.
+    pub fn accept_body(&mut self) -> Result<Option<&'static [u8]>, WrongState> {
+        let send = self.state.on_accept_body()?;
+        Ok(send.then_some(encode::CONTINUE))
+    }
+
+    /// Encodes the final response. Adds `Connection: close` when the connection will close:
+    /// the client asked, the body was left unread, or the peer broke the protocol.
+    pub fn respond(&mut self, resp: &Response, date: &str) -> Result<Outgoing, WrongState> {
+        let streams = matches!(resp.body, ResponseBody::Sized(_) | ResponseBody::Chunked);
+        let omit_body = self.method == Method::Head && matches!(self.state.write, WriteState::Owed { .. });
+        let mut framing = BodyFraming::Length;
+        if matches!(resp.body, ResponseBody::Chunked) {
+            framing = if self.version == Version::Http11 {
+                BodyFraming::Chunked
+            } else {
+                // An HTTP/1.0 client cannot read chunked: delimit by closing.
+                self.state.keep_alive = false;
+                BodyFraming::Close
+            };
+        }
+        let send_body = streams && !omit_body && !matches!(resp.status, 204 | 304);
+        let close = self.state.on_respond(send_body)?;
+        let keep_alive_10 = close == CloseMode::KeepAlive && self.version == Version::Http10;
+        let bytes = encode::encode_response(
+            resp,
+            &HeadParams {
+                date,
+                close: close != CloseMode::KeepAlive,
+                keep_alive_10,
+                omit_body,
+                framing,
+            },
+        );
+        Ok(Outgoing {
+            bytes,
+            send_body,
+            framing,
+            close,
+        })
+    }
+
+    /// Frames one piece of a `Chunked` response body.
+    pub fn encode_chunk(&self, data: &[u8], framing: BodyFraming) -> Bytes {
+        match framing {
+            BodyFraming::Chunked => encode::chunk(data),
+            _ => Bytes::copy_from_slice(data),
+        }
+    }
+
+    /// The streamed body of the last response was written in full.
+    pub fn finish_body(&mut self) -> Result<(), WrongState> {
+        self.state.on_body_written()
+    }
+
+    /// Close after the current exchange, whatever the client asked (the node is draining).
+    pub fn disable_keep_alive(&mut self) {
+        self.state.disable_keep_alive();
+    }
+
+    /// No more requests will come from this connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state.read, ReadState::Closed | ReadState::Failed(_))
+            || (self.state.read == ReadState::Done && !self.state.keep_alive)
+    }
+}
+
+#[cfg(test)]
+mod tests;

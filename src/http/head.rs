@@ -1,0 +1,309 @@
+//! Request heads: the fast end-of-head scan, the httparse call, and the checks httparse leaves
+//! to us (version, target form, Host, line endings). A parsed head keeps header positions as
+//! index ranges into one frozen `Bytes`, so names and values are views, never copies.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::error::ProtocolError;
+use super::framing::{self, MessageInfo, Version};
+use super::limits::{Limits, MAX_HEADERS_CEILING};
+
+/// Outcome of looking for the end of a head in buffered bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadEnd {
+    /// The head is `buf[..len]` (including the final CRLF CRLF).
+    Complete(usize),
+    /// No end yet; bytes before `resume_at` need not be scanned again.
+    Partial { resume_at: usize },
+}
+
+/// Finds the CRLF CRLF that ends a head, starting at `from` (a previous `resume_at`).
+/// Every LF must follow a CR: a bare LF is an error here rather than a smuggling shape later.
+pub fn find_end(buf: &[u8], from: usize) -> Result<HeadEnd, ProtocolError> {
+    let mut pos = from;
+    while let Some(off) = memchr::memchr(b'\n', &buf[pos..]) {
+        let lf = pos + off;
+        if lf == 0 || buf[lf - 1] != b'\r' {
+            return Err(ProtocolError::BadLineEnding);
+        }
+        if lf >= 3 && &buf[lf - 3..lf] == b"\r\n\r" {
+            return Ok(HeadEnd::Complete(lf + 1));
+        }
+        pos = lf + 1;
+    }
+    Ok(HeadEnd::Partial {
+        // A CR at the very end may be the start of the terminator; rescan from the last line start.
+        resume_at: pos,
+    })
+}
+
+/// The error for a head that has not ended within `max_head_bytes`: 414 when it is the
+/// request-target that is too long, 431 otherwise.
+pub fn overflow_error(buf: &[u8], limits: &Limits) -> ProtocolError {
+    let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+    let line = &buf[..line_end];
+    match memchr::memchr(b' ', line) {
+        Some(sp) if line.len() - sp > limits.max_target_bytes => ProtocolError::TargetTooLong,
+        _ => ProtocolError::HeadTooLarge,
+    }
+}
+
+/// Byte ranges of one header field inside the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldIdx {
+    name: Range<u32>,
+    value: Range<u32>,
+}
+
+/// Common methods, so routing is a `match`, not string compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    fn from_bytes(m: &[u8]) -> Method {
+        match m {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// A validated request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    raw: Bytes,
+    method: Method,
+    method_range: Range<u32>,
+    target: Range<u32>,
+    path: Range<u32>,
+    fields: Vec<FieldIdx>,
+    info: MessageInfo,
+}
+
+impl RequestHead {
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The method as sent (a token, so always ASCII).
+    pub fn method_str(&self) -> &str {
+        std::str::from_utf8(self.slice(&self.method_range)).unwrap_or("")
+    }
+
+    /// The request-target as sent.
+    pub fn target(&self) -> &[u8] {
+        self.slice(&self.target)
+    }
+
+    /// The origin-form part of the target (path and query); for absolute-form the part after
+    /// the authority, `/` when there is none.
+    pub fn path(&self) -> &[u8] {
+        let p = self.slice(&self.path);
+        if p.is_empty() {
+            b"/"
+        } else {
+            p
+        }
+    }
+
+    /// The path without its query.
+    pub fn path_only(&self) -> &[u8] {
+        let p = self.path();
+        match memchr::memchr(b'?', p) {
+            Some(q) => &p[..q],
+            None => p,
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.info.version
+    }
+
+    /// Framing, expectation and keep-alive, decided once.
+    pub fn info(&self) -> &MessageInfo {
+        &self.info
+    }
+
+    /// Every field as (name, value), in order, names as sent.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(move |f| (self.slice(&f.name), self.slice(&f.value)))
+    }
+
+    /// Values of every field named `name` (ASCII case-insensitive).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of `name`.
+    pub fn value(&self, name: &str) -> Option<&[u8]> {
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The head's bytes as received.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    fn slice(&self, r: &Range<u32>) -> &[u8] {
+        &self.raw[r.start as usize..r.end as usize]
+    }
+}
+
+/// Parses a complete head (as delimited by [`find_end`]).
+pub fn parse(raw: Bytes, limits: &Limits) -> Result<RequestHead, ProtocolError> {
+    let mut storage = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CEILING];
+    let storage = &mut storage[..limits.max_headers.clamp(1, MAX_HEADERS_CEILING)];
+    let mut req = httparse::Request::new(&mut []);
+    let base = raw.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let range = |s: &[u8]| {
+        let start = offset(s);
+        start..start + s.len() as u32
+    };
+
+    match req.parse_with_uninit_headers(&raw, storage) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(ProtocolError::BadRequestLine),
+        Err(e) => return Err(map_httparse_error(e, &raw)),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ProtocolError::BadRequestLine);
+    };
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    if target.len() > limits.max_target_bytes {
+        return Err(ProtocolError::TargetTooLong);
+    }
+    let method_kind = Method::from_bytes(method.as_bytes());
+    let path = target_path(target.as_bytes(), method_kind)?;
+
+    let mut fields = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        fields.push(FieldIdx {
+            name: range(h.name.as_bytes()),
+            value: range(h.value),
+        });
+    }
+    let info = framing::scan(version, req.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?;
+    let path = if path.is_empty() {
+        0..0
+    } else {
+        range(path)
+    };
+    Ok(RequestHead {
+        method: method_kind,
+        method_range: range(method.as_bytes()),
+        target: range(target.as_bytes()),
+        path,
+        fields,
+        info,
+        raw,
+    })
+}
+
+/// Checks the request-target form (RFC 9112 §3.2) and returns its origin-form part.
+fn target_path(target: &[u8], method: Method) -> Result<&[u8], ProtocolError> {
+    match target {
+        [b'/', ..] => Ok(target),
+        b"*" if method == Method::Options => Ok(b""),
+        _ => {
+            let rest = strip_prefix_ci(target, b"http://")
+                .or_else(|| strip_prefix_ci(target, b"https://"))
+                .ok_or(ProtocolError::BadTarget)?;
+            let slash = memchr::memchr2(b'/', b'?', rest).unwrap_or(rest.len());
+            if slash == 0 {
+                return Err(ProtocolError::BadTarget);
+            }
+            Ok(&rest[slash..])
+        }
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+/// httparse reports where it stopped, not why; these checks name the actual cause.
+fn map_httparse_error(e: httparse::Error, raw: &[u8]) -> ProtocolError {
+    use httparse::Error as E;
+    match e {
+        E::TooManyHeaders => ProtocolError::TooManyHeaders,
+        E::Version => {
+            let line = &raw[..memchr::memchr(b'\r', raw).unwrap_or(raw.len())];
+            let version = &line[memchr::memrchr(b' ', line).map_or(0, |i| i + 1)..];
+            let well_formed = version.len() == 8
+                && version.starts_with(b"HTTP/")
+                && version[5].is_ascii_digit()
+                && version[6] == b'.'
+                && version[7].is_ascii_digit();
+            if well_formed {
+                ProtocolError::UnsupportedVersion
+            } else {
+                ProtocolError::BadRequestLine
+            }
+        }
+        E::Token => {
+            // Token errors come from the method or the target; a valid method before the first
+            // space puts the fault in the target.
+            let method = &raw[..memchr::memchr(b' ', raw).unwrap_or(raw.len())];
+            if method.is_empty() || raw.first().is_some_and(|b| b.is_ascii_whitespace()) {
+                ProtocolError::BadRequestLine
+            } else if method.iter().all(|&b| is_tchar(b)) {
+                ProtocolError::BadTarget
+            } else {
+                ProtocolError::BadMethod
+            }
+        }
+        E::HeaderName => {
+            if memchr::memmem::find(raw, b"\n ").is_some() || memchr::memmem::find(raw, b"\n\t").is_some() {
+                ProtocolError::ObsFold
+            } else {
+                ProtocolError::BadHeaderName
+            }
+        }
+        E::HeaderValue => ProtocolError::BadHeaderValue,
+        E::NewLine => ProtocolError::BadLineEnding,
+        E::Status => ProtocolError::BadRequestLine,
+    }
+}
+
+/// RFC 9110 §5.6.2 token characters.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+        )
+}
+
+#[cfg(test)]
+mod tests;

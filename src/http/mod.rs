@@ -1,0 +1,34 @@
+//! The HTTP/1.1 protocol, sans-IO: bytes in, events and bytes-to-write out.
+//!
+//! This module depends only on `bytes`, `httparse`, `memchr` and `itoa`: no sockets, no
+//! runtime, no clock, no filesystem (`make layering` checks it). The call protocol:
+//!
+//! ```text
+//! conn.receive(bytes) | lend_buffer/restore_buffer   bytes the driver read
+//! conn.receive_eof()                                  the peer closed its side
+//! conn.next_event()? -> Head | Data | EndOfMessage | NeedData | Paused | Closed
+//! conn.accept_body()  -> Some(b"HTTP/1.1 100 Continue\r\n\r\n") to write, or None
+//! conn.respond(&resp, date) -> Outgoing { bytes, close: KeepAlive | Close | Linger }
+//! ```
+//!
+//! A head always leaves the connection paused: its body is not decoded until the caller calls
+//! `accept_body`, which is how the pre-upload callback decides before any body byte is read.
+//! See `docs/state-machine.md` for the state diagram (kept in sync with `state.rs`).
+
+mod conn;
+mod decode;
+mod encode;
+mod error;
+mod framing;
+mod head;
+mod limits;
+mod state;
+
+pub use conn::{Event, H1Conn, Outgoing};
+pub use decode::{BodyDecoder, ChunkedState, Decoded};
+pub use encode::{chunk, push_json_string, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK};
+pub use error::{ProtocolError, WrongState};
+pub use framing::{parse_length, Expectation, Framing, MessageInfo, Version};
+pub use head::{find_end, is_tchar, parse as parse_head, HeadEnd, Method, RequestHead};
+pub use limits::{Limits, MAX_HEADERS_CEILING};
+pub use state::CloseMode;

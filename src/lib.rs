@@ -1,0 +1,14 @@
+//! upgate: an HTTP/1.1 upload edge node on io_uring, implementing the upload method of patent
+//! CN103547339A.
+//!
+//! | layer | module | does |
+//! |---|---|---|
+//! | protocol (sans-IO) | [`http`] | bytes in, events and bytes-to-write out |
+//! | driver | [`server`] | tokio-uring runtimes, sockets, timers, one task per connection |
+//! | handlers | [`server::route`] | what a request means: health, uploads, downloads |
+//! | configuration | [`config`] | the contract's keys, defaults, file and flags |
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod server;

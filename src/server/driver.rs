@@ -1,0 +1,207 @@
+//! The thin io_uring driver of one connection: reads into the protocol's buffer, feeds
+//! `H1Conn`, hands heads to the handler, writes what the protocol encodes, and owns every
+//! timer (head, keep-alive, body idle, linger). Protocol decisions stay in `crate::http`.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+use super::exchange::Exchange;
+use super::route::Handler;
+use super::ThreadCtx;
+use crate::http::{CloseMode, Event, H1Conn, ProtocolError, RequestHead, Response};
+
+/// Free space offered to the kernel for a read while waiting for a head.
+const HEAD_READ: usize = 4096;
+/// Free space offered per read inside a body.
+const BODY_READ: usize = 64 * 1024;
+/// A lingering close discards at most this much before giving up.
+const LINGER_MAX_BYTES: u64 = 64 << 20;
+
+/// Why no head came.
+enum NoHead {
+    /// The peer closed, went idle past the keep-alive timeout, or the node is shutting down.
+    Closed,
+    Protocol(ProtocolError),
+    Timeout,
+}
+
+/// One accepted connection: the socket, the protocol state and the thread's context.
+pub struct Connection {
+    stream: TcpStream,
+    pub(super) conn: H1Conn,
+    pub(super) ctx: Rc<ThreadCtx>,
+    pub(super) peer: SocketAddr,
+}
+
+/// Serves one connection until it closes.
+pub async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Rc<ThreadCtx>, handler: Rc<H>) {
+    let conn = H1Conn::new(ctx.config.limits());
+    let mut c = Connection {
+        stream,
+        conn,
+        ctx,
+        peer,
+    };
+    let mut first = true;
+    loop {
+        let head = match c.read_head(first).await {
+            Ok(head) => head,
+            Err(NoHead::Closed) => break,
+            Err(NoHead::Protocol(e)) => {
+                c.finish(Response::from_protocol_error(e)).await;
+                break;
+            }
+            Err(NoHead::Timeout) => {
+                let resp = Response::error(408, "header_timeout", "the request head did not arrive in time");
+                c.finish(resp).await;
+                break;
+            }
+        };
+        first = false;
+        if c.ctx.shutting_down() {
+            c.conn.disable_keep_alive();
+        }
+        let resp = {
+            let mut ex = Exchange::new(&mut c, head);
+            handler.handle(&mut ex).await
+        };
+        match c.send(resp).await {
+            Ok(CloseMode::KeepAlive) => continue,
+            Ok(mode) => {
+                c.close(mode).await;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+impl Connection {
+    /// Waits for the next request head. The first head must arrive within `header_timeout_ms`
+    /// of the accept; later ones within `keepalive_timeout_ms` of idleness, then
+    /// `header_timeout_ms` from their first byte.
+    async fn read_head(&mut self, first: bool) -> Result<RequestHead, NoHead> {
+        let cfg = &self.ctx.config;
+        let mut head_deadline = first.then(|| Instant::now() + cfg.header_timeout());
+        loop {
+            match self.conn.next_event() {
+                Ok(Event::Head(head)) => return Ok(head),
+                Ok(Event::NeedData) => {}
+                Ok(Event::Closed) => return Err(NoHead::Closed),
+                Ok(other) => {
+                    debug_assert!(false, "unexpected {other:?} while waiting for a head");
+                    return Err(NoHead::Closed);
+                }
+                Err(e) => return Err(NoHead::Protocol(e)),
+            }
+            let in_request = self.conn.in_request();
+            if in_request && head_deadline.is_none() {
+                head_deadline = Some(Instant::now() + self.ctx.config.header_timeout());
+            }
+            let deadline = head_deadline.unwrap_or_else(|| Instant::now() + self.ctx.config.keepalive_timeout());
+            let mut shutdown = self.ctx.shutdown.clone();
+            if !in_request && *shutdown.borrow() {
+                return Err(NoHead::Closed);
+            }
+            let read = tokio::select! {
+                r = timeout_at(deadline, self.read_more(HEAD_READ)) => r,
+                _ = shutdown.changed(), if !in_request => return Err(NoHead::Closed),
+            };
+            match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(NoHead::Closed),
+                Err(_) if head_deadline.is_some() => return Err(NoHead::Timeout),
+                Err(_) => return Err(NoHead::Closed),
+            }
+        }
+    }
+
+    /// Reads once from the socket into the protocol's buffer; 0 means the peer closed.
+    pub(super) async fn read_more(&mut self, spare: usize) -> io::Result<usize> {
+        let buf = self.conn.lend_buffer(spare);
+        let len = buf.len();
+        let (res, slice) = self.stream.read(buf.slice(len..)).await;
+        self.conn.restore_buffer(slice.into_inner());
+        let n = res?;
+        if n == 0 {
+            self.conn.receive_eof();
+        }
+        Ok(n)
+    }
+
+    /// Reads body bytes, bounded by `body_idle_timeout_ms` per read.
+    pub(super) async fn read_body_more(&mut self) -> Result<usize, BodyIoError> {
+        let idle = self.ctx.config.body_idle_timeout();
+        match timeout(idle, self.read_more(BODY_READ)).await {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(BodyIoError::Io(e)),
+            Err(_) => Err(BodyIoError::IdleTimeout),
+        }
+    }
+
+    /// Writes bytes, bounded so a peer that stops reading cannot hold the task forever.
+    pub(super) async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
+        let limit = self.ctx.config.body_idle_timeout();
+        match timeout(limit, self.stream.write_all(bytes)).await {
+            Ok((res, _)) => res,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")),
+        }
+    }
+
+    /// Encodes and writes a final response.
+    async fn send(&mut self, resp: Response) -> io::Result<CloseMode> {
+        let out = super::date::with_date(|date| self.conn.respond(&resp, date))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.write(out.bytes).await?;
+        if out.send_body {
+            // Streamed bodies (downloads) are written by their handlers; none reach here yet.
+            debug_assert!(false, "streamed response bodies are not driven yet");
+            return Ok(CloseMode::Close);
+        }
+        Ok(out.close)
+    }
+
+    /// Sends a response that ends the connection, then closes it.
+    async fn finish(&mut self, resp: Response) {
+        if let Ok(mode) = self.send(resp).await {
+            self.close(mode).await;
+        }
+    }
+
+    /// Closes, lingering first when the peer may still be sending: shut down our write side so
+    /// it sees the response end, discard its input for a bounded time and size, then close.
+    async fn close(&mut self, mode: CloseMode) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        if mode != CloseMode::Linger {
+            return;
+        }
+        let deadline = Instant::now() + self.ctx.config.linger();
+        let mut discarded = 0u64;
+        let mut buf = Vec::with_capacity(16 * 1024);
+        while discarded < LINGER_MAX_BYTES {
+            let gap = Instant::now() + Duration::from_millis(1000);
+            match timeout_at(deadline.min(gap), self.stream.read(buf)).await {
+                Ok((Ok(n), b)) if n > 0 => {
+                    discarded += n as u64;
+                    buf = b;
+                    buf.clear();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Failures of reading a body from the socket.
+#[derive(Debug)]
+pub enum BodyIoError {
+    IdleTimeout,
+    Io(io::Error),
+}

@@ -1,0 +1,106 @@
+//! What a handler sees of one request: its head, and the choice the patent turns on: read the
+//! body (sending `100 Continue` when the client waits for it) or answer without reading it.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::driver::{BodyIoError, Connection};
+use crate::config::Config;
+use crate::http::{Event, ProtocolError, RequestHead, Response};
+
+/// One request in progress.
+pub struct Exchange<'c> {
+    c: &'c mut Connection,
+    head: RequestHead,
+}
+
+/// Why a body could not be read in full.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The body broke the protocol (bad chunk, early close).
+    Protocol(ProtocolError),
+    /// The client paused longer than `body_idle_timeout_ms`.
+    IdleTimeout,
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+impl BodyError {
+    /// The response to give the client, when one can still reach it.
+    pub fn response(&self) -> Response {
+        match self {
+            BodyError::Protocol(e) => Response::from_protocol_error(*e),
+            BodyError::IdleTimeout => {
+                Response::error(408, "body_timeout", "the request body stalled")
+            }
+            BodyError::Io(_) => Response::error(400, "body_read_failed", "the request body could not be read"),
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Protocol(e) => write!(f, "{e}"),
+            BodyError::IdleTimeout => f.write_str("body idle timeout"),
+            BodyError::Io(e) => write!(f, "body read failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl<'c> Exchange<'c> {
+    pub(super) fn new(c: &'c mut Connection, head: RequestHead) -> Self {
+        Exchange { c, head }
+    }
+
+    pub fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.c.peer
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.c.ctx.config
+    }
+
+    /// Decides to read the body. Writes `100 Continue` first when the client waits for it; call
+    /// this only once the request is acceptable. Without this call the body stays unread in the
+    /// socket, and the response closes the connection with a lingering close.
+    pub async fn accept_body(&mut self) -> Result<(), BodyError> {
+        let interim = self
+            .c
+            .conn
+            .accept_body()
+            .map_err(|e| BodyError::Io(std::io::Error::other(e.to_string())))?;
+        if let Some(bytes) = interim {
+            self.c.write(Bytes::from_static(bytes)).await.map_err(BodyError::Io)?;
+        }
+        Ok(())
+    }
+
+    /// The next piece of the body, or `None` at its end. Requires `accept_body` first.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        loop {
+            match self.c.conn.next_event().map_err(BodyError::Protocol)? {
+                Event::Data(bytes) => return Ok(Some(bytes)),
+                Event::EndOfMessage => return Ok(None),
+                Event::NeedData => match self.c.read_body_more().await {
+                    Ok(_) => {}
+                    Err(BodyIoError::IdleTimeout) => return Err(BodyError::IdleTimeout),
+                    Err(BodyIoError::Io(e)) => return Err(BodyError::Io(e)),
+                },
+                other => {
+                    return Err(BodyError::Io(std::io::Error::other(format!(
+                        "body read in the wrong state: {other:?}"
+                    ))))
+                }
+            }
+        }
+    }
+}
