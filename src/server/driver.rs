@@ -81,6 +81,9 @@ pub async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Rc<Thre
             Err(_) => break,
         }
     }
+    // A read abandoned by a timeout keeps the descriptor alive until it completes; shutting the
+    // socket down completes it, so the close really happens now.
+    let _ = c.stream.shutdown(Shutdown::Both);
 }
 
 impl Connection {

@@ -1,0 +1,46 @@
+# upgate — build, run, test. `make run` and `make test` are all a fresh machine needs.
+CARGO ?= cargo
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= head chunked h1_conn
+
+.PHONY: build run test lint fmt doc bench fuzz layering
+
+build:
+	$(CARGO) build --release
+
+## Start the node on embedded defaults: 127.0.0.1:8080, data under ./data.
+run:
+	$(CARGO) run --release -- serve
+
+## Every test: unit, end-to-end over loopback, property tests, the fuzz seed replay.
+test: layering
+	$(CARGO) test --all-features -- --test-threads=4
+
+## Formatting and clippy with warnings denied.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+doc:
+	$(CARGO) doc --no-deps
+
+## Criterion benches of the protocol layer.
+bench:
+	$(CARGO) bench --bench parse_head --bench decode_body
+
+## Each fuzz target for FUZZ_SECONDS (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP).
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+## The protocol layer is sans-IO: no runtime, sockets, files, threads or clocks in src/http.
+layering:
+	@! grep -rnE 'tokio|std::net|std::fs|std::thread|Instant|SystemTime|async fn|\.await' src/http \
+		--include='*.rs' | grep -v '^\S*:[0-9]*:\s*//' \
+		|| (echo 'src/http must stay sans-IO (see docs/architecture.md)'; exit 1)

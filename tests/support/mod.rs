@@ -1,0 +1,150 @@
+//! Shared helpers for end-to-end tests: a node on 127.0.0.1:0 inside the test process, and a
+//! raw-socket client that shows exactly what is on the wire.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use upgate::config::Config;
+use upgate::server::{self, Router, ServerHandle};
+
+/// A config for tests: loopback port 0, two runtimes, a throwaway data dir.
+pub fn test_config() -> Config {
+    let dir = std::env::temp_dir().join(format!(
+        "upgate-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir,
+        threads: 2,
+        linger_ms: 500,
+        ..Config::default()
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Starts the node's own router with `config`.
+pub fn start(config: Config) -> ServerHandle {
+    server::start(config, Router::new).expect("server starts")
+}
+
+/// A parsed response as seen on the wire.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Wire {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// The contract's JSON `error` code.
+    pub fn error_code(&self) -> String {
+        self.json()["error"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// Connects with read/write timeouts so no test can hang.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads one response (head plus Content-Length body) from `s`; `buf` keeps bytes that follow.
+pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
+    loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = head.split("\r\n");
+            let status_line = lines.next()?;
+            let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let interim = (100..200).contains(&status);
+            let body_len = if interim { 0 } else { len };
+            while buf.len() < end + 4 + body_len {
+                if !fill(s, buf) {
+                    return None;
+                }
+            }
+            let body = buf[end + 4..end + 4 + body_len].to_vec();
+            buf.drain(..end + 4 + body_len);
+            return Some(Wire {
+                status,
+                headers,
+                body,
+            });
+        }
+        if !fill(s, buf) {
+            return None;
+        }
+    }
+}
+
+fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 16384];
+    match s.read(&mut chunk) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+/// True when the server closes the connection (EOF or reset) within `within`.
+pub fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                continue
+            }
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Sends `request` on a fresh connection and reads one response.
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> (Wire, TcpStream) {
+    let mut s = connect(addr);
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let wire = read_response(&mut s, &mut buf).expect("a response");
+    (wire, s)
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
