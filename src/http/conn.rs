@@ -164,7 +164,11 @@ impl H1Conn {
         };
         if scanned == 0 {
             // RFC 9112 §2.2: ignore empty lines before a request-line.
-            let blank = self.buf.chunks_exact(2).take_while(|p| *p == b"\r\n").count();
+            let blank = self
+                .buf
+                .chunks_exact(2)
+                .take_while(|p| *p == b"\r\n")
+                .count();
             if blank > 0 {
                 let _ = self.buf.split_to(blank * 2);
             }
@@ -176,12 +180,20 @@ impl H1Conn {
             }
             return Ok(Event::NeedData);
         }
-        let end = head::find_end(&self.buf, scanned).map_err(|e| self.fail(e))?;
+        // Only the first `max_head_bytes + 1` bytes are ever looked at, so the verdict on an
+        // oversized head does not depend on how its bytes were split across reads.
+        let max = self.limits.max_head_bytes;
+        let window = self.buf.len().min(max.saturating_add(1));
+        let end = head::find_end(&self.buf[..window], scanned).map_err(|e| self.fail(e))?;
         let len = match end {
-            HeadEnd::Complete(len) => len,
+            HeadEnd::Complete(len) if len <= max => len,
+            HeadEnd::Complete(_) => {
+                let e = head::overflow_error(&self.buf[..window], &self.limits);
+                return Err(self.fail(e));
+            }
             HeadEnd::Partial { resume_at } => {
-                if self.buf.len() > self.limits.max_head_bytes {
-                    let e = head::overflow_error(&self.buf, &self.limits);
+                if window > max {
+                    let e = head::overflow_error(&self.buf[..window], &self.limits);
                     return Err(self.fail(e));
                 }
                 if self.eof {
@@ -191,10 +203,6 @@ impl H1Conn {
                 return Ok(Event::NeedData);
             }
         };
-        if len > self.limits.max_head_bytes {
-            let e = head::overflow_error(&self.buf[..len], &self.limits);
-            return Err(self.fail(e));
-        }
         let raw = self.buf.split_to(len).freeze();
         let head = head::parse(raw, &self.limits).map_err(|e| self.fail(e))?;
         let decoder = match head.info().framing {
@@ -223,8 +231,10 @@ impl H1Conn {
     /// the client asked, the body was left unread, or the peer broke the protocol.
     pub fn respond(&mut self, resp: &Response, date: &str) -> Result<Outgoing, WrongState> {
         let streams = matches!(resp.body, ResponseBody::Sized(_) | ResponseBody::Chunked);
-        let omit_body = self.method == Method::Head && matches!(self.state.write, WriteState::Owed { .. });
+        let omit_body =
+            self.method == Method::Head && matches!(self.state.write, WriteState::Owed { .. });
         let mut framing = BodyFraming::Length;
+        let keep_alive_before = self.state.keep_alive;
         if matches!(resp.body, ResponseBody::Chunked) {
             framing = if self.version == Version::Http11 {
                 BodyFraming::Chunked
@@ -235,7 +245,10 @@ impl H1Conn {
             };
         }
         let send_body = streams && !omit_body && !matches!(resp.status, 204 | 304);
-        let close = self.state.on_respond(send_body)?;
+        let close = self.state.on_respond(send_body).inspect_err(|_| {
+            // A refused call changes nothing.
+            self.state.keep_alive = keep_alive_before;
+        })?;
         let keep_alive_10 = close == CloseMode::KeepAlive && self.version == Version::Http10;
         let bytes = encode::encode_response(
             resp,

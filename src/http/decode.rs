@@ -30,11 +30,15 @@ pub enum ChunkedState {
     /// Expecting a chunk-size line.
     Size,
     /// Inside chunk data.
-    Data { remaining: u64 },
+    Data {
+        remaining: u64,
+    },
     /// Expecting the CRLF after chunk data.
     DataEnd,
     /// After the last chunk: trailer fields until an empty line.
-    Trailers { seen: usize },
+    Trailers {
+        seen: usize,
+    },
     Done,
 }
 
@@ -56,7 +60,11 @@ impl BodyDecoder {
     }
 
     /// Decodes from `buf`, consuming what it returns or skips.
-    pub fn decode(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Decoded, ProtocolError> {
+    pub fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Decoded, ProtocolError> {
         match self {
             BodyDecoder::Length { remaining } => {
                 if *remaining == 0 {
@@ -82,7 +90,12 @@ fn decode_chunked(
     loop {
         match state {
             ChunkedState::Size => {
-                let Some(line) = take_line(buf, limits.max_chunk_line_bytes, ProtocolError::ChunkLineTooLong)? else {
+                let Some(line) = take_line(
+                    buf,
+                    limits.max_chunk_line_bytes,
+                    ProtocolError::ChunkLineTooLong,
+                )?
+                else {
                     return Ok(Decoded::NeedData);
                 };
                 let size = parse_chunk_size(&line)?;
@@ -117,7 +130,12 @@ fn decode_chunked(
                 *state = ChunkedState::Size;
             }
             ChunkedState::Trailers { seen } => {
-                let room = limits.max_trailer_bytes.saturating_sub(*seen);
+                // Each field line counts with its CRLF, so the fields never take more than
+                // `max_trailer_bytes`; the empty line that ends the section is always allowed.
+                let room = limits
+                    .max_trailer_bytes
+                    .saturating_sub(*seen)
+                    .saturating_sub(2);
                 let Some(line) = take_line(buf, room, ProtocolError::TrailersTooLarge)? else {
                     return Ok(Decoded::NeedData);
                 };
@@ -179,7 +197,10 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
         // Whitespace after the size must introduce an extension.
         None => Err(ProtocolError::BadChunkSize),
         Some(i) if rest[i] == b';' => {
-            if rest[i..].iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            if rest[i..]
+                .iter()
+                .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            {
                 return Err(ProtocolError::BadChunkSize);
             }
             Ok(size)

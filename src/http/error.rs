@@ -129,7 +129,9 @@ impl ProtocolError {
             BadHost => "Host header is repeated or invalid",
             BadContentLength => "Content-Length must be a decimal number that fits in 64 bits",
             ConflictingContentLength => "Content-Length values differ",
-            LengthWithTransferEncoding => "Content-Length and Transfer-Encoding must not both be sent",
+            LengthWithTransferEncoding => {
+                "Content-Length and Transfer-Encoding must not both be sent"
+            }
             ChunkedNotFinal => "chunked must be the final transfer coding, applied once",
             UnknownTransferCoding => "only the chunked transfer coding is supported",
             TransferEncodingInHttp10 => "Transfer-Encoding is not allowed in HTTP/1.0",

@@ -77,7 +77,9 @@ pub fn scan<'a>(
                     return Err(ProtocolError::BadHost);
                 }
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            // One unsupported expectation in any `Expect` field makes the whole set
+            // unsupported, whatever order the fields came in.
+            6 if name.eq_ignore_ascii_case(b"expect") && expect != Expectation::Unsupported => {
                 expect = if value.eq_ignore_ascii_case(b"100-continue") {
                     Expectation::Continue
                 } else {
@@ -228,7 +230,28 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// Rejects whitespace, `/`, `@` and other bytes that would make the authority ambiguous.
 fn valid_host(value: &[u8]) -> bool {
     value.iter().all(|&b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'.' | b'-'
+                    | b'_'
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
     })
 }
 

@@ -21,7 +21,8 @@ pub enum HeadEnd {
 }
 
 /// Finds the CRLF CRLF that ends a head, starting at `from` (a previous `resume_at`).
-/// Every LF must follow a CR: a bare LF is an error here rather than a smuggling shape later.
+/// Every LF must follow a CR and every CR must precede an LF: a bare LF or a bare CR is an error
+/// here, as soon as it arrives, rather than a smuggling shape later.
 pub fn find_end(buf: &[u8], from: usize) -> Result<HeadEnd, ProtocolError> {
     let mut pos = from;
     while let Some(off) = memchr::memchr(b'\n', &buf[pos..]) {
@@ -29,10 +30,18 @@ pub fn find_end(buf: &[u8], from: usize) -> Result<HeadEnd, ProtocolError> {
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(ProtocolError::BadLineEnding);
         }
+        if memchr::memchr(b'\r', &buf[pos.min(lf - 1)..lf - 1]).is_some() {
+            return Err(ProtocolError::BadLineEnding);
+        }
         if lf >= 3 && &buf[lf - 3..lf] == b"\r\n\r" {
             return Ok(HeadEnd::Complete(lf + 1));
         }
         pos = lf + 1;
+    }
+    // A CR may end the buffer (its LF has not arrived yet); anywhere else in the unfinished
+    // line it is bare.
+    if memchr::memchr(b'\r', &buf[pos..]).is_some_and(|i| pos + i + 1 < buf.len()) {
+        return Err(ProtocolError::BadLineEnding);
     }
     Ok(HeadEnd::Partial {
         // A CR at the very end may be the start of the terminator; rescan from the last line start.
@@ -41,13 +50,18 @@ pub fn find_end(buf: &[u8], from: usize) -> Result<HeadEnd, ProtocolError> {
 }
 
 /// The error for a head that has not ended within `max_head_bytes`: 414 when it is the
-/// request-target that is too long, 431 otherwise.
+/// request-target that is too long (over `max_target_bytes`, or still unterminated when the
+/// request-line alone overflows the head), 431 otherwise.
 pub fn overflow_error(buf: &[u8], limits: &Limits) -> ProtocolError {
-    let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
-    let line = &buf[..line_end];
-    match memchr::memchr(b' ', line) {
-        Some(sp) if line.len() - sp > limits.max_target_bytes => ProtocolError::TargetTooLong,
-        _ => ProtocolError::HeadTooLarge,
+    let line = &buf[..memchr::memchr2(b'\r', b'\n', buf).unwrap_or(buf.len())];
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return ProtocolError::HeadTooLarge;
+    };
+    match memchr::memchr(b' ', &line[sp + 1..]) {
+        Some(target_len) if target_len > limits.max_target_bytes => ProtocolError::TargetTooLong,
+        Some(_) => ProtocolError::HeadTooLarge,
+        None if line.len() == buf.len() => ProtocolError::TargetTooLong,
+        None => ProtocolError::HeadTooLarge,
     }
 }
 
@@ -126,6 +140,8 @@ impl RequestHead {
     pub fn path_only(&self) -> &[u8] {
         let p = self.path();
         match memchr::memchr(b'?', p) {
+            // `http://host?q` has an empty path, which is `/` (RFC 9112 §3.2.2).
+            Some(0) => b"/",
             Some(q) => &p[..q],
             None => p,
         }
@@ -209,12 +225,11 @@ pub fn parse(raw: Bytes, limits: &Limits) -> Result<RequestHead, ProtocolError> 
             value: range(h.value),
         });
     }
-    let info = framing::scan(version, req.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?;
-    let path = if path.is_empty() {
-        0..0
-    } else {
-        range(path)
-    };
+    let info = framing::scan(
+        version,
+        req.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
+    )?;
+    let path = if path.is_empty() { 0..0 } else { range(path) };
     Ok(RequestHead {
         method: method_kind,
         method_range: range(method.as_bytes()),
@@ -257,43 +272,53 @@ fn map_httparse_error(e: httparse::Error, raw: &[u8]) -> ProtocolError {
     use httparse::Error as E;
     match e {
         E::TooManyHeaders => ProtocolError::TooManyHeaders,
-        E::Version => {
-            let line = &raw[..memchr::memchr(b'\r', raw).unwrap_or(raw.len())];
-            let version = &line[memchr::memrchr(b' ', line).map_or(0, |i| i + 1)..];
-            let well_formed = version.len() == 8
-                && version.starts_with(b"HTTP/")
-                && version[5].is_ascii_digit()
-                && version[6] == b'.'
-                && version[7].is_ascii_digit();
-            if well_formed {
-                ProtocolError::UnsupportedVersion
-            } else {
-                ProtocolError::BadRequestLine
-            }
-        }
-        E::Token => {
-            // Token errors come from the method or the target; a valid method before the first
-            // space puts the fault in the target.
-            let method = &raw[..memchr::memchr(b' ', raw).unwrap_or(raw.len())];
-            if method.is_empty() || raw.first().is_some_and(|b| b.is_ascii_whitespace()) {
-                ProtocolError::BadRequestLine
-            } else if method.iter().all(|&b| is_tchar(b)) {
-                ProtocolError::BadTarget
-            } else {
-                ProtocolError::BadMethod
-            }
-        }
+        // Token errors come from the method or the target: a request-line of the right shape
+        // with a valid method puts the fault in the target.
+        E::Token => request_line_error(raw, ProtocolError::BadTarget),
+        E::Version | E::Status => request_line_error(raw, ProtocolError::BadRequestLine),
+        E::NewLine => request_line_error(raw, ProtocolError::BadLineEnding),
         E::HeaderName => {
-            if memchr::memmem::find(raw, b"\n ").is_some() || memchr::memmem::find(raw, b"\n\t").is_some() {
+            if memchr::memmem::find(raw, b"\n ").is_some()
+                || memchr::memmem::find(raw, b"\n\t").is_some()
+            {
                 ProtocolError::ObsFold
             } else {
                 ProtocolError::BadHeaderName
             }
         }
         E::HeaderValue => ProtocolError::BadHeaderValue,
-        E::NewLine => ProtocolError::BadLineEnding,
-        E::Status => ProtocolError::BadRequestLine,
     }
+}
+
+/// Names what is wrong with a request-line httparse refused: its shape (`method SP target SP
+/// version`, single spaces), the method, the version (well-formed `HTTP/d.d` other than 1.0 and
+/// 1.1 is 505, anything else 400), or else `fallback`.
+fn request_line_error(raw: &[u8], fallback: ProtocolError) -> ProtocolError {
+    let line = &raw[..memchr::memchr2(b'\r', b'\n', raw).unwrap_or(raw.len())];
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return ProtocolError::BadRequestLine;
+    };
+    if method.is_empty() || target.is_empty() {
+        return ProtocolError::BadRequestLine;
+    }
+    if !method.iter().all(|&b| is_tchar(b)) {
+        return ProtocolError::BadMethod;
+    }
+    let well_formed = version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit();
+    if !well_formed {
+        return ProtocolError::BadRequestLine;
+    }
+    if version != b"HTTP/1.0" && version != b"HTTP/1.1" {
+        return ProtocolError::UnsupportedVersion;
+    }
+    fallback
 }
 
 /// RFC 9110 §5.6.2 token characters.
@@ -301,7 +326,20 @@ pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 

@@ -6,7 +6,8 @@
 pub struct Limits {
     /// Whole request head, request-line to the empty line (`max_head_bytes`).
     pub max_head_bytes: usize,
-    /// Header fields in one head (and in one trailer section).
+    /// Header fields in one head. (Trailer fields are discarded, not stored: their section is
+    /// bounded by `max_trailer_bytes` only.)
     pub max_headers: usize,
     /// Request-target bytes; longer answers 414.
     pub max_target_bytes: usize,

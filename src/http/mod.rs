@@ -15,6 +15,7 @@
 //! `accept_body`, which is how the pre-upload callback decides before any body byte is read.
 //! See `docs/state-machine.md` for the state diagram (kept in sync with `state.rs`).
 
+pub mod check;
 mod conn;
 mod decode;
 mod encode;
@@ -26,7 +27,9 @@ mod state;
 
 pub use conn::{Event, H1Conn, Outgoing};
 pub use decode::{BodyDecoder, ChunkedState, Decoded};
-pub use encode::{chunk, push_json_string, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK};
+pub use encode::{
+    chunk, push_json_string, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK,
+};
 pub use error::{ProtocolError, WrongState};
 pub use framing::{parse_length, Expectation, Framing, MessageInfo, Version};
 pub use head::{find_end, is_tchar, parse as parse_head, HeadEnd, Method, RequestHead};

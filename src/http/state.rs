@@ -104,7 +104,10 @@ impl ConnState {
         let decoder = decoder.clone();
         let send_continue = self.expect_continue
             && !decoder.is_done()
-            && self.write == (WriteState::Owed { continue_sent: false });
+            && self.write
+                == (WriteState::Owed {
+                    continue_sent: false,
+                });
         if send_continue {
             self.write = WriteState::Owed {
                 continue_sent: true,
