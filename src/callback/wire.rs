@@ -1,0 +1,132 @@
+//! The JSON that crosses the wire to and from the application, exactly as in the contract.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// The first file info, POSTed to the pre-upload callback (patent step 203/305).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstInfo {
+    pub appid: String,
+    pub filename: String,
+    pub path: String,
+    /// `null` for chunked bodies, whose size is unknown before they end.
+    pub size: Option<u64>,
+    pub content_type: String,
+    pub upload_id: String,
+    pub client_ip: String,
+}
+
+/// The second file info, POSTed to the post-upload callback (patent step 205/307).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondInfo {
+    pub appid: String,
+    pub filename: String,
+    pub path: String,
+    pub size: u64,
+    pub content_type: String,
+    pub upload_id: String,
+    /// Always `"true"`: the second info is only sent for a stored file.
+    pub success: SuccessTrue,
+    pub url: String,
+    /// Hex SHA-256 of the body, present when `checksum = "sha256"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// The constant `"success":"true"` of [`SecondInfo`] (reads `"true"` or `true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SuccessTrue;
+
+impl Serialize for SuccessTrue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("true")
+    }
+}
+
+impl<'de> Deserialize<'de> for SuccessTrue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SuccessTrue, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(SuccessTrue),
+            Value::String(s) if s == "true" => Ok(SuccessTrue),
+            other => Err(serde::de::Error::custom(format!(
+                "expected \"true\", found {other}"
+            ))),
+        }
+    }
+}
+
+/// What the application's answer body says (the status code is judged separately, in
+/// [`pre_decision`](super::pre_decision)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppAnswer {
+    /// `{"success":"true"}` or `{"success":true}`; `raw` is the whole JSON value.
+    Accept { raw: Value },
+    /// `{"success":"false","reason":"…"}` or `{"success":false}`.
+    Veto { reason: Option<String>, raw: Value },
+    /// Not JSON, not an object, or no recognisable `success` member.
+    Unparsable { detail: String },
+}
+
+impl AppAnswer {
+    /// Reads an answer body. Only `"true"`/`true` and `"false"`/`false` count; `reason` is kept
+    /// when it is a string.
+    pub fn parse(body: &[u8]) -> AppAnswer {
+        let raw: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return AppAnswer::Unparsable {
+                    detail: format!("answer is not JSON: {e}"),
+                }
+            }
+        };
+        let success = match raw.get("success") {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            _ => None,
+        };
+        match success {
+            Some(true) => AppAnswer::Accept { raw },
+            Some(false) => AppAnswer::Veto {
+                reason: raw.get("reason").and_then(Value::as_str).map(str::to_owned),
+                raw,
+            },
+            None => AppAnswer::Unparsable {
+                detail: "answer has no \"success\": \"true\" or \"false\"".to_owned(),
+            },
+        }
+    }
+
+    /// The JSON value of a parsed answer, `None` when it was unparsable.
+    pub fn raw(&self) -> Option<&Value> {
+        match self {
+            AppAnswer::Accept { raw } | AppAnswer::Veto { raw, .. } => Some(raw),
+            AppAnswer::Unparsable { .. } => None,
+        }
+    }
+}
+
+/// The answer an application writes (used by `upgate demo-app` and tests):
+/// `{"success":"true"}` or `{"success":"false","reason":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppReply {
+    pub success: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AppReply {
+    pub fn accept() -> AppReply {
+        AppReply {
+            success: "true".to_owned(),
+            reason: None,
+        }
+    }
+
+    pub fn veto(reason: impl Into<String>) -> AppReply {
+        AppReply {
+            success: "false".to_owned(),
+            reason: Some(reason.into()),
+        }
+    }
+}
