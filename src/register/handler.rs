@@ -1,0 +1,367 @@
+//! The registration API (contract "Registration API", patent steps 301-302):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /upload/register` (form or JSON body) | 200 `{"appid","success":"true"[,"secret"]}` |
+//! | `POST /upload/register/{appid}` | the same, the appid taken from the path |
+//! | `GET`/`HEAD /upload/register/{appid}` | 200 the record without its secrets |
+//! | `DELETE /upload/register/{appid}` | 200 `{"appid","success":"true"}` |
+//!
+//! Order of checks: route and method, appid syntax, authorization (see [`super::auth`]), content
+//! type, declared size; only then is the body read (and `100 Continue` sent). Every write is
+//! flushed to disk before the answer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::auth::{self, Credentials, Denied, Principal};
+use super::request::{self, BodyKind};
+use crate::http::{Method, RequestHead, Response};
+use crate::registry::{valid_appid, AppRecord, Change, Registered, Registry, RegistryError};
+use crate::server::Exchange;
+
+/// The path every route of this API starts with.
+pub const PREFIX: &str = "/upload/register";
+/// Largest registration body; beyond it 413 `body_too_large`.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Serves one request whose path starts with [`PREFIX`].
+pub async fn handle(ex: &mut Exchange<'_>, registry: &Registry) -> Response {
+    let route = match Route::of(ex.head()) {
+        Ok(route) => route,
+        Err(resp) => return resp,
+    };
+    match route {
+        Route::Register(path_appid) => register(ex, registry, path_appid).await,
+        Route::Show(appid) => show(ex, registry, &appid),
+        Route::Delete(appid) => delete(ex, registry, &appid).await,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Register(Option<String>),
+    Show(String),
+    Delete(String),
+}
+
+impl Route {
+    fn of(head: &RequestHead) -> Result<Route, Response> {
+        let not_found = || Response::error(404, "not_found", "no such route");
+        let rest = head
+            .path_only()
+            .strip_prefix(PREFIX.as_bytes())
+            .ok_or_else(not_found)?;
+        let segment = match rest {
+            [] => None,
+            [b'/', seg @ ..] if !seg.is_empty() && !seg.contains(&b'/') => Some(seg),
+            _ => return Err(not_found()),
+        };
+        let Some(segment) = segment else {
+            return match head.method() {
+                Method::Post => Ok(Route::Register(None)),
+                _ => {
+                    Err(Response::error(405, "method_not_allowed", "use POST")
+                        .header("Allow", "POST"))
+                }
+            };
+        };
+        let appid = match std::str::from_utf8(segment) {
+            Ok(a) if valid_appid(a) => a.to_string(),
+            _ => return Err(error(&RegistryError::BadAppid)),
+        };
+        match head.method() {
+            Method::Get | Method::Head => Ok(Route::Show(appid)),
+            Method::Delete => Ok(Route::Delete(appid)),
+            Method::Post => Ok(Route::Register(Some(appid))),
+            _ => Err(
+                Response::error(405, "method_not_allowed", "use GET, HEAD, POST or DELETE")
+                    .header("Allow", "GET, HEAD, POST, DELETE"),
+            ),
+        }
+    }
+}
+
+/// `POST /upload/register[/{appid}]`.
+async fn register(
+    ex: &mut Exchange<'_>,
+    registry: &Registry,
+    path_appid: Option<String>,
+) -> Response {
+    let head_appid = match head_appid(ex.head(), path_appid) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let (principal, current) = match authenticate(ex, registry, head_appid.as_deref()) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let kind = match ex
+        .head()
+        .value("content-type")
+        .and_then(BodyKind::from_content_type)
+    {
+        Some(kind) => kind,
+        None => {
+            return Response::error(
+                415,
+                "unsupported_media_type",
+                "send application/x-www-form-urlencoded or application/json",
+            )
+        }
+    };
+    if ex
+        .head()
+        .info()
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return too_large();
+    }
+    let body = match read_body(ex).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let reg = match request::parse(kind, &body, head_appid.as_deref()) {
+        Ok(reg) => reg,
+        Err(e) => return Response::error(400, e.code(), &e.message()),
+    };
+    let result = match &principal {
+        Principal::Operator => registry.register_async(&reg, now_secs()).await,
+        Principal::App(appid) => {
+            if let Err(resp) = app_may_change(appid, current.as_ref(), &reg) {
+                return resp;
+            }
+            registry.update_async(&reg, now_secs()).await
+        }
+    };
+    match result {
+        Ok(done) => registered(&principal, &done),
+        Err(e) => error(&e),
+    }
+}
+
+/// The appid the request names before its body: the path's, or an `appid` header (which lets an
+/// app authenticate with its own secret on `POST /upload/register`).
+fn head_appid(head: &RequestHead, path_appid: Option<String>) -> Result<Option<String>, Response> {
+    let mut values = head.values("appid");
+    let header = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(v), None) => match std::str::from_utf8(v) {
+            Ok(a) if valid_appid(a.trim()) => Some(a.trim().to_string()),
+            _ => return Err(error(&RegistryError::BadAppid)),
+        },
+        (Some(_), Some(_)) => {
+            return Err(Response::error(400, "bad_appid", "repeated appid header"))
+        }
+    };
+    match (path_appid, header) {
+        (Some(p), Some(h)) if p != h => Err(Response::error(
+            400,
+            "bad_appid",
+            "the appid header differs from the appid in the path",
+        )),
+        (Some(p), _) => Ok(Some(p)),
+        (None, h) => Ok(h),
+    }
+}
+
+/// What an app may not do to its own record: change its upload limit (the operator's call), or
+/// point callbacks at loopback, link-local or private addresses.
+fn app_may_change(
+    appid: &str,
+    current: Option<&AppRecord>,
+    reg: &crate::registry::Registration,
+) -> Result<(), Response> {
+    if reg.appid != appid {
+        return Err(unauthorized("an app secret manages only its own record"));
+    }
+    let limit_now = current.and_then(|r| r.max_body_bytes);
+    let limit_changes = match reg.max_body_bytes {
+        Change::Keep => false,
+        Change::Clear => limit_now.is_some(),
+        Change::Set(n) => limit_now != Some(n),
+    };
+    if limit_changes {
+        return Err(Response::error(
+            403,
+            "forbidden",
+            "max_body_bytes can be changed with the admin token only",
+        ));
+    }
+    let urls = [&reg.callback_url_pre, &reg.callback_url_post];
+    let internal_url = urls
+        .iter()
+        .any(|c| matches!(c, Change::Set(u) if request::names_internal_host(u)));
+    let internal_host = matches!(&reg.callback_hosts, Change::Set(hosts) if hosts.iter().any(|h| request::names_internal_host(h)));
+    if internal_url || internal_host {
+        return Err(Response::error(
+            403,
+            "callback_not_allowed",
+            "an app may not name loopback, link-local or private addresses; ask the operator",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RegisterAnswer<'a> {
+    appid: &'a str,
+    success: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+}
+
+fn registered(by: &Principal, done: &Registered) -> Response {
+    tracing::info!(
+        appid = %done.record.appid,
+        created = done.created,
+        new_secret = done.new_secret.is_some(),
+        by = ?by,
+        "application registered"
+    );
+    let answer = RegisterAnswer {
+        appid: &done.record.appid,
+        success: "true",
+        secret: done.new_secret.as_deref(),
+    };
+    json(200, &answer)
+}
+
+/// `GET`/`HEAD /upload/register/{appid}`.
+fn show(ex: &Exchange<'_>, registry: &Registry, appid: &str) -> Response {
+    match authenticate(ex, registry, Some(appid)) {
+        Ok((_, Some(record))) => json(200, &AppView::of(&record)),
+        Ok((_, None)) => error(&RegistryError::UnknownAppid),
+        Err(resp) => resp,
+    }
+}
+
+/// A record as shown by `GET`: never its secrets.
+#[derive(Serialize)]
+struct AppView<'a> {
+    appid: &'a str,
+    callback_url_pre: Option<&'a str>,
+    callback_url_post: Option<&'a str>,
+    callback_hosts: &'a [String],
+    max_body_bytes: Option<u64>,
+    created_at: u64,
+    updated_at: u64,
+}
+
+impl<'a> AppView<'a> {
+    fn of(r: &'a AppRecord) -> Self {
+        AppView {
+            appid: &r.appid,
+            callback_url_pre: r.callback_url_pre.as_deref(),
+            callback_url_post: r.callback_url_post.as_deref(),
+            callback_hosts: &r.callback_hosts,
+            max_body_bytes: r.max_body_bytes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `DELETE /upload/register/{appid}`.
+async fn delete(ex: &Exchange<'_>, registry: &Registry, appid: &str) -> Response {
+    let principal = match authenticate(ex, registry, Some(appid)) {
+        Ok((p, Some(_))) => p,
+        Ok((_, None)) => return error(&RegistryError::UnknownAppid),
+        Err(resp) => return resp,
+    };
+    match registry.delete_async(appid).await {
+        Ok(Some(_)) => {
+            tracing::info!(appid, by = ?principal, "application deleted");
+            json(
+                200,
+                &RegisterAnswer {
+                    appid,
+                    success: "true",
+                    secret: None,
+                },
+            )
+        }
+        Ok(None) => error(&RegistryError::UnknownAppid),
+        Err(e) => error(&e),
+    }
+}
+
+/// Who the caller is, and the target app's record when the request names a registered one.
+fn authenticate(
+    ex: &Exchange<'_>,
+    registry: &Registry,
+    target: Option<&str>,
+) -> Result<(Principal, Option<AppRecord>), Response> {
+    let record = match target {
+        Some(appid) => registry.get(appid).map_err(|e| error(&e))?,
+        None => None,
+    };
+    let authorization: Vec<&[u8]> = ex.head().values("authorization").collect();
+    let creds = Credentials {
+        authorization: &authorization,
+        admin_token: ex.config().admin_token.as_deref(),
+        peer_is_loopback: ex.peer().ip().is_loopback(),
+        target: record
+            .as_ref()
+            .map(|r| (r.appid.as_str(), r.secret.as_str())),
+    };
+    match auth::authorize(&creds) {
+        Ok(p) => Ok((p, record)),
+        Err(Denied::Unauthorized(why)) => Err(unauthorized(why)),
+        Err(Denied::Forbidden(why)) => Err(Response::error(403, "forbidden", why)),
+    }
+}
+
+/// Reads the whole body (at most [`MAX_BODY`]), sending `100 Continue` when it is awaited.
+async fn read_body(ex: &mut Exchange<'_>) -> Result<Vec<u8>, Response> {
+    if let Err(e) = ex.accept_body().await {
+        return Err(e.response());
+    }
+    let mut body = Vec::new();
+    loop {
+        match ex.next_chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(e.response()),
+        }
+    }
+}
+
+fn too_large() -> Response {
+    Response::error(
+        413,
+        "body_too_large",
+        "a registration body is at most 64 KiB",
+    )
+}
+
+fn unauthorized(why: &str) -> Response {
+    Response::error(401, "unauthorized", why).header("WWW-Authenticate", "Bearer")
+}
+
+fn error(e: &RegistryError) -> Response {
+    if e.status() >= 500 {
+        tracing::error!(error = %e, "registry failed");
+    }
+    Response::error(e.status(), e.code(), &e.to_string())
+}
+
+fn json(status: u16, value: &impl Serialize) -> Response {
+    Response::json(
+        status,
+        serde_json::to_vec(value).expect("an answer serialises"),
+    )
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
