@@ -8,7 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{Config, ExpectPolicy};
-use crate::server;
+use crate::node::Node;
 
 /// `upgate serve`: flags override the config file, which overrides the embedded defaults.
 #[derive(Args, Debug, Default)]
@@ -84,10 +84,6 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!("upgate: cannot create data_dir {}: {e}", config.data_dir.display());
-        return ExitCode::from(1);
-    }
     // Block the signals before any runtime thread starts, so only the iterator sees them.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
@@ -96,15 +92,15 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let handle = match server::start(config.clone(), server::Router::new) {
-        Ok(h) => h,
+    let node = match Node::start(config.clone()) {
+        Ok(node) => node,
         Err(e) => {
-            eprintln!("upgate: cannot listen on {}: {e}", config.listen);
+            eprintln!("upgate: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
-    println!("upgate listening on http://{}", handle.local_addr());
-    tracing::info!(addr = %handle.local_addr(), threads = config.thread_count(), "listening");
+    println!("upgate listening on http://{}", node.local_addr());
+    tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), "listening");
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "shutting down: draining in-flight requests");
     }
@@ -114,7 +110,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             std::process::exit(1);
         }
     });
-    handle.shutdown();
+    node.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

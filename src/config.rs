@@ -157,7 +157,9 @@ impl Config {
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError("public_url: must start with http:// or https://".into()));
+                return Err(ConfigError(
+                    "public_url: must start with http:// or https://".into(),
+                ));
             }
         }
         Ok(())
@@ -188,6 +190,10 @@ impl Config {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    pub fn callback_timeout(&self) -> Duration {
+        Duration::from_millis(self.callback_timeout_ms)
     }
 
     pub fn header_timeout(&self) -> Duration {

@@ -8,7 +8,16 @@
 //! | handlers | [`server::route`] | what a request means: health, uploads, downloads |
 //! | configuration | [`config`] | the contract's keys, defaults, file and flags |
 
+pub mod app;
+pub mod callback;
 pub mod cli;
 pub mod config;
+pub mod download;
 pub mod http;
+pub mod node;
+pub mod notify;
+pub mod register;
+pub mod registry;
 pub mod server;
+pub mod storage;
+pub mod upload;

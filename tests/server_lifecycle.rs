@@ -25,8 +25,14 @@ fn healthz_answers_json_and_curl_reuses_one_connection() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.starts_with(r#"{"status":"ok"}"#), "stdout: {stdout}");
-    assert!(stdout.contains(r#""error":"not_found""#), "stdout: {stdout}");
-    assert!(stderr.contains("Re-using existing connection"), "curl did not reuse the connection: {stderr}");
+    assert!(
+        stdout.contains(r#""error":"not_found""#),
+        "stdout: {stdout}"
+    );
+    assert!(
+        stderr.contains("Re-using existing connection"),
+        "curl did not reuse the connection: {stderr}"
+    );
     assert_eq!(stderr.matches("Connected to").count(), 1, "{stderr}");
     node.shutdown();
 }
@@ -42,16 +48,28 @@ fn pipelined_requests_are_answered_in_order() {
     let mut buf = Vec::new();
     let first = read_response(&mut s, &mut buf).unwrap();
     let second = read_response(&mut s, &mut buf).unwrap();
-    assert_eq!((first.status, first.body.as_slice()), (200, &br#"{"status":"ok"}"#[..]));
-    assert_eq!((second.status, second.error_code().as_str()), (404, "not_found"));
+    assert_eq!(
+        (first.status, first.body.as_slice()),
+        (200, &br#"{"status":"ok"}"#[..])
+    );
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (404, "not_found")
+    );
     // HEAD: the fields of the GET answer, no body bytes, then the requested close.
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
     buf.extend_from_slice(&rest);
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.contains("Content-Length: 15\r\n") && text.contains("Connection: close\r\n"), "{text}");
-    assert!(text.ends_with("\r\n\r\n"), "HEAD answer carried a body: {text}");
+    assert!(
+        text.contains("Content-Length: 15\r\n") && text.contains("Connection: close\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "HEAD answer carried a body: {text}"
+    );
     node.shutdown();
 }
 
@@ -63,11 +81,17 @@ fn http10_closes_unless_keep_alive_is_asked() {
     assert_eq!(wire.header("connection"), Some("close"));
     assert!(closed_by_server(&mut s, Duration::from_secs(3)));
 
-    let (wire, mut s) = exchange(node.local_addr(), b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let (wire, mut s) = exchange(
+        node.local_addr(),
+        b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
     assert_eq!(wire.header("connection"), Some("keep-alive"));
     s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
     let wire = read_response(&mut s, &mut Vec::new()).unwrap();
-    assert_eq!(wire.status, 200, "second request on the kept-alive 1.0 connection");
+    assert_eq!(
+        wire.status, 200,
+        "second request on the kept-alive 1.0 connection"
+    );
     node.shutdown();
 }
 
@@ -105,8 +129,14 @@ fn dribbled_head_gets_408_within_header_timeout_while_others_are_served() {
     let (text, elapsed) = answer.join().unwrap();
     dribbler.join().unwrap();
     assert_eq!(served, 5);
-    assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
-    assert!(text.contains("Connection: close\r\n") && text.contains(r#""error":"header_timeout""#), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Connection: close\r\n") && text.contains(r#""error":"header_timeout""#),
+        "{text}"
+    );
     assert!(
         elapsed >= Duration::from_millis(1900) && elapsed <= Duration::from_millis(3000),
         "408 came after {elapsed:?}, header_timeout_ms is 2000"
@@ -120,11 +150,18 @@ fn idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
         keepalive_timeout_ms: 400,
         ..test_config()
     });
-    let (wire, mut s) = exchange(node.local_addr(), b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (wire, mut s) = exchange(
+        node.local_addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     assert_eq!(wire.status, 200);
     let t = Instant::now();
     assert!(closed_by_server(&mut s, Duration::from_secs(3)));
-    assert!(t.elapsed() >= Duration::from_millis(300), "closed too early: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
     node.shutdown();
 }
 
@@ -172,13 +209,20 @@ fn continue_is_sent_only_after_the_handler_decides_then_the_body_streams() {
     let mut buf = Vec::new();
     let interim = read_response(&mut s, &mut buf).unwrap();
     assert_eq!(interim.status, 100);
-    assert!(sent.elapsed() >= Duration::from_millis(300), "100 Continue before the decision");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "100 Continue before the decision"
+    );
     s.write_all(&body).unwrap();
     let done = read_response(&mut s, &mut buf).unwrap();
     assert_eq!(done.status, 200);
     assert_eq!(done.json()["bytes"], 100_000);
     assert_eq!(done.json()["sum"], 700_000);
-    assert_eq!(done.header("connection"), None, "kept alive after a fully read body");
+    assert_eq!(
+        done.header("connection"),
+        None,
+        "kept alive after a fully read body"
+    );
     node.shutdown();
 }
 
@@ -186,8 +230,10 @@ fn continue_is_sent_only_after_the_handler_decides_then_the_body_streams() {
 fn refusal_sends_no_continue_reads_no_body_and_the_client_still_gets_the_status() {
     let node = start_decider(test_config());
     let mut s = connect(node.local_addr());
-    s.write_all(b"PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4000000\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4000000\r\n\r\n",
+    )
+    .unwrap();
     // Like curl after its 1 s wait: send the body anyway, before any answer.
     let chunk = vec![1u8; 65536];
     let mut writer = s.try_clone().unwrap();
@@ -202,7 +248,10 @@ fn refusal_sends_no_continue_reads_no_body_and_the_client_still_gets_the_status(
     });
     let mut buf = Vec::new();
     let wire = read_response(&mut s, &mut buf).unwrap();
-    assert_eq!(wire.status, 403, "a veto answers 403, with no 100 before it");
+    assert_eq!(
+        wire.status, 403,
+        "a veto answers 403, with no 100 before it"
+    );
     assert_eq!(wire.error_code(), "vetoed");
     assert_eq!(wire.header("connection"), Some("close"));
     assert!(closed_by_server(&mut s, Duration::from_secs(5)));
@@ -229,9 +278,13 @@ fn stalled_body_gets_408_after_body_idle_timeout() {
         ..test_config()
     });
     let mut s = connect(node.local_addr());
-    s.write_all(b"PUT /f HTTP/1.1\r\nHost: a\r\nx-decide: accept\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    s.write_all(b"PUT /f HTTP/1.1\r\nHost: a\r\nx-decide: accept\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
     let wire = read_response(&mut s, &mut Vec::new()).unwrap();
-    assert_eq!((wire.status, wire.error_code().as_str()), (408, "body_timeout"));
+    assert_eq!(
+        (wire.status, wire.error_code().as_str()),
+        (408, "body_timeout")
+    );
     assert_eq!(wire.header("connection"), Some("close"));
     node.shutdown();
 }
@@ -246,12 +299,16 @@ fn connections_over_max_connections_get_503() {
     let mut held: Vec<_> = (0..2).map(|_| connect(addr)).collect();
     // Make sure both are accepted and counted before the third arrives.
     for s in held.iter_mut() {
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
         assert_eq!(read_response(s, &mut Vec::new()).unwrap().status, 200);
     }
     let mut third = connect(addr);
     let wire = read_response(&mut third, &mut Vec::new()).expect("503 without a request");
-    assert_eq!((wire.status, wire.error_code().as_str()), (503, "too_many_connections"));
+    assert_eq!(
+        (wire.status, wire.error_code().as_str()),
+        (503, "too_many_connections")
+    );
     assert_eq!(wire.header("retry-after"), Some("1"));
     drop(held);
     // Slots free up once the held connections close.
@@ -284,11 +341,19 @@ fn spawn_node(args: &[&str]) -> (std::process::Child, SocketAddr) {
         line.push(byte[0]);
     }
     let line = String::from_utf8(line).unwrap();
-    let addr = line.rsplit("http://").next().unwrap().parse().unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {line:?}"));
     (child, addr)
 }
 
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<std::process::ExitStatus> {
+fn wait_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
@@ -304,14 +369,21 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<std::p
 fn sigterm_finishes_the_request_in_flight_closes_idle_ones_and_exits_0() {
     let (mut child, addr) = spawn_node(&[]);
     let mut idle = connect(addr);
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut idle, &mut Vec::new()).unwrap().status, 200);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut idle, &mut Vec::new()).unwrap().status,
+        200
+    );
     let mut busy = connect(addr);
     busy.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let pid = child.id() as i32;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(closed_by_server(&mut idle, Duration::from_secs(3)), "idle keep-alive connection stays open");
+    assert!(
+        closed_by_server(&mut idle, Duration::from_secs(3)),
+        "idle keep-alive connection stays open"
+    );
     // The request that was in flight still gets its answer, with Connection: close.
     busy.write_all(b"st: a\r\n\r\n").unwrap();
     let wire = read_response(&mut busy, &mut Vec::new()).expect("in-flight request answered");
@@ -319,7 +391,10 @@ fn sigterm_finishes_the_request_in_flight_closes_idle_ones_and_exits_0() {
     assert_eq!(wire.header("connection"), Some("close"));
     let status = wait_exit(&mut child, Duration::from_secs(5)).expect("node exits after draining");
     assert_eq!(status.code(), Some(0));
-    assert!(std::net::TcpStream::connect(addr).is_err(), "still accepting after exit");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still accepting after exit"
+    );
 }
 
 #[test]
@@ -327,7 +402,11 @@ fn bad_config_file_is_an_error_naming_key_and_line() {
     let dir = test_config().data_dir;
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nheader_timeout_ms = \"soon\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\nheader_timeout_ms = \"soon\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_upgate"))
         .args(["serve", "--config"])
         .arg(&file)
@@ -335,5 +414,8 @@ fn bad_config_file_is_an_error_naming_key_and_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:2") && err.contains("invalid type"), "{err}");
+    assert!(
+        err.contains("bad.toml:2") && err.contains("invalid type"),
+        "{err}"
+    );
 }

@@ -36,16 +36,24 @@ enum NoHead {
 pub struct Connection {
     stream: TcpStream,
     pub(super) conn: H1Conn,
+    /// The body of the response being prepared, when it is a file (downloads).
+    pub(super) file_body: Option<FileBody>,
     pub(super) ctx: Rc<ThreadCtx>,
     pub(super) peer: SocketAddr,
 }
 
 /// Serves one connection until it closes.
-pub async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Rc<ThreadCtx>, handler: Rc<H>) {
+pub async fn serve<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Rc<ThreadCtx>,
+    handler: Rc<H>,
+) {
     let conn = H1Conn::new(ctx.config.limits());
     let mut c = Connection {
         stream,
         conn,
+        file_body: None,
         ctx,
         peer,
     };
@@ -59,7 +67,11 @@ pub async fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Rc<Thre
                 break;
             }
             Err(NoHead::Timeout) => {
-                let resp = Response::error(408, "header_timeout", "the request head did not arrive in time");
+                let resp = Response::error(
+                    408,
+                    "header_timeout",
+                    "the request head did not arrive in time",
+                );
                 c.finish(resp).await;
                 break;
             }
@@ -108,7 +120,8 @@ impl Connection {
             if in_request && head_deadline.is_none() {
                 head_deadline = Some(Instant::now() + self.ctx.config.header_timeout());
             }
-            let deadline = head_deadline.unwrap_or_else(|| Instant::now() + self.ctx.config.keepalive_timeout());
+            let deadline = head_deadline
+                .unwrap_or_else(|| Instant::now() + self.ctx.config.keepalive_timeout());
             let mut shutdown = self.ctx.shutdown.clone();
             if !in_request && *shutdown.borrow() {
                 return Err(NoHead::Closed);
@@ -154,7 +167,10 @@ impl Connection {
         let limit = self.ctx.config.body_idle_timeout();
         match timeout(limit, self.stream.write_all(bytes)).await {
             Ok((res, _)) => res,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer stopped reading",
+            )),
         }
     }
 
@@ -163,12 +179,57 @@ impl Connection {
         let out = super::date::with_date(|date| self.conn.respond(&resp, date))
             .map_err(|e| io::Error::other(e.to_string()))?;
         self.write(out.bytes).await?;
+        let file = self.file_body.take();
         if out.send_body {
-            // Streamed bodies (downloads) are written by their handlers; none reach here yet.
-            debug_assert!(false, "streamed response bodies are not driven yet");
-            return Ok(CloseMode::Close);
+            let Some(file) = file else {
+                debug_assert!(false, "a streamed response without a body source");
+                return Ok(CloseMode::Close);
+            };
+            self.write_file(file).await?;
+            self.conn
+                .finish_body()
+                .map_err(|e| io::Error::other(e.to_string()))?;
         }
         Ok(out.close)
+    }
+
+    /// Copies a file range to the socket.
+    async fn write_file(&mut self, body: FileBody) -> io::Result<()> {
+        let FileBody {
+            file,
+            mut offset,
+            len,
+        } = body;
+        let end = offset + len;
+        let mut buf = Vec::with_capacity((len as usize).min(256 * 1024));
+        while offset < end {
+            buf.clear();
+            let want = ((end - offset) as usize).min(buf.capacity());
+            let (res, b) = file.read_at(buf.slice(..want), offset).await;
+            let n = res?;
+            buf = b.into_inner();
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while sent",
+                ));
+            }
+            offset += n as u64;
+            let limit = self.ctx.config.body_idle_timeout();
+            let (res, b) = match timeout(limit, self.stream.write_all(buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "peer stopped reading",
+                    ))
+                }
+            };
+            res?;
+            buf = b;
+        }
+        let _ = file.close().await;
+        Ok(())
     }
 
     /// Sends a response that ends the connection, then closes it.
@@ -200,6 +261,13 @@ impl Connection {
             }
         }
     }
+}
+
+/// A file range sent as a response body.
+pub struct FileBody {
+    pub file: tokio_uring::fs::File,
+    pub offset: u64,
+    pub len: u64,
 }
 
 /// Failures of reading a body from the socket.

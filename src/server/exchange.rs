@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::driver::{BodyIoError, Connection};
+use super::driver::{BodyIoError, Connection, FileBody};
 use crate::config::Config;
 use crate::http::{Event, ProtocolError, RequestHead, Response};
 
@@ -35,7 +35,11 @@ impl BodyError {
             BodyError::IdleTimeout => {
                 Response::error(408, "body_timeout", "the request body stalled")
             }
-            BodyError::Io(_) => Response::error(400, "body_read_failed", "the request body could not be read"),
+            BodyError::Io(_) => Response::error(
+                400,
+                "body_read_failed",
+                "the request body could not be read",
+            ),
         }
     }
 }
@@ -79,9 +83,18 @@ impl<'c> Exchange<'c> {
             .accept_body()
             .map_err(|e| BodyError::Io(std::io::Error::other(e.to_string())))?;
         if let Some(bytes) = interim {
-            self.c.write(Bytes::from_static(bytes)).await.map_err(BodyError::Io)?;
+            self.c
+                .write(Bytes::from_static(bytes))
+                .await
+                .map_err(BodyError::Io)?;
         }
         Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset` as the body of the response the handler
+    /// returns (which must use `ResponseBody::Sized(len)`). For HEAD the file is not read.
+    pub fn attach_file(&mut self, file: tokio_uring::fs::File, offset: u64, len: u64) {
+        self.c.file_body = Some(FileBody { file, offset, len });
     }
 
     /// The next piece of the body, or `None` at its end. Requires `accept_body` first.

@@ -106,7 +106,11 @@ where
 }
 
 /// Accepts until shutdown, then waits for this thread's connections to finish.
-async fn accept_loop<H: Handler>(std_listener: std::net::TcpListener, ctx: Rc<ThreadCtx>, handler: Rc<H>) {
+async fn accept_loop<H: Handler>(
+    std_listener: std::net::TcpListener,
+    ctx: Rc<ThreadCtx>,
+    handler: Rc<H>,
+) {
     let listener = tokio_uring::net::TcpListener::from_std(std_listener);
     let mut shutdown = ctx.shutdown.clone();
     while !*shutdown.borrow() {
@@ -146,8 +150,12 @@ async fn accept_loop<H: Handler>(std_listener: std::net::TcpListener, ctx: Rc<Th
 
 /// Over `max_connections`: answer 503 and close without reading anything.
 async fn refuse(stream: tokio_uring::net::TcpStream) {
-    let resp = Response::error(503, "too_many_connections", "the node is at its connection limit")
-        .header("Retry-After", "1");
+    let resp = Response::error(
+        503,
+        "too_many_connections",
+        "the node is at its connection limit",
+    )
+    .header("Retry-After", "1");
     let mut conn = crate::http::H1Conn::new(Default::default());
     if let Ok(out) = date::with_date(|d| conn.respond(&resp, d)) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(out.bytes)).await;

@@ -2,7 +2,9 @@
 //! handler is [`Router`].
 
 use std::future::Future;
+use std::sync::Arc;
 
+use crate::app::App;
 use crate::http::{Expectation, Method, Response};
 
 use super::exchange::Exchange;
@@ -14,27 +16,68 @@ pub trait Handler: 'static {
 }
 
 /// The node's routes.
-#[derive(Debug, Default)]
-pub struct Router;
+pub struct Router {
+    app: Arc<App>,
+}
 
 impl Router {
-    pub fn new() -> Self {
-        Router
+    pub fn new(app: Arc<App>) -> Self {
+        Router { app }
+    }
+}
+
+/// The routes a path can take.
+enum Route {
+    Health,
+    Register,
+    File,
+    NotFound,
+}
+
+fn route(path: &[u8]) -> Route {
+    if path == b"/healthz" {
+        return Route::Health;
+    }
+    if path == b"/upload/register" || path.starts_with(b"/upload/register/") {
+        return Route::Register;
+    }
+    // `/{appid}/{something}`: a stored file's address.
+    let rest = path.strip_prefix(b"/").unwrap_or(b"");
+    match rest.iter().position(|&b| b == b'/') {
+        Some(i) if i > 0 => Route::File,
+        _ => Route::NotFound,
     }
 }
 
 impl Handler for Router {
     async fn handle(&self, ex: &mut Exchange<'_>) -> Response {
-        let head = ex.head();
-        if head.info().expect == Expectation::Unsupported {
-            return Response::error(417, "expectation_failed", "only Expect: 100-continue is supported");
+        let method = ex.head().method();
+        let r = route(ex.head().path_only());
+        if ex.head().info().expect == Expectation::Unsupported {
+            return Response::error(
+                417,
+                "expectation_failed",
+                "only Expect: 100-continue is supported",
+            );
         }
-        match (head.method(), head.path_only()) {
-            (Method::Get | Method::Head, b"/healthz") => Response::json(200, &br#"{"status":"ok"}"#[..]),
-            (_, b"/healthz") => {
-                Response::error(405, "method_not_allowed", "use GET or HEAD").header("Allow", "GET, HEAD")
+        match (r, method) {
+            (Route::Health, Method::Get | Method::Head) => {
+                Response::json(200, &br#"{"status":"ok"}"#[..])
             }
-            _ => Response::error(404, "not_found", "no such route"),
+            (Route::Health, _) => not_allowed("GET, HEAD"),
+            (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
+            (Route::File, Method::Post | Method::Put) => {
+                crate::upload::handle_upload(ex, &self.app).await
+            }
+            (Route::File, Method::Get | Method::Head) => {
+                crate::download::handle(ex, &self.app.store).await
+            }
+            (Route::File, _) => not_allowed("GET, HEAD, POST, PUT"),
+            (Route::NotFound, _) => Response::error(404, "not_found", "no such route"),
         }
     }
+}
+
+fn not_allowed(allow: &'static str) -> Response {
+    Response::error(405, "method_not_allowed", "method not allowed here").header("Allow", allow)
 }

@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod callback_app;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use upgate::config::Config;
-use upgate::server::{self, Router, ServerHandle};
+use upgate::node::Node;
 
 /// A config for tests: loopback port 0, two runtimes, a throwaway data dir.
 pub fn test_config() -> Config {
@@ -28,9 +30,9 @@ pub fn test_config() -> Config {
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Starts the node's own router with `config`.
-pub fn start(config: Config) -> ServerHandle {
-    server::start(config, Router::new).expect("server starts")
+/// Starts a whole node (router, registry, store, callback pool, outbox sender) with `config`.
+pub fn start(config: Config) -> Node {
+    Node::start(config).expect("node starts")
 }
 
 /// A parsed response as seen on the wire.
@@ -51,7 +53,10 @@ impl Wire {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -121,13 +126,17 @@ fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 /// True when the server closes the connection (EOF or reset) within `within`.
 pub fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut chunk = [0u8; 4096];
     while Instant::now() < deadline {
         match s.read(&mut chunk) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 continue
             }
             Err(_) => return true,

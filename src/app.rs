@@ -1,0 +1,88 @@
+//! Everything the handlers share across io_uring threads: configuration, the sled registry and
+//! outbox, the file store, the callback pool and the callback URL policy.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::callback::{CallbackPolicy, CallbackPool};
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::storage::Store;
+
+/// The node's shared state. Handlers hold it through an `Arc`.
+pub struct App {
+    pub config: Arc<Config>,
+    pub registry: Registry,
+    pub store: Store,
+    pub pool: CallbackPool,
+    policy: RwLock<Arc<CallbackPolicy>>,
+    /// The address actually bound (differs from `listen` when its port is 0).
+    bound: OnceLock<SocketAddr>,
+}
+
+/// Why the node could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl App {
+    /// Opens the registry and the store under `data_dir` (removing temporary files a crash
+    /// left behind) and starts the callback pool.
+    pub fn open(config: Config) -> Result<Arc<App>, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError(format!("data_dir {}: {e}", config.data_dir.display())))?;
+        let registry =
+            Registry::open(&config.data_dir).map_err(|e| StartError(format!("registry: {e}")))?;
+        let store = Store::open(&config.data_dir).map_err(|e| StartError(format!("store: {e}")))?;
+        let policy = CallbackPolicy::try_new(&config.callback_allow)
+            .map_err(|e| StartError(format!("callback_allow: {e}")))?;
+        let pool = CallbackPool::try_new(
+            config.callback_workers,
+            config.callback_queue,
+            config.callback_timeout(),
+        )
+        .map_err(|e| StartError(format!("callback pool: {e}")))?;
+        Ok(Arc::new(App {
+            config: Arc::new(config),
+            registry,
+            store,
+            pool,
+            policy: RwLock::new(Arc::new(policy)),
+            bound: OnceLock::new(),
+        }))
+    }
+
+    /// Records the bound address, for download URLs when `public_url` is not set.
+    pub fn set_bound_addr(&self, addr: SocketAddr) {
+        let _ = self.bound.set(addr);
+    }
+
+    /// Base of download URLs: `public_url`, else `http://<bound address>`.
+    pub fn public_base(&self) -> String {
+        match (&self.config.public_url, self.bound.get()) {
+            (Some(_), _) | (None, None) => self.config.public_base(),
+            (None, Some(addr)) => format!("http://{addr}"),
+        }
+    }
+
+    /// The callback URL policy in force.
+    pub fn policy(&self) -> Arc<CallbackPolicy> {
+        self.policy
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |p| p.clone())
+    }
+
+    /// Replaces the policy (SIGHUP reload of `callback_allow`).
+    pub fn set_policy(&self, policy: CallbackPolicy) {
+        if let Ok(mut p) = self.policy.write() {
+            *p = Arc::new(policy);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `GET`/`HEAD /{appid}/{path}`: serves committed uploads with `Content-Length`,
+//! `Content-Type` from the extension, `ETag`, `Last-Modified`, and `304` for matching
+//! `If-None-Match` / `If-Modified-Since`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::http::{Response, ResponseBody};
+use crate::server::Exchange;
+use crate::storage::{mime, path, Store};
+
+/// Answers a download request.
+pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
+    let target = match path::parse(ex.head().path_only()) {
+        Ok(t) => t,
+        Err(e) => return Response::error(400, "bad_path", &e.to_string()),
+    };
+    let file_path = store.final_path(&target);
+    let file = match tokio_uring::fs::File::open(&file_path).await {
+        Ok(f) => f,
+        Err(_) => return not_found(),
+    };
+    let stat = match file.statx().await {
+        Ok(s) => s,
+        Err(_) => return not_found(),
+    };
+    if u32::from(stat.stx_mode) & libc::S_IFMT != libc::S_IFREG {
+        let _ = file.close().await;
+        return not_found();
+    }
+    let size = stat.stx_size;
+    let mtime = UNIX_EPOCH + Duration::new(stat.stx_mtime.tv_sec as u64, stat.stx_mtime.tv_nsec);
+    let validators = Validators::new(size, mtime);
+    let head = ex.head();
+    if validators.not_modified(head.value("if-none-match"), head.value("if-modified-since")) {
+        let _ = file.close().await;
+        return validators.apply(Response::new(304));
+    }
+    let mut resp = validators
+        .apply(Response::new(200))
+        .header("Content-Type", mime::content_type(target.filename()));
+    resp.body = ResponseBody::Sized(size);
+    ex.attach_file(file, 0, size);
+    resp
+}
+
+fn not_found() -> Response {
+    Response::error(404, "not_found", "no such file")
+}
+
+/// `ETag` and `Last-Modified` of one file version.
+pub struct Validators {
+    etag: String,
+    last_modified: String,
+    mtime_secs: u64,
+}
+
+impl Validators {
+    pub fn new(size: u64, mtime: SystemTime) -> Self {
+        let since = mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Validators {
+            etag: format!(
+                "\"{:x}-{:x}{:09x}\"",
+                size,
+                since.as_secs(),
+                since.subsec_nanos()
+            ),
+            last_modified: httpdate::fmt_http_date(mtime),
+            mtime_secs: since.as_secs(),
+        }
+    }
+
+    /// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.
+    pub fn not_modified(
+        &self,
+        if_none_match: Option<&[u8]>,
+        if_modified_since: Option<&[u8]>,
+    ) -> bool {
+        if let Some(inm) = if_none_match {
+            return inm.split(|&b| b == b',').any(|t| {
+                let t = t.trim_ascii();
+                let t = t.strip_prefix(b"W/").unwrap_or(t);
+                t == b"*" || t == self.etag.as_bytes()
+            });
+        }
+        if let Some(ims) = if_modified_since.and_then(|v| std::str::from_utf8(v).ok()) {
+            if let Ok(since) = httpdate::parse_http_date(ims) {
+                let since = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                return self.mtime_secs <= since;
+            }
+        }
+        false
+    }
+
+    pub fn apply(&self, resp: Response) -> Response {
+        resp.header("ETag", self.etag.clone())
+            .header("Last-Modified", self.last_modified.clone())
+    }
+
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+}

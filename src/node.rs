@@ -1,0 +1,52 @@
+//! A whole node: the shared state, the io_uring server with the node's router, and the outbox
+//! sender. `upgate serve` and the end-to-end tests start it the same way.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::app::{App, StartError};
+use crate::config::Config;
+use crate::server::{self, Router, ServerHandle};
+
+/// A running node.
+pub struct Node {
+    pub app: Arc<App>,
+    server: ServerHandle,
+    stop_outbox: Arc<AtomicBool>,
+    outbox: JoinHandle<()>,
+}
+
+impl Node {
+    /// Opens the registry and store, binds the listeners and starts every thread.
+    pub fn start(config: Config) -> Result<Node, StartError> {
+        let app = App::open(config.clone())?;
+        let router_app = app.clone();
+        let server = server::start(config, move || Router::new(router_app.clone()))
+            .map_err(|e| StartError(format!("cannot listen on {}: {e}", app.config.listen)))?;
+        app.set_bound_addr(server.local_addr());
+        let stop_outbox = Arc::new(AtomicBool::new(false));
+        let outbox = crate::notify::spawn(app.clone(), stop_outbox.clone())
+            .map_err(|e| StartError(format!("outbox sender: {e}")))?;
+        Ok(Node {
+            app,
+            server,
+            stop_outbox,
+            outbox,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Drains in-flight requests (up to `shutdown_timeout_ms`), stops the outbox sender and
+    /// flushes the registry.
+    pub fn shutdown(self) {
+        self.server.shutdown();
+        self.stop_outbox.store(true, Ordering::Relaxed);
+        let _ = self.outbox.join();
+        let _ = self.app.registry.flush();
+    }
+}

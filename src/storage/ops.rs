@@ -1,0 +1,95 @@
+//! io_uring operations tokio-uring 0.5 does not wrap, submitted on its own ring as oneshots
+//! (`UnsubmittedOneshot`): the task awaits the completion, the thread never blocks.
+
+use std::ffi::CString;
+use std::io;
+use std::marker::PhantomData;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use io_uring::{cqueue, opcode, squeue, types};
+use tokio_uring::{OneshotOutputTransform, UnsubmittedOneshot};
+
+/// Turns a completion into `io::Result<u32>`, keeping `D` (buffers, paths) alive until then.
+pub struct CqeResult<D>(PhantomData<D>);
+
+impl<D> OneshotOutputTransform for CqeResult<D> {
+    type Output = io::Result<u32>;
+    type StoredData = D;
+
+    fn transform_oneshot_output(self, _data: D, cqe: cqueue::Entry) -> io::Result<u32> {
+        let res = cqe.result();
+        if res < 0 {
+            Err(io::Error::from_raw_os_error(-res))
+        } else {
+            Ok(res as u32)
+        }
+    }
+}
+
+/// Submits `sqe` on the current runtime's ring; `data` lives until the kernel is done.
+pub async fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> io::Result<u32> {
+    UnsubmittedOneshot::new(data, CqeResult(PhantomData), sqe)
+        .submit()
+        .await
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `renameat2(from, to, RENAME_NOREPLACE)` unless `replace`: with two uploads of one path, the
+/// loser of the race gets `AlreadyExists` instead of silently replacing the winner.
+pub async fn rename(from: &Path, to: &Path, replace: bool) -> io::Result<()> {
+    let (from, to) = (cpath(from)?, cpath(to)?);
+    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
+    let sqe = opcode::RenameAt::new(
+        types::Fd(libc::AT_FDCWD),
+        from.as_ptr(),
+        types::Fd(libc::AT_FDCWD),
+        to.as_ptr(),
+    )
+    .flags(flags)
+    .build();
+    submit((from, to), sqe).await.map(|_| ())
+}
+
+/// `unlinkat(path)`.
+pub async fn unlink(path: &Path) -> io::Result<()> {
+    let p = cpath(path)?;
+    let sqe = opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr()).build();
+    submit(p, sqe).await.map(|_| ())
+}
+
+/// `mkdirat(path)`; an existing directory is not an error.
+pub async fn mkdir(path: &Path) -> io::Result<()> {
+    let p = cpath(path)?;
+    let sqe = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr())
+        .mode(0o755)
+        .build();
+    match submit(p, sqe).await {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Creates `dir` and its missing parents below `root` (which must exist).
+pub async fn mkdir_below(root: &Path, dir: &Path) -> io::Result<()> {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    let mut cur = root.to_path_buf();
+    for part in rel.components() {
+        cur.push(part);
+        mkdir(&cur).await?;
+    }
+    Ok(())
+}
+
+/// `fsync` of a directory, so a rename into it survives power loss.
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let f = tokio_uring::fs::File::open(dir).await?;
+    let r = f.sync_all().await;
+    let _ = f.close().await;
+    r
+}

@@ -1,0 +1,112 @@
+//! Where a body goes: a temporary file in `data_dir/tmp`, written in order, then synced,
+//! renamed into place and its directory synced. Until the rename nothing is visible under
+//! `data_dir/files`; a failed or abandoned upload removes its temporary file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio_uring::fs::{File, OpenOptions};
+
+use super::ops;
+
+/// Why a finished body could not be stored.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The target exists and `overwrite = false` (or another upload of the path won the race).
+    Exists,
+    Io(io::Error),
+}
+
+/// An upload body being written.
+pub struct BodySink {
+    file: Option<File>,
+    tmp: PathBuf,
+    written: u64,
+}
+
+impl BodySink {
+    /// Creates the temporary file (never an existing one).
+    pub async fn create(tmp: PathBuf) -> io::Result<BodySink> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await?;
+        Ok(BodySink {
+            file: Some(file),
+            tmp,
+            written: 0,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends `data` at the current end.
+    pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
+        let len = data.len() as u64;
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("sink closed"))?;
+        let (res, _) = file.write_all_at(data, self.written).await;
+        res?;
+        self.written += len;
+        Ok(())
+    }
+
+    /// Makes the file durable (when `fsync`) and visible at `dest`, creating directories below
+    /// `root` as needed.
+    pub async fn commit(
+        mut self,
+        root: &Path,
+        dest: &Path,
+        fsync: bool,
+        replace: bool,
+    ) -> Result<(), CommitError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| CommitError::Io(io::Error::other("sink closed")))?;
+        let synced = if fsync { file.sync_all().await } else { Ok(()) };
+        let closed = file.close().await;
+        if let Err(e) = synced.and(closed) {
+            let _ = ops::unlink(&self.tmp).await;
+            return Err(CommitError::Io(e));
+        }
+        let parent = dest.parent().unwrap_or(root);
+        let placed = async {
+            ops::mkdir_below(root, parent).await?;
+            ops::rename(&self.tmp, dest, replace).await
+        }
+        .await;
+        if let Err(e) = placed {
+            let _ = ops::unlink(&self.tmp).await;
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                CommitError::Exists
+            } else {
+                CommitError::Io(e)
+            });
+        }
+        if fsync {
+            ops::sync_dir(parent).await.map_err(CommitError::Io)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the partial body.
+    pub async fn abort(mut self) {
+        if let Some(file) = self.file.take() {
+            let _ = file.close().await;
+        }
+        let _ = ops::unlink(&self.tmp).await;
+    }
+}
+
+/// True for "no space left" (and quota) errors, which answer 507.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}

@@ -1,0 +1,189 @@
+//! The receive conditions of step 202/304, checked on the head alone, in the contract's order.
+//! A failure is a `Refusal` whose status is final: the body is never read.
+
+use crate::callback::{CallbackPolicy, PolicyError};
+use crate::config::{Config, ExpectPolicy};
+use crate::http::{Expectation, RequestHead};
+use crate::registry::{valid_appid, AppRecord};
+use crate::storage::{mime, path};
+
+use super::model::{CallbackTarget, UploadRequest};
+
+/// A receive condition that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks everything that needs no I/O but the registry lookup the caller already made.
+/// `app` is the registered record of the path's appid, if any.
+pub fn check(
+    head: &RequestHead,
+    config: &Config,
+    policy: &CallbackPolicy,
+    app: Option<&AppRecord>,
+    upload_id: String,
+    client_ip: String,
+) -> Result<UploadRequest, Refusal> {
+    // Expect policy: the patent's client always asks before sending the body.
+    match head.info().expect {
+        Expectation::Unsupported => {
+            return Err(Refusal::new(
+                417,
+                "expectation_failed",
+                "only Expect: 100-continue is supported",
+            ))
+        }
+        Expectation::None if config.expect == ExpectPolicy::Require => {
+            return Err(Refusal::new(
+                400,
+                "expect_required",
+                "uploads must send Expect: 100-continue",
+            ))
+        }
+        _ => {}
+    }
+
+    // appid: required once, equal to the first path segment (claims 3 and 13).
+    let mut appids = head.values("appid");
+    let appid = match (appids.next(), appids.next()) {
+        (Some(v), None) => v,
+        (None, _) => {
+            return Err(Refusal::new(
+                400,
+                "bad_appid",
+                "the appid header is required",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(Refusal::new(
+                400,
+                "bad_appid",
+                "the appid header is repeated",
+            ))
+        }
+    };
+    if appid != path::first_segment(head.path_only()) {
+        return Err(Refusal::new(
+            400,
+            "bad_appid",
+            "the appid header must equal the first path segment",
+        ));
+    }
+    let appid_str = std::str::from_utf8(appid).unwrap_or("");
+    if !valid_appid(appid_str) {
+        return Err(Refusal::new(
+            400,
+            "bad_appid",
+            "appid must be 1-64 of A-Z a-z 0-9 _ -",
+        ));
+    }
+
+    let target =
+        path::parse(head.path_only()).map_err(|e| Refusal::new(400, "bad_path", e.to_string()))?;
+
+    // Callbacks: client-carried when present and allowed, else registered.
+    let app_hosts: &[String] = app.map_or(&[], |a| &a.callback_hosts);
+    let carried = |name: &str| -> Result<Option<CallbackTarget>, PolicyError> {
+        let Some(raw) = head.value(name) else {
+            return Ok(None);
+        };
+        let url = std::str::from_utf8(raw).map_err(|_| PolicyError::Malformed {
+            detail: "not UTF-8".into(),
+        })?;
+        let checked = policy.check(url, app_hosts)?;
+        let (url, guard) = checked.into_parts();
+        Ok(Some(CallbackTarget {
+            url,
+            guard: Some(guard),
+        }))
+    };
+    let carried_pre = carried("callback_url_pre");
+    let carried_post = carried("callback_url_post");
+    // Registered URLs were validated at registration; one that no longer parses is skipped.
+    let registered = |url: Option<&String>| {
+        url.and_then(|u| url::Url::parse(u).ok())
+            .map(|url| CallbackTarget { url, guard: None })
+    };
+    let pre = match (&carried_pre, app) {
+        (Ok(Some(t)), _) => Some(t.clone()),
+        (Ok(None), Some(a)) => registered(a.callback_url_pre.as_ref()),
+        _ => None,
+    };
+    let carried_ok = carried_pre.as_ref().is_ok_and(|c| c.is_some());
+    if app.is_none() && !carried_ok {
+        return Err(Refusal::new(
+            404,
+            "unknown_appid",
+            "the appid is not registered and the request carries no allowed callback",
+        ));
+    }
+    for c in [&carried_pre, &carried_post] {
+        if let Err(e) = c {
+            return Err(Refusal::new(e.status(), e.code(), e.to_string()));
+        }
+    }
+    let Some(pre) = pre else {
+        return Err(Refusal::new(
+            404,
+            "unknown_appid",
+            "no pre-upload callback is registered for this appid",
+        ));
+    };
+    let post = match carried_post {
+        Ok(Some(t)) => Some(t),
+        _ => app.and_then(|a| registered(a.callback_url_post.as_ref())),
+    };
+
+    // Size: the smaller of the app's and the node's limit.
+    let limit = app
+        .and_then(|a| a.max_body_bytes)
+        .map_or(config.max_body_bytes, |l| l.min(config.max_body_bytes));
+    let size = head.info().content_length();
+    if let Some(n) = size {
+        if n > limit {
+            return Err(Refusal::new(
+                413,
+                "too_large",
+                format!("the body is {n} bytes; the limit is {limit}"),
+            ));
+        }
+    }
+
+    let content_type = head
+        .value("content-type")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
+    Ok(UploadRequest {
+        secrets: app
+            .map(|a| a.secrets_for_signing(now_secs()))
+            .unwrap_or_default(),
+        target,
+        size,
+        limit,
+        content_type,
+        upload_id,
+        client_ip,
+        pre,
+        post,
+    })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

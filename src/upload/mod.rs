@@ -1,0 +1,9 @@
+//! The patent's upload flow: receive conditions, pre-callback, `100 Continue`, storage,
+//! post-callback, completion. [`flow`] reads top to bottom like the patent's steps.
+
+pub mod condition;
+pub mod flow;
+pub mod model;
+pub mod reply;
+
+pub use flow::handle_upload;

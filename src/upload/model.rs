@@ -1,0 +1,59 @@
+//! The values the upload flow passes from step to step.
+
+use crate::callback::Guard;
+use crate::storage::Target;
+
+/// A callback URL with how it may be reached.
+#[derive(Debug, Clone)]
+pub struct CallbackTarget {
+    pub url: url::Url,
+    /// `Some` for client-carried URLs: connections resolve through the SSRF guard.
+    pub guard: Option<Guard>,
+}
+
+/// A request that met every receive condition (step 202/304).
+#[derive(Debug, Clone)]
+pub struct UploadRequest {
+    pub target: Target,
+    /// Declared size; `None` for chunked bodies.
+    pub size: Option<u64>,
+    /// Largest body accepted: the smaller of the app's and the node's limit.
+    pub limit: u64,
+    pub content_type: String,
+    pub upload_id: String,
+    pub client_ip: String,
+    pub pre: CallbackTarget,
+    pub post: Option<CallbackTarget>,
+    /// Signing secrets of a registered app (current and, during rotation, previous).
+    pub secrets: Vec<String>,
+}
+
+impl UploadRequest {
+    /// The `webhook-id` of this upload's pre-callback.
+    pub fn pre_event_id(&self) -> String {
+        format!("pre_{}", self.upload_id)
+    }
+
+    /// The `webhook-id` of this upload's post-callback: the same on every retry.
+    pub fn post_event_id(&self) -> String {
+        format!("evt_{}", self.upload_id)
+    }
+}
+
+/// A body that is stored and visible (after step 205/307's rename).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub size: u64,
+    pub url: String,
+}
+
+/// Whether the post-callback reached the app before the client was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notified {
+    /// The app answered 2xx; its JSON answer (or null).
+    Delivered(serde_json::Value),
+    /// Recorded in the outbox; it is retried until the app answers.
+    Pending,
+    /// Neither the header nor the registry named a post-callback.
+    NoCallback,
+}
