@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use upgate::cli;
 
 #[derive(Parser)]
-#[command(name = "upgate", version, about = "HTTP/1.1 upload edge node on io_uring")]
+#[command(
+    name = "upgate",
+    version,
+    about = "HTTP/1.1 upload edge node on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
