@@ -1,9 +1,8 @@
-//! `upgate`: parses the command line and configuration, then runs the node.
+//! `upgate`: parses the command line and hands it to `upgate::cli`.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use upgate::cli;
+use clap::Parser;
 
 #[derive(Parser)]
 #[command(
@@ -13,17 +12,9 @@ use upgate::cli;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the upload node.
-    Serve(cli::ServeArgs),
+    command: upgate::cli::Command,
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Serve(args) => cli::serve(args),
-    }
+    upgate::cli::run(Cli::parse().command)
 }

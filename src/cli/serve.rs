@@ -1,4 +1,4 @@
-//! Command-line entry points, kept out of `main.rs` so they can be tested.
+//! `upgate serve`: load the configuration, start the node, drain on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
