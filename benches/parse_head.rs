@@ -3,9 +3,11 @@
 //! For each input, five figures (criterion group `parse_head/<input>`):
 //! - `httparse`: `httparse::Request::parse` with a 64-header array (the floor: no validation
 //!   beyond syntax, no framing decisions, borrowed result);
-//! - `find_end+parse_head`: what `H1Conn` does per head: the end-of-head scan, then
-//!   `parse_head` (httparse + target/Host/framing checks + index ranges into one `Bytes`);
-//! - `find_end`: the end-of-head scan alone (it also rejects bare CR and LF);
+//! - `state_machine`: what `H1Conn::next_event` does per head: one `memmem` search for the end
+//!   of the head in the new bytes, then `parse_prefix` (httparse finds the end; bare-LF check by
+//!   CR count; target/Host/framing checks; index ranges) and the head over its own `Bytes`;
+//! - `find_end`: the incremental line scan used only while a head is incomplete (it rejects a
+//!   bare CR or LF as it arrives);
 //! - `parse_head`: `parse_head` alone on an already delimited head;
 //! - `h1conn_cycle`: a new `H1Conn`, `receive` the bytes, `next_event` up to `Event::Head`.
 //!
@@ -15,7 +17,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use upgate::http::{find_end, parse_head, Event, H1Conn, HeadEnd, Limits};
+use upgate::http::{find_end, parse_head, parse_prefix, Event, H1Conn, HeadEnd, Limits};
 
 /// A typical upload head, as `upgate upload` or curl sends it (~400 bytes).
 const UPLOAD: &[u8] = b"POST /app1/path/file.bin HTTP/1.1\r\n\
@@ -98,13 +100,13 @@ fn bench_input(c: &mut Criterion, name: &str, input: &[u8]) {
     g.bench_function("find_end", |b| {
         b.iter(|| black_box(find_end(black_box(input), 0).unwrap()))
     });
-    g.bench_function("find_end+parse_head", |b| {
+    g.bench_function("state_machine", |b| {
         b.iter(|| {
             let raw = black_box(&bytes);
-            let HeadEnd::Complete(len) = find_end(raw, 0).unwrap() else {
-                unreachable!()
-            };
-            black_box(parse_head(raw.slice(..len), &limits).unwrap());
+            assert!(memchr::memmem::find(raw, b"\r\n\r\n").is_some());
+            let parsed = parse_prefix(raw, &limits).unwrap().unwrap();
+            let len = parsed.len();
+            black_box(parsed.into_head(raw.slice(..len)));
         })
     });
     g.bench_function("parse_head", |b| {

@@ -91,7 +91,7 @@ proptest! {
     fn parse_head_errors_have_a_known_status(data in http_shaped()) {
         for limits in [Limits::default(), check::tight_limits()] {
             match parse_head(Bytes::from(data.clone()), &limits) {
-                Ok(head) => prop_assert!(head.raw().len() == data.len()),
+                Ok(head) => prop_assert!(data.starts_with(head.raw()) && !head.raw().is_empty()),
                 Err(e) => prop_assert!(ERROR_STATUSES.contains(&e.status()), "{:?}", e),
             }
         }

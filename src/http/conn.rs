@@ -184,27 +184,43 @@ impl H1Conn {
         // oversized head does not depend on how its bytes were split across reads.
         let max = self.limits.max_head_bytes;
         let window = self.buf.len().min(max.saturating_add(1));
-        let end = head::find_end(&self.buf[..window], scanned).map_err(|e| self.fail(e))?;
-        let len = match end {
-            HeadEnd::Complete(len) if len <= max => len,
-            HeadEnd::Complete(_) => {
-                let e = head::overflow_error(&self.buf[..window], &self.limits);
-                return Err(self.fail(e));
-            }
-            HeadEnd::Partial { resume_at } => {
-                if window > max {
+        // httparse runs only once the new bytes hold a possible end of head (one SIMD search),
+        // so a head dribbled in byte by byte is not re-parsed from its start on every read.
+        let region = &self.buf[scanned.saturating_sub(3)..window];
+        let may_end = memchr::memmem::find(region, b"\r\n\r\n").is_some()
+            || memchr::memmem::find(region, b"\n\n").is_some();
+        if may_end {
+            match head::parse_prefix(&self.buf[..window], &self.limits) {
+                Ok(Some(parsed)) if parsed.len() <= max => {
+                    let raw = self.buf.split_to(parsed.len()).freeze();
+                    let head = parsed.into_head(raw);
+                    return Ok(self.on_head(head));
+                }
+                Ok(Some(_)) => {
                     let e = head::overflow_error(&self.buf[..window], &self.limits);
                     return Err(self.fail(e));
                 }
-                if self.eof {
-                    return Err(self.fail(ProtocolError::IncompleteHead));
-                }
-                self.state.read = ReadState::Idle { scanned: resume_at };
-                return Ok(Event::NeedData);
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
             }
-        };
-        let raw = self.buf.split_to(len).freeze();
-        let head = head::parse(raw, &self.limits).map_err(|e| self.fail(e))?;
+        }
+        // Incomplete: check the new lines now, so a bare CR or LF is refused as it arrives.
+        match head::find_end(&self.buf[..window], scanned).map_err(|e| self.fail(e))? {
+            HeadEnd::Complete(_) => Err(self.fail(ProtocolError::BadRequestLine)),
+            HeadEnd::Partial { .. } if window > max => {
+                let e = head::overflow_error(&self.buf[..window], &self.limits);
+                Err(self.fail(e))
+            }
+            HeadEnd::Partial { .. } if self.eof => Err(self.fail(ProtocolError::IncompleteHead)),
+            HeadEnd::Partial { resume_at } => {
+                self.state.read = ReadState::Idle { scanned: resume_at };
+                Ok(Event::NeedData)
+            }
+        }
+    }
+
+    /// A head was parsed: the body waits for the caller's decision.
+    fn on_head(&mut self, head: RequestHead) -> Event {
         let decoder = match head.info().framing {
             Framing::Length(n) => BodyDecoder::length(n),
             Framing::Chunked => BodyDecoder::chunked(),
@@ -212,7 +228,7 @@ impl H1Conn {
         self.version = head.version();
         self.method = head.method();
         self.state.on_head(head.info(), decoder);
-        Ok(Event::Head(head))
+        Event::Head(head)
     }
 
     fn fail(&mut self, e: ProtocolError) -> ProtocolError {

@@ -187,22 +187,78 @@ impl RequestHead {
     }
 }
 
-/// Parses a complete head (as delimited by [`find_end`]).
-pub fn parse(raw: Bytes, limits: &Limits) -> Result<RequestHead, ProtocolError> {
+/// A head parsed in place, before its bytes are split off the read buffer: positions are
+/// offsets from the start of the buffer.
+#[derive(Debug)]
+pub struct Parsed {
+    len: usize,
+    method: Method,
+    method_range: Range<u32>,
+    target: Range<u32>,
+    path: Range<u32>,
+    fields: Vec<FieldIdx>,
+    info: MessageInfo,
+}
+
+impl Parsed {
+    /// Bytes of the head, request-line to the empty line inclusive.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The head over its own bytes (`raw` must be the `len` bytes it was parsed from).
+    pub fn into_head(self, raw: Bytes) -> RequestHead {
+        debug_assert_eq!(raw.len(), self.len);
+        RequestHead {
+            raw,
+            method: self.method,
+            method_range: self.method_range,
+            target: self.target,
+            path: self.path,
+            fields: self.fields,
+            info: self.info,
+        }
+    }
+}
+
+/// Parses the head at the start of `buf` in one httparse pass (httparse finds its end);
+/// `Ok(None)` while it is incomplete. Bytes after the head (a body, the next request) are not
+/// looked at.
+pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
     let mut storage = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CEILING];
     let storage = &mut storage[..limits.max_headers.clamp(1, MAX_HEADERS_CEILING)];
     let mut req = httparse::Request::new(&mut []);
-    let base = raw.as_ptr() as usize;
-    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let base = buf.as_ptr() as usize;
     let range = |s: &[u8]| {
-        let start = offset(s);
+        let start = (s.as_ptr() as usize - base) as u32;
         start..start + s.len() as u32
     };
 
-    match req.parse_with_uninit_headers(&raw, storage) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(ProtocolError::BadRequestLine),
-        Err(e) => return Err(map_httparse_error(e, &raw)),
+    // Empty lines before the request-line are ignored (RFC 9112 §2.2), but only CRLF ones:
+    // httparse would also skip a bare LF.
+    let skip = 2 * buf.chunks_exact(2).take_while(|p| *p == b"\r\n").count();
+    if buf.get(skip) == Some(&b'\n') {
+        return Err(ProtocolError::BadLineEnding);
+    }
+    let len = match req.parse_with_uninit_headers(&buf[skip..], storage) {
+        Ok(httparse::Status::Complete(len)) => skip + len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            let rest = &buf[skip..];
+            let head = &rest[..memchr::memmem::find(rest, b"\r\n\r\n").map_or(rest.len(), |i| i + 4)];
+            // A bare CR or LF is named as such, whatever httparse stumbled on.
+            find_end(head, 0)?;
+            return Err(map_httparse_error(e, head));
+        }
+    };
+    // httparse accepts bare LF line ends and refuses any CR not followed by LF, so the head has
+    // only CRLF line ends exactly when it holds one CR per line: request-line, fields, empty line.
+    if memchr::memchr_iter(b'\r', &buf[skip..len]).count() != req.headers.len() + 2 {
+        return Err(ProtocolError::BadLineEnding);
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ProtocolError::BadRequestLine);
@@ -217,28 +273,38 @@ pub fn parse(raw: Bytes, limits: &Limits) -> Result<RequestHead, ProtocolError> 
     }
     let method_kind = Method::from_bytes(method.as_bytes());
     let path = target_path(target.as_bytes(), method_kind)?;
-
-    let mut fields = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        fields.push(FieldIdx {
-            name: range(h.name.as_bytes()),
-            value: range(h.value),
-        });
-    }
     let info = framing::scan(
         version,
         req.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
     )?;
-    let path = if path.is_empty() { 0..0 } else { range(path) };
-    Ok(RequestHead {
+    let fields = req
+        .headers
+        .iter()
+        .map(|h| FieldIdx {
+            name: range(h.name.as_bytes()),
+            value: range(h.value),
+        })
+        .collect();
+    Ok(Some(Parsed {
+        len,
         method: method_kind,
         method_range: range(method.as_bytes()),
         target: range(target.as_bytes()),
-        path,
+        path: if path.is_empty() { 0..0 } else { range(path) },
         fields,
         info,
-        raw,
-    })
+    }))
+}
+
+/// Parses a complete head (as delimited by [`find_end`]).
+pub fn parse(raw: Bytes, limits: &Limits) -> Result<RequestHead, ProtocolError> {
+    match parse_prefix(&raw, limits)? {
+        Some(parsed) => {
+            let len = parsed.len();
+            Ok(parsed.into_head(raw.slice(..len)))
+        }
+        None => Err(ProtocolError::BadRequestLine),
+    }
 }
 
 /// Checks the request-target form (RFC 9112 §3.2) and returns its origin-form part.
