@@ -117,6 +117,24 @@ impl H1Conn {
         }
     }
 
+    /// Records `n` body bytes that the driver moved past this state machine (spliced from the
+    /// socket straight into a file). Legal only inside a `Content-Length` body, with nothing
+    /// buffered (buffered bytes must come out as `Data` first) and `n` within what remains.
+    pub fn skip_body(&mut self, n: u64) -> Result<(), WrongState> {
+        match &mut self.state.read {
+            ReadState::Body(BodyDecoder::Length { remaining })
+                if self.buf.is_empty() && n <= *remaining =>
+            {
+                *remaining -= n;
+                Ok(())
+            }
+            _ => Err(WrongState {
+                op: "skip_body",
+                state: self.state.read_name(),
+            }),
+        }
+    }
+
     /// Next event from the buffered bytes.
     pub fn next_event(&mut self) -> Result<Event, ProtocolError> {
         loop {

@@ -10,6 +10,7 @@ pub mod mime;
 pub mod ops;
 pub mod path;
 pub mod sink;
+pub mod splice;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,12 +1,16 @@
 //! `GET`/`HEAD /{appid}/{path}`: serves committed uploads with `Content-Length`,
-//! `Content-Type` from the extension, `ETag`, `Last-Modified`, and `304` for matching
-//! `If-None-Match` / `If-Modified-Since`.
+//! `Content-Type` from the extension, `ETag`, `Last-Modified`, `304` for matching
+//! `If-None-Match` / `If-Modified-Since`, and single byte ranges (`Range`, `If-Range`).
+
+pub mod range;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::http::{Response, ResponseBody};
+use crate::http::{Method, Response, ResponseBody};
 use crate::server::Exchange;
 use crate::storage::{mime, path, Store};
+
+use range::RangeDecision;
 
 /// Answers a download request.
 pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
@@ -35,11 +39,41 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
         let _ = file.close().await;
         return validators.apply(Response::new(304));
     }
+    let content_type = mime::content_type(target.filename());
+    // A range applies to GET only, and only while `If-Range` still names this version.
+    let range = match head.value("range") {
+        Some(r)
+            if head.method() == Method::Get
+                && validators.if_range_holds(head.value("if-range")) =>
+        {
+            range::decide(r, size)
+        }
+        _ => RangeDecision::Full,
+    };
+    let (status, offset, len) = match range {
+        RangeDecision::Full => (200, 0, size),
+        RangeDecision::Partial { start, end } => (206, start, end - start + 1),
+        RangeDecision::Unsatisfiable => {
+            let _ = file.close().await;
+            return validators
+                .apply(Response::error(
+                    416,
+                    "range_not_satisfiable",
+                    "the range is outside the file",
+                ))
+                .header("Content-Range", format!("bytes */{size}"));
+        }
+    };
     let mut resp = validators
-        .apply(Response::new(200))
-        .header("Content-Type", mime::content_type(target.filename()));
-    resp.body = ResponseBody::Sized(size);
-    ex.attach_file(file, 0, size);
+        .apply(Response::new(status))
+        .header("Content-Type", content_type)
+        .header("Accept-Ranges", "bytes");
+    if status == 206 {
+        let last = offset + len - 1;
+        resp = resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
+    }
+    resp.body = ResponseBody::Sized(len);
+    ex.attach_file(file, offset, len);
     resp
 }
 
@@ -89,6 +123,16 @@ impl Validators {
             }
         }
         false
+    }
+
+    /// `If-Range` (RFC 9110 §13.1.5): absent, or a strong match of this version's ETag or an
+    /// exact match of its `Last-Modified`.
+    pub fn if_range_holds(&self, if_range: Option<&[u8]>) -> bool {
+        match if_range.map(<[u8]>::trim_ascii) {
+            None => true,
+            Some(v) if v.starts_with(b"\"") => v == self.etag.as_bytes(),
+            Some(v) => v == self.last_modified.as_bytes(),
+        }
     }
 
     pub fn apply(&self, resp: Response) -> Response {
