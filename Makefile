@@ -3,7 +3,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= head chunked h1_conn
 
-.PHONY: build run test lint fmt doc bench fuzz layering
+.PHONY: build run test lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory
 
 build:
 	$(CARGO) build --release
@@ -15,6 +15,7 @@ run:
 ## Every test: unit, end-to-end over loopback, property tests, the fuzz seed replay.
 test: layering
 	$(CARGO) test --all-features -- --test-threads=4
+	$(MAKE) browser-check
 
 ## Formatting and clippy with warnings denied.
 lint:
@@ -27,9 +28,16 @@ fmt:
 doc:
 	$(CARGO) doc --no-deps
 
-## Criterion benches of the protocol layer.
+## Criterion benches of the protocol layer, then the node against nginx (bench-peers).
 bench:
 	$(CARGO) bench --bench parse_head --bench decode_body
+	$(MAKE) bench-peers
+
+## upgate and nginx side by side under `upgate bench`, with the machine's limits
+## (benches/peers/run.sh; installs nginx and iperf3 with apt-get if missing; about 5 minutes).
+## Writes target/peers/results.md.
+bench-peers:
+	benches/peers/run.sh
 
 ## Each fuzz target for FUZZ_SECONDS (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP).
 fuzz:
@@ -44,3 +52,17 @@ layering:
 	@! grep -rnE 'tokio|std::net|std::fs|std::thread|Instant|SystemTime|async fn|\.await' src/http \
 		--include='*.rs' | grep -v '^\S*:[0-9]*:\s*//' \
 		|| (echo 'src/http must stay sans-IO (see docs/architecture.md)'; exit 1)
+
+## The whole system on loopback, step by step: node, demo app, two uploads, a veto, the
+## notifications, downloads compared by SHA-256; stops everything it started.
+demo:
+	bash scripts/demo.sh
+
+## The demo app's page in headless Chromium: the upload is listed and linked; writes
+## target/demo-page.png. Part of `make test`.
+browser-check:
+	bash scripts/browser-check.sh
+
+## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB).
+client-memory:
+	bash scripts/client-memory.sh

@@ -1,5 +1,7 @@
-//! The node's configuration: every key of the contract, with its embedded default. Loaded from
-//! TOML (`--config FILE`) and then overridden by command-line flags. Unknown keys are errors.
+//! The node's configuration: every key of the contract, with its embedded default. Loaded in
+//! layers — embedded defaults < TOML file (`--config FILE`) < `UPGATE_*` environment variables
+//! < command-line flags ([`source`]). Unknown keys are errors; every error names the key and
+//! where its value came from (file and line, variable, or flag).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,16 @@ pub enum ExpectPolicy {
 pub enum Checksum {
     None,
     Sha256,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Pretty,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Every configuration key. Field names are the contract's key names.
@@ -62,6 +74,11 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Longest lingering close after a response sent without reading the body.
     pub linger_ms: u64,
+    /// `tracing` filter directives: a level (`info`) or per-target (`info,upgate::access=off`).
+    /// Reloaded on SIGHUP.
+    pub log_level: String,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -91,6 +108,8 @@ impl Default for Config {
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
             linger_ms: 5000,
+            log_level: "info".to_string(),
+            log_format: LogFormat::Pretty,
         }
     }
 }
@@ -107,19 +126,30 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A value that cannot be used: the key, and why. [`source`] adds where the value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
 impl Config {
-    /// Parses TOML text; `origin` names the file in errors.
+    /// Parses and validates TOML text; `origin` names the file in errors, which read
+    /// `origin:line: key: message`.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(line) => ConfigError(format!("{origin}:{line}: {}", e.message())),
-                None => ConfigError(format!("{origin}: {}", e.message())),
-            }
-        })?;
-        config.validate()?;
+        let config = source::parse_toml(text, origin)?;
+        config
+            .check()
+            .map_err(|inv| source::in_file(text, origin, &inv))?;
         Ok(config)
     }
 
@@ -129,8 +159,28 @@ impl Config {
         Config::from_toml(&text, &path.display().to_string())
     }
 
-    /// Checks values serde cannot: ranges and relations between keys.
+    /// Every key, as spelled in TOML (taken from serialising the defaults, so a new field is a
+    /// new key everywhere: environment variables, `config print`, the documentation test).
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => unreachable!("Config serialises to a map"),
+        }
+    }
+
+    /// The environment variable of `key`: `UPGATE_` and the key in upper case.
+    pub fn env_var(key: &str) -> String {
+        format!("UPGATE_{}", key.to_ascii_uppercase())
+    }
+
+    /// Checks values serde cannot: ranges and relations between keys (`key: message`).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check()
+            .map_err(|inv| ConfigError(format!("{}: {}", inv.key, inv.message)))
+    }
+
+    /// [`Config::validate`] with the failing key kept apart.
+    pub fn check(&self) -> Result<(), Invalid> {
         let positive = [
             ("callback_timeout_ms", self.callback_timeout_ms),
             ("callback_workers", self.callback_workers as u64),
@@ -143,24 +193,40 @@ impl Config {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(ConfigError(format!("{key}: must be greater than 0")));
+                return Err(Invalid::new(key, "must be greater than 0"));
             }
         }
         if self.max_head_bytes < 1024 {
-            return Err(ConfigError("max_head_bytes: must be at least 1024".into()));
+            return Err(Invalid::new("max_head_bytes", "must be at least 1024"));
         }
         if self.max_headers > crate::http::MAX_HEADERS_CEILING {
-            return Err(ConfigError(format!(
-                "max_headers: must be at most {}",
-                crate::http::MAX_HEADERS_CEILING
-            )));
+            return Err(Invalid::new(
+                "max_headers",
+                format!("must be at most {}", crate::http::MAX_HEADERS_CEILING),
+            ));
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError(
-                    "public_url: must start with http:// or https://".into(),
+                return Err(Invalid::new(
+                    "public_url",
+                    "must start with http:// or https://",
                 ));
             }
+            if let Err(e) = url::Url::parse(url) {
+                return Err(Invalid::new("public_url", format!("not a URL: {e}")));
+            }
+        }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(Invalid::new(
+                "admin_token",
+                "must not be empty (leave it unset for loopback-only registration)",
+            ));
+        }
+        if let Err(e) = crate::callback::CallbackPolicy::try_new(&self.callback_allow) {
+            return Err(Invalid::new("callback_allow", e.to_string()));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
+            return Err(Invalid::new("log_level", e.to_string()));
         }
         Ok(())
     }
@@ -216,6 +282,8 @@ impl Config {
         Duration::from_millis(self.linger_ms)
     }
 }
+
+pub mod source;
 
 #[cfg(test)]
 mod tests;

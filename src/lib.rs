@@ -6,14 +6,22 @@
 //! | protocol (sans-IO) | [`http`] | bytes in, events and bytes-to-write out |
 //! | driver | [`server`] | tokio-uring runtimes, sockets, timers, one task per connection |
 //! | handlers | [`server::route`] | what a request means: health, uploads, downloads |
-//! | configuration | [`config`] | the contract's keys, defaults, file and flags |
+//! | configuration | [`config`] | the contract's keys, defaults; file < `UPGATE_*` environment < flags |
+//! | operations | [`metrics`], [`health`], [`logging`], [`server::access`] | `/metrics`, `/healthz`, `/readyz`, log setup, the access log |
+//! | the other two parties | [`client`], [`demo`] | the reference uploading client and application server |
 
 pub mod app;
 pub mod callback;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod download;
+pub mod health;
 pub mod http;
+pub mod loadgen;
+pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod register;

@@ -5,23 +5,32 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
 use crate::callback::{post_delivered, Job, Outcome};
+use crate::metrics::{self, CallbackKind, CallbackOutcome};
 use crate::registry::{backoff_jittered, OutboxEntry};
 
 /// How often the sender looks for due entries.
 const TICK: Duration = Duration::from_millis(200);
 /// Entries taken per tick.
 const BATCH: usize = 64;
+/// How often the outbox gauges (backlog, oldest age) are sampled: counting is O(backlog), so
+/// it happens here, off the io_uring threads, rather than on every scrape.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the sender until `stop` is set.
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("upgate-outbox".into())
         .spawn(move || {
+            let mut sampled: Option<Instant> = None;
             while !stop.load(Ordering::Relaxed) {
+                if sampled.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
+                    sample(&app);
+                    sampled = Some(Instant::now());
+                }
                 let due = app
                     .registry
                     .outbox()
@@ -69,18 +78,34 @@ fn attempt(app: &App, entry: OutboxEntry) {
         secrets,
         guard,
     };
+    let started = Instant::now();
     let outcome = match app.pool.submit(job) {
         Ok(rx) => rx
             .blocking_recv()
             .unwrap_or(Outcome::Failed("worker vanished".into())),
-        Err(_) => Outcome::Failed("callback queue full".into()),
+        Err(_) => {
+            metrics::callback_rejected(CallbackKind::Retry);
+            Outcome::Failed("callback queue full".into())
+        }
     };
+    metrics::callback_done(
+        CallbackKind::Retry,
+        CallbackOutcome::of_answer(&outcome),
+        started.elapsed(),
+    );
     if post_delivered(&outcome).is_some() {
         let _ = app.registry.outbox().delivered(&entry.event_id);
         tracing::info!(event_id = %entry.event_id, attempts = entry.attempts + 1, "post-callback delivered");
     } else {
         reschedule(app, &entry, format!("{outcome:?}"));
     }
+}
+
+/// Publishes the outbox's backlog and the age of its oldest entry.
+fn sample(app: &App) {
+    let outbox = app.registry.outbox();
+    let oldest = outbox.oldest_created_ms().ok().flatten();
+    metrics::outbox_sampled(outbox.len(), oldest);
 }
 
 fn reschedule(app: &App, entry: &OutboxEntry, error: String) {

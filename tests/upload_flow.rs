@@ -838,3 +838,29 @@ fn a_thousand_small_uploads_over_16_keep_alive_connections() {
     assert_eq!(ids.len(), 1000);
     node.shutdown();
 }
+
+/// Regression: an appid outside `[A-Za-z0-9_-]` in the path made the registry lookup fail and
+/// answered 500 `internal`; it is the client's fault: 400 `bad_appid`, body unread.
+#[test]
+fn invalid_appid_in_the_path_is_400_bad_appid_not_500() {
+    let node = start(test_config());
+    for (path, header) in [
+        ("/bad!id/a.txt", "bad!id"),
+        ("/bad!id/a.txt", "app1"),
+        ("/%ff/a.txt", "app1"),
+    ] {
+        let (wire, _) = exchange(
+            node.local_addr(),
+            format!(
+                "PUT {path} HTTP/1.1\r\nHost: n\r\nExpect: 100-continue\r\nappid: {header}\r\nContent-Length: 5\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            (wire.status, wire.error_code().as_str()),
+            (400, "bad_appid"),
+            "{path} {header}"
+        );
+    }
+    node.shutdown();
+}

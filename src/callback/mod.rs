@@ -37,6 +37,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -180,6 +181,7 @@ pub struct CallbackPool {
     tx: Sender<Envelope>,
     timeout: Duration,
     workers: usize,
+    alive: Arc<AtomicUsize>,
 }
 
 impl CallbackPool {
@@ -202,14 +204,16 @@ impl CallbackPool {
     ) -> std::io::Result<CallbackPool> {
         let workers = workers.max(1);
         let (tx, rx) = crossbeam_channel::bounded(queue.max(1));
+        let alive = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
             // Detached: a worker ends when the channel disconnects.
-            worker::spawn(index, rx.clone(), timeout)?;
+            worker::spawn(index, rx.clone(), timeout, alive.clone())?;
         }
         Ok(CallbackPool {
             tx,
             timeout,
             workers,
+            alive,
         })
     }
 
@@ -237,6 +241,11 @@ impl CallbackPool {
 
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Worker threads running now (readiness: 0 means no callback can be made).
+    pub fn workers_alive(&self) -> usize {
+        self.alive.load(Ordering::Acquire)
     }
 
     /// The per-call timeout.

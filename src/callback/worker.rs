@@ -3,6 +3,8 @@
 
 use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,14 +24,37 @@ pub(crate) struct Envelope {
 
 /// Starts worker `index` (thread name `upgate-callback-<index>`). It runs until every sender of
 /// `rx` (every [`CallbackPool`](super::CallbackPool) clone) is gone and the queue is drained.
+/// `alive` counts it from now until its thread ends.
 pub(crate) fn spawn(
     index: usize,
     rx: Receiver<Envelope>,
     timeout: Duration,
+    alive: Arc<AtomicUsize>,
 ) -> io::Result<JoinHandle<()>> {
+    let counted = Alive::new(alive);
     std::thread::Builder::new()
         .name(format!("upgate-callback-{index}"))
-        .spawn(move || run(rx, timeout))
+        .spawn(move || {
+            let _counted = counted;
+            run(rx, timeout)
+        })
+}
+
+/// One running worker in the pool's count, removed when dropped (the thread ended, or never
+/// started).
+struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    fn new(count: Arc<AtomicUsize>) -> Alive {
+        count.fetch_add(1, Ordering::AcqRel);
+        Alive(count)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn run(rx: Receiver<Envelope>, timeout: Duration) {

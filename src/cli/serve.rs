@@ -1,17 +1,26 @@
-//! `upgate serve`: load the configuration, start the node, drain on SIGINT/SIGTERM.
+//! `upgate serve`: load the configuration (defaults < file < `UPGATE_*` environment < flags),
+//! start the node, reload on SIGHUP, drain on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, ExpectPolicy};
+use crate::callback::CallbackPolicy;
+use crate::config::source::{Layers, Loaded};
+use crate::config::{Config, ConfigError, ExpectPolicy};
+use crate::logging::{self, LogHandle};
 use crate::node::Node;
 
-/// `upgate serve`: flags override the config file, which overrides the embedded defaults.
-#[derive(Args, Debug, Default)]
+/// A second SIGINT/SIGTERM within this time of the first is taken as a duplicate.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Flags override `UPGATE_*` environment variables, which override the config file, which
+/// overrides the embedded defaults.
+#[derive(Args, Debug, Default, Clone)]
 pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long)]
@@ -25,12 +34,15 @@ pub struct ServeArgs {
     /// Base of download URLs.
     #[arg(long)]
     pub public_url: Option<String>,
-    /// Bearer token for registration.
+    /// Bearer token for registration (visible in `ps`: prefer the file or UPGATE_ADMIN_TOKEN).
     #[arg(long)]
     pub admin_token: Option<String>,
     /// `require` (patent) or `optional`.
     #[arg(long, value_parser = parse_expect)]
     pub expect: Option<ExpectPolicy>,
+    /// Any configuration key, as KEY=VALUE (repeatable; applied after the flags above).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 fn parse_expect(s: &str) -> Result<ExpectPolicy, String> {
@@ -42,50 +54,73 @@ fn parse_expect(s: &str) -> Result<ExpectPolicy, String> {
 }
 
 impl ServeArgs {
-    /// The effective configuration.
-    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
+    /// The effective configuration, with the process's environment.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        self.resolve(std::env::vars()).map(|l| l.config)
+    }
+
+    /// The effective configuration from the file, `env` and the flags, with where each value
+    /// came from and the warnings (unknown `UPGATE_*` variables).
+    pub fn resolve<I, K, V>(&self, env: I) -> Result<Loaded, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut layers = match &self.config {
+            Some(path) => Layers::from_file(path)?,
+            None => Layers::default(),
+        }
+        .env(env)?;
         if let Some(v) = self.listen {
-            config.listen = v;
+            layers = layers.flag("--listen", "listen", |c| c.listen = v);
         }
         if let Some(v) = &self.data_dir {
-            config.data_dir = v.clone();
+            layers = layers.flag("--data-dir", "data_dir", |c| c.data_dir = v.clone());
         }
         if let Some(v) = &self.public_url {
-            config.public_url = Some(v.clone());
+            layers = layers.flag("--public-url", "public_url", |c| {
+                c.public_url = Some(v.clone())
+            });
         }
         if let Some(v) = &self.admin_token {
-            config.admin_token = Some(v.clone());
+            layers = layers.flag("--admin-token", "admin_token", |c| {
+                c.admin_token = Some(v.clone())
+            });
         }
         if let Some(v) = self.expect {
-            config.expect = v;
+            layers = layers.flag("--expect", "expect", |c| c.expect = v);
         }
-        config.validate()?;
-        Ok(config)
+        for assignment in &self.set {
+            layers = layers.set_flag(assignment)?;
+        }
+        layers.finish()
     }
 }
 
-/// Runs the node until SIGINT or SIGTERM, then drains and exits 0.
+/// Runs the node until SIGINT or SIGTERM, then drains and exits 0. SIGHUP reloads
+/// `callback_allow` and `log_level`.
 pub fn serve(args: ServeArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("UPGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let config = match args.load() {
-        Ok(c) => c,
+    let loaded = match args.resolve(std::env::vars()) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("upgate: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
+    let mut config = loaded.config;
+    let log = match logging::init(&config.log_level, config.log_format) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            eprintln!("upgate: logging not set up: {e}");
+            None
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     // Block the signals before any runtime thread starts, so only the iterator sees them.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("upgate: cannot install signal handlers: {e}");
@@ -101,16 +136,76 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     };
     println!("upgate listening on http://{}", node.local_addr());
     tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), "listening");
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            reload(&args, &node, log.as_ref(), &mut config);
+            continue;
+        }
         tracing::info!(signal, "shutting down: draining in-flight requests");
+        break;
     }
-    // A second signal skips the drain.
+    // A second SIGINT/SIGTERM skips the drain, unless it is the same signal delivered twice:
+    // `make`, shells and supervisors often signal the process group and forward it as well.
+    let first = Instant::now();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            std::process::exit(1);
+        for signal in signals.forever() {
+            if signal != SIGHUP && first.elapsed() >= DUPLICATE_WINDOW {
+                std::process::exit(1);
+            }
         }
     });
     node.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: reads the configuration again and applies what can change without a restart
+/// (`callback_allow`, `log_level`); connections are untouched. An invalid file changes nothing.
+fn reload(args: &ServeArgs, node: &Node, log: Option<&LogHandle>, running: &mut Config) {
+    let new = match args.resolve(std::env::vars()) {
+        Ok(l) => l.config,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; the running configuration stays");
+            return;
+        }
+    };
+    if new.callback_allow != running.callback_allow {
+        match CallbackPolicy::try_new(&new.callback_allow) {
+            Ok(policy) => {
+                node.app.set_policy(policy);
+                running.callback_allow = new.callback_allow.clone();
+                tracing::info!(callback_allow = ?running.callback_allow, "reloaded callback_allow");
+            }
+            Err(e) => tracing::error!(error = %e, "reload: callback_allow rejected"),
+        }
+    }
+    if new.log_level != running.log_level {
+        match log.map(|l| l.set_level(&new.log_level)) {
+            Some(Ok(())) => {
+                running.log_level = new.log_level.clone();
+                tracing::info!(log_level = %running.log_level, "reloaded log_level");
+            }
+            Some(Err(e)) => tracing::error!(error = %e, "reload: log_level rejected"),
+            None => {}
+        }
+    }
+    for key in changed_keys(running, &new) {
+        tracing::warn!(
+            key,
+            "changed in the configuration; takes effect after a restart"
+        );
+    }
+    tracing::info!("configuration reloaded");
+}
+
+/// Keys whose values differ between `a` and `b`.
+fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    Config::keys()
+        .into_iter()
+        .filter(|k| a.get(k) != b.get(k))
+        .collect()
 }

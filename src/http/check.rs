@@ -8,7 +8,7 @@
 //!
 //! | function | invariants |
 //! |---|---|
-//! | [`check_head`] | `find_end`/`parse_head` never panic; resuming `find_end` agrees with one scan; a parsed head's fields are views of the input; errors answer 4xx/5xx |
+//! | [`check_head`] | `find_end`/`parse_prefix`/`parse_head` never panic and agree on where a head ends; resuming `find_end` agrees with one scan; bytes after a head are never looked at; a parsed head is a prefix of the input and its fields are views of it; errors answer 4xx/5xx |
 //! | [`check_chunked`] | data out ≤ bytes in; whole and byte-by-byte feeding give the same data, end position and error |
 //! | [`check_conn`] | `H1Conn` fed whole, in the given splits and byte by byte yields the same [`Step`]s; only `ProtocolError` comes out; body bytes out ≤ bytes in |
 //!
@@ -18,9 +18,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    find_end, is_tchar, parse_head, parse_length, BodyDecoder, CloseMode, Decoded, Event,
-    Expectation, Framing, H1Conn, HeadEnd, Limits, Method, ProtocolError, RequestHead, Response,
-    Version, CONTINUE,
+    find_end, is_tchar, parse_head, parse_length, parse_prefix, BodyDecoder, CloseMode, Decoded,
+    Event, Expectation, Framing, H1Conn, HeadEnd, Limits, Method, ProtocolError, RequestHead,
+    Response, Version, CONTINUE,
 };
 
 /// The statuses a [`ProtocolError`] may answer with.
@@ -70,11 +70,15 @@ fn is_view(outer: &[u8], inner: &[u8]) -> bool {
 
 // ───────────────────────────── heads ─────────────────────────────
 
-/// `find_end` and `parse_head` on arbitrary bytes.
+/// `find_end`, `parse_prefix` and `parse_head` on arbitrary bytes.
 ///
-/// - `find_end` never panics; `Complete(len)` ends with CRLF CRLF inside the input; resuming
-///   from a `Partial { resume_at }` on a prefix gives the same answer as one scan;
-/// - `parse_head` never panics, on the delimited head or (when there is none) on the raw input;
+/// - none of them panics;
+/// - `find_end`: `Complete(len)` ends at the first CRLF CRLF; resuming from a prefix's
+///   `Partial { resume_at }` gives the same answer as one scan; its only error is `BadLineEnding`;
+/// - `parse_prefix`: a head ends with CRLF CRLF, where `find_end` says (unless blank lines
+///   precede it); the bytes after it are not looked at (alone or with another tail, the same
+///   head); `parse_head` gives the same head or the same error (`BadRequestLine` when
+///   incomplete);
 /// - a parsed head satisfies [`check_parsed_head`]; an error satisfies [`check_error`].
 pub fn check_head(data: &[u8]) {
     let end = find_end(data, 0);
@@ -115,28 +119,102 @@ pub fn check_head(data: &[u8]) {
         }
     }
 
-    let raw = match end {
-        Ok(HeadEnd::Complete(len)) => &data[..len],
-        _ => data,
-    };
     for limits in limit_sets() {
-        let raw = Bytes::copy_from_slice(raw);
-        match parse_head(raw.clone(), &limits) {
-            Ok(head) => check_parsed_head(&head, &raw, &limits),
+        check_parse(data, end, &limits);
+    }
+}
+
+/// `parse_prefix` and `parse_head` on the same bytes, against each other and `find_end`.
+fn check_parse(data: &[u8], end: Result<HeadEnd, ProtocolError>, limits: &Limits) {
+    let prefix = parse_prefix(data, limits);
+    let prefix_len = match &prefix {
+        Ok(Some(parsed)) => {
+            let len = parsed.len();
+            assert!(
+                len >= 4 && len <= data.len(),
+                "head of {len} bytes in {}",
+                data.len()
+            );
+            assert_eq!(
+                &data[len - 4..len],
+                b"\r\n\r\n",
+                "a head ends with CRLF CRLF"
+            );
+            // The bytes after the head are not looked at: alone, or followed by anything else,
+            // the head parses the same.
+            let head = |bytes: &[u8]| match parse_prefix(bytes, limits) {
+                Ok(Some(p)) => p.into_head(Bytes::copy_from_slice(&bytes[..len])),
+                other => panic!("the head alone or with another tail gives {other:?}"),
+            };
+            let alone = head(&data[..len]);
+            let mut other_tail = data[..len].to_vec();
+            other_tail.extend_from_slice(b"\n\r\0 \r\n\r\nGET / HTTP/1.1");
+            assert_eq!(head(&other_tail), alone);
+            // Without leading blank lines, the one-pass parse and the line scan agree on the end.
+            if !data.starts_with(b"\r\n") {
+                assert_eq!(end, Ok(HeadEnd::Complete(len)), "find_end vs parse_prefix");
+            }
+            Some(len)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            check_error(*e);
+            None
+        }
+    };
+    if let Ok(HeadEnd::Complete(len)) = end {
+        if !data.starts_with(b"\r\n") {
+            assert!(
+                !matches!(prefix, Ok(Some(_))) || prefix_len == Some(len),
+                "parse_prefix ends the head elsewhere than find_end"
+            );
+        }
+    }
+
+    let raw = Bytes::copy_from_slice(data);
+    match parse_head(raw.clone(), limits) {
+        Ok(head) => {
+            assert_eq!(
+                Some(head.raw().len()),
+                prefix_len,
+                "parse_head vs parse_prefix"
+            );
+            check_parsed_head(&head, &raw, limits);
+        }
+        Err(e) => {
+            check_error(e);
+            match prefix {
+                Ok(None) => assert_eq!(e, ProtocolError::BadRequestLine),
+                Err(pe) => assert_eq!(e, pe, "parse_head vs parse_prefix"),
+                Ok(Some(_)) => panic!("parse_prefix accepted what parse_head refused: {e:?}"),
+            }
+        }
+    }
+    // The head as `find_end` delimits it.
+    if let Ok(HeadEnd::Complete(len)) = end {
+        let raw = Bytes::copy_from_slice(&data[..len]);
+        match parse_head(raw.clone(), limits) {
+            Ok(head) => check_parsed_head(&head, &raw, limits),
             Err(e) => check_error(e),
         }
     }
 }
 
-/// What a successfully parsed head promises: every accessor is a view of `raw`, the limits
-/// hold, and the framing decisions agree with the fields they came from.
+/// What a successfully parsed head promises: it is a prefix of `raw` (same memory), every
+/// accessor is a view of it, the limits hold, and the framing decisions agree with the fields
+/// they came from.
 pub fn check_parsed_head(head: &RequestHead, raw: &Bytes, limits: &Limits) {
-    assert_eq!(head.raw(), raw);
+    // The head is the start of `raw` (the bytes after it are the body or the next request),
+    // the same memory, not a copy.
+    let own = head.raw();
     assert_eq!(
-        head.raw().as_ptr(),
+        own.as_ptr(),
         raw.as_ptr(),
         "the head must keep the input, not a copy"
     );
+    assert!(own.len() <= raw.len() && raw.starts_with(own));
+    assert!(own.ends_with(b"\r\n\r\n"), "a head ends with CRLF CRLF");
+    let raw = own;
 
     let method = head.method_str().as_bytes();
     assert!(!method.is_empty() && method.iter().all(|&b| is_tchar(b)));

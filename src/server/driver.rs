@@ -12,10 +12,12 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
+use super::access::{self, AccessLog};
 use super::exchange::Exchange;
 use super::route::Handler;
 use super::ThreadCtx;
 use crate::http::{CloseMode, Event, H1Conn, ProtocolError, RequestHead, Response};
+use crate::metrics::{self, TimeoutKind};
 
 /// Free space offered to the kernel for a read while waiting for a head.
 const HEAD_READ: usize = 4096;
@@ -40,6 +42,11 @@ pub struct Connection {
     pub(super) file_body: Option<FileBody>,
     pub(super) ctx: Rc<ThreadCtx>,
     pub(super) peer: SocketAddr,
+    /// What the handler reports for the access log of the current request.
+    pub(super) access: AccessLog,
+    /// Body bytes read and response bytes written for the current request.
+    pub(super) bytes_in: u64,
+    bytes_out: u64,
 }
 
 /// Serves one connection until it closes.
@@ -56,9 +63,14 @@ pub async fn serve<H: Handler>(
         file_body: None,
         ctx,
         peer,
+        access: AccessLog::default(),
+        bytes_in: 0,
+        bytes_out: 0,
     };
     let mut first = true;
     loop {
+        c.access = AccessLog::default();
+        (c.bytes_in, c.bytes_out) = (0, 0);
         let head = match c.read_head(first).await {
             Ok(head) => head,
             Err(NoHead::Closed) => break,
@@ -67,6 +79,7 @@ pub async fn serve<H: Handler>(
                 break;
             }
             Err(NoHead::Timeout) => {
+                metrics::timeout(TimeoutKind::Header);
                 let resp = Response::error(
                     408,
                     "header_timeout",
@@ -77,14 +90,20 @@ pub async fn serve<H: Handler>(
             }
         };
         first = false;
+        let started = Instant::now();
+        let (resp, head) = {
+            let mut ex = Exchange::new(&mut c, head);
+            let resp = handler.handle(&mut ex).await;
+            (resp, ex.into_head())
+        };
+        // Draining (SIGTERM/SIGINT, perhaps while the handler ran): this is the last response.
         if c.ctx.shutting_down() {
             c.conn.disable_keep_alive();
         }
-        let resp = {
-            let mut ex = Exchange::new(&mut c, head);
-            handler.handle(&mut ex).await
-        };
-        match c.send(resp).await {
+        let status = resp.status;
+        let sent = c.send(resp).await;
+        c.log_request(Some(&head), status, started, sent.is_err());
+        match sent {
             Ok(CloseMode::KeepAlive) => continue,
             Ok(mode) => {
                 c.close(mode).await;
@@ -99,6 +118,22 @@ pub async fn serve<H: Handler>(
 }
 
 impl Connection {
+    /// Counts the request in the metrics and writes its access-log line.
+    fn log_request(&self, head: Option<&RequestHead>, status: u16, started: Instant, failed: bool) {
+        metrics::request_done(self.access.route, status);
+        let line = access::Line {
+            peer: self.peer,
+            method: head.map(|h| h.method_str()),
+            path: head.map(|h| h.path_only()),
+            status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            took: started.elapsed(),
+            write_failed: failed,
+        };
+        access::emit(&line, &self.access);
+    }
+
     /// Waits for the next request head. The first head must arrive within `header_timeout_ms`
     /// of the accept; later ones within `keepalive_timeout_ms` of idleness, then
     /// `header_timeout_ms` from their first byte.
@@ -134,7 +169,10 @@ impl Connection {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) => return Err(NoHead::Closed),
                 Err(_) if head_deadline.is_some() => return Err(NoHead::Timeout),
-                Err(_) => return Err(NoHead::Closed),
+                Err(_) => {
+                    metrics::timeout(TimeoutKind::Keepalive);
+                    return Err(NoHead::Closed);
+                }
             }
         }
     }
@@ -146,6 +184,7 @@ impl Connection {
         let (res, slice) = self.stream.read(buf.slice(len..)).await;
         self.conn.restore_buffer(slice.into_inner());
         let n = res?;
+        metrics::received(n);
         if n == 0 {
             self.conn.receive_eof();
         }
@@ -158,19 +197,20 @@ impl Connection {
         match timeout(idle, self.read_more(BODY_READ)).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(BodyIoError::Io(e)),
-            Err(_) => Err(BodyIoError::IdleTimeout),
+            Err(_) => {
+                metrics::timeout(TimeoutKind::Body);
+                Err(BodyIoError::IdleTimeout)
+            }
         }
     }
 
     /// Writes bytes, bounded so a peer that stops reading cannot hold the task forever.
     pub(super) async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
         let limit = self.ctx.config.body_idle_timeout();
+        let len = bytes.len();
         match timeout(limit, self.stream.write_all(bytes)).await {
-            Ok((res, _)) => res,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "peer stopped reading",
-            )),
+            Ok((res, _)) => res.inspect(|_| self.sent(len)),
+            Err(_) => Err(write_timed_out()),
         }
     }
 
@@ -218,23 +258,27 @@ impl Connection {
             let limit = self.ctx.config.body_idle_timeout();
             let (res, b) = match timeout(limit, self.stream.write_all(buf)).await {
                 Ok(r) => r,
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "peer stopped reading",
-                    ))
-                }
+                Err(_) => return Err(write_timed_out()),
             };
             res?;
+            self.sent(n);
             buf = b;
         }
         let _ = file.close().await;
         Ok(())
     }
 
-    /// Sends a response that ends the connection, then closes it.
+    fn sent(&mut self, n: usize) {
+        self.bytes_out += n as u64;
+        metrics::sent(n);
+    }
+
+    /// Sends a response that ends the connection (no head was parsed), then closes it.
     async fn finish(&mut self, resp: Response) {
-        if let Ok(mode) = self.send(resp).await {
+        let (status, started) = (resp.status, Instant::now());
+        let sent = self.send(resp).await;
+        self.log_request(None, status, started, sent.is_err());
+        if let Ok(mode) = sent {
             self.close(mode).await;
         }
     }
@@ -261,6 +305,11 @@ impl Connection {
             }
         }
     }
+}
+
+fn write_timed_out() -> io::Error {
+    metrics::timeout(TimeoutKind::Write);
+    io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")
 }
 
 /// A file range sent as a response body.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use super::access::AccessLog;
 use super::driver::{BodyIoError, Connection, FileBody};
 use crate::config::Config;
 use crate::http::{Event, ProtocolError, RequestHead, Response};
@@ -65,6 +66,20 @@ impl<'c> Exchange<'c> {
         &self.head
     }
 
+    pub(super) fn into_head(self) -> RequestHead {
+        self.head
+    }
+
+    /// What this request reports to the access log (route, appid, upload id, step timings).
+    pub fn access(&mut self) -> &mut AccessLog {
+        &mut self.c.access
+    }
+
+    /// True once SIGINT/SIGTERM started the drain.
+    pub fn shutting_down(&self) -> bool {
+        self.c.ctx.shutting_down()
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.c.peer
     }
@@ -101,7 +116,10 @@ impl<'c> Exchange<'c> {
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         loop {
             match self.c.conn.next_event().map_err(BodyError::Protocol)? {
-                Event::Data(bytes) => return Ok(Some(bytes)),
+                Event::Data(bytes) => {
+                    self.c.bytes_in += bytes.len() as u64;
+                    return Ok(Some(bytes));
+                }
                 Event::EndOfMessage => return Ok(None),
                 Event::NeedData => match self.c.read_body_more().await {
                     Ok(_) => {}

@@ -3,6 +3,7 @@
 //! threads; graceful shutdown (stop accepting, let in-flight requests finish within
 //! `shutdown_timeout_ms`).
 
+pub mod access;
 mod date;
 mod driver;
 mod exchange;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::Response;
 
+pub use access::{AccessLog, Step, Timings};
 pub use exchange::{BodyError, Exchange};
 pub use route::{Handler, Router};
 
@@ -111,6 +113,7 @@ async fn accept_loop<H: Handler>(
     ctx: Rc<ThreadCtx>,
     handler: Rc<H>,
 ) {
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
     let listener = tokio_uring::net::TcpListener::from_std(std_listener);
     let mut shutdown = ctx.shutdown.clone();
     while !*shutdown.borrow() {
@@ -130,17 +133,25 @@ async fn accept_loop<H: Handler>(
         let _ = stream.set_nodelay(true);
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);
+            crate::metrics::connection_refused();
             tokio_uring::spawn(refuse(stream));
             continue;
         }
+        crate::metrics::connection_opened();
         ctx.local_open.set(ctx.local_open.get() + 1);
         let (ctx2, handler2) = (ctx.clone(), handler.clone());
         tokio_uring::spawn(async move {
             driver::serve(stream, peer, ctx2.clone(), handler2).await;
             ctx2.local_open.set(ctx2.local_open.get() - 1);
             ctx2.open.fetch_sub(1, Ordering::AcqRel);
+            crate::metrics::connection_closed();
         });
     }
+    // An accept abandoned by the `select!` still holds the socket inside tokio-uring until it
+    // completes, so dropping the listener alone would leave the port accepting connections that
+    // nobody serves. Shutting a listening socket down stops it (Linux: the pending accept fails,
+    // new connections are refused) while the descriptor is still ours.
+    unsafe { libc::shutdown(listen_fd, libc::SHUT_RD) };
     drop(listener);
     let deadline = tokio::time::Instant::now() + ctx.config.shutdown_timeout();
     while ctx.local_open.get() > 0 && tokio::time::Instant::now() < deadline {

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::health;
 use crate::http::{Expectation, Method, Response};
+use crate::metrics::Route as Metric;
 
 use super::exchange::Exchange;
 
@@ -29,14 +31,19 @@ impl Router {
 /// The routes a path can take.
 enum Route {
     Health,
+    Ready,
+    Metrics,
     Register,
     File,
     NotFound,
 }
 
 fn route(path: &[u8]) -> Route {
-    if path == b"/healthz" {
-        return Route::Health;
+    match path {
+        b"/healthz" => return Route::Health,
+        b"/readyz" => return Route::Ready,
+        b"/metrics" => return Route::Metrics,
+        _ => {}
     }
     if path == b"/upload/register" || path.starts_with(b"/upload/register/") {
         return Route::Register;
@@ -53,7 +60,9 @@ impl Handler for Router {
     async fn handle(&self, ex: &mut Exchange<'_>) -> Response {
         let method = ex.head().method();
         let r = route(ex.head().path_only());
+        ex.access().route = metric_route(&r, method);
         if ex.head().info().expect == Expectation::Unsupported {
+            ex.access().route = Metric::Other;
             return Response::error(
                 417,
                 "expectation_failed",
@@ -61,10 +70,10 @@ impl Handler for Router {
             );
         }
         match (r, method) {
-            (Route::Health, Method::Get | Method::Head) => {
-                Response::json(200, &br#"{"status":"ok"}"#[..])
-            }
-            (Route::Health, _) => not_allowed("GET, HEAD"),
+            (Route::Health, Method::Get | Method::Head) => health::healthz(),
+            (Route::Ready, Method::Get | Method::Head) => health::readyz(ex, &self.app).await,
+            (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
+            (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed("GET, HEAD"),
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
             (Route::File, Method::Post | Method::Put) => {
                 crate::upload::handle_upload(ex, &self.app).await
@@ -75,6 +84,19 @@ impl Handler for Router {
             (Route::File, _) => not_allowed("GET, HEAD, POST, PUT"),
             (Route::NotFound, _) => Response::error(404, "not_found", "no such route"),
         }
+    }
+}
+
+/// The `route` label of the request metrics and the access log.
+fn metric_route(r: &Route, method: Method) -> Metric {
+    match (r, method) {
+        (Route::Health, _) => Metric::Healthz,
+        (Route::Ready, _) => Metric::Readyz,
+        (Route::Metrics, _) => Metric::Metrics,
+        (Route::Register, _) => Metric::Register,
+        (Route::File, Method::Post | Method::Put) => Metric::Upload,
+        (Route::File, Method::Get | Method::Head) => Metric::Download,
+        (Route::File | Route::NotFound, _) => Metric::Other,
     }
 }
 

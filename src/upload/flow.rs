@@ -5,19 +5,24 @@
 //! | receive conditions on the head | 202 / 304 | [`condition::check`], then the overwrite check |
 //! | first file info → pre-upload callback | 203 / 305 | [`pre_callback`] on the blocking pool |
 //! | `100 Continue` only after the app accepts | 204 / 306 | [`Exchange::accept_body`] |
-//! | body → temp file → fsync → rename → dir fsync | 205 / 307 | [`receive_body`] |
+//! | body → temp file | 205 / 307 | [`receive_body`] |
+//! | fsync → rename → dir fsync | 205 / 307 | [`commit`] |
 //! | second file info → post-upload callback (outbox) | 205 / 307 | [`post_callback`] |
 //! | completion response | 206 / 308 | [`reply::created`] |
+//!
+//! Each step's duration goes to the access log ([`Timings`]); callbacks, sizes and body bytes
+//! to [`metrics`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
 use crate::callback::{
     post_delivered, pre_decision, FirstInfo, Job, Outcome, SecondInfo, SuccessTrue,
 };
 use crate::http::Response;
-use crate::registry::{backoff_jittered, OutboxEntry};
-use crate::server::Exchange;
+use crate::metrics::{self, BodyPath, CallbackKind, CallbackOutcome};
+use crate::registry::{backoff_jittered, valid_appid, AppRecord, OutboxEntry};
+use crate::server::{Exchange, Step, Timings};
 use crate::storage::{path, sink::is_disk_full, BodySink, CommitError};
 
 use super::condition;
@@ -26,7 +31,11 @@ use super::reply::{self, FlowError};
 
 /// Handles `POST`/`PUT /{appid}/{path}`.
 pub async fn handle_upload(ex: &mut Exchange<'_>, app: &App) -> Response {
-    match run(ex, app).await {
+    let _in_flight = metrics::InFlight::enter();
+    let mut timings = Timings::default();
+    let result = run(ex, app, &mut timings).await;
+    ex.access().timings = timings;
+    match result {
         Ok((req, stored, notified)) => reply::created(&req, &stored, notified),
         Err(e) => reply::fail(e),
     }
@@ -35,13 +44,12 @@ pub async fn handle_upload(ex: &mut Exchange<'_>, app: &App) -> Response {
 async fn run(
     ex: &mut Exchange<'_>,
     app: &App,
+    t: &mut Timings,
 ) -> Result<(UploadRequest, Stored, Notified), FlowError> {
     // 202/304: the receive conditions, on the head alone.
-    let appid = std::str::from_utf8(path::first_segment(ex.head().path_only())).unwrap_or("");
-    let record = app
-        .registry
-        .get(appid)
-        .map_err(|e| FlowError::Internal(e.to_string()))?;
+    let appid = String::from_utf8_lossy(path::first_segment(ex.head().path_only())).into_owned();
+    ex.access().appid = valid_appid(&appid).then(|| appid.clone());
+    let record = registered(app, &appid)?;
     let policy = app.policy();
     let req = condition::check(
         ex.head(),
@@ -51,25 +59,40 @@ async fn run(
         new_upload_id(),
         ex.peer().ip().to_string(),
     )?;
+    ex.access().upload_id = Some(req.upload_id.clone());
     let dest = app.store.final_path(&req.target);
     if !app.config.overwrite && tokio_uring::fs::statx(&dest).await.is_ok() {
         return Err(FlowError::Exists);
     }
 
     // 203/305: the first file info to the pre-upload callback; the app may veto.
-    pre_callback(app, &req).await?;
+    t.timed(Step::PreCallback, pre_callback(app, &req)).await?;
 
     // 204/306: only now may the client send its body.
     ex.accept_body().await.map_err(FlowError::Body)?;
 
-    // 205/307: the body, stored durably and made visible in one rename.
-    let stored = receive_body(ex, app, &req).await?;
+    // 205/307: the body into a temporary file, then made durable and visible in one rename.
+    let sink = t.timed(Step::Body, receive_body(ex, app, &req)).await?;
+    let stored = t.timed(Step::Commit, commit(app, &req, sink)).await?;
 
     // 205/307: the second file info, recorded in the outbox before it is first sent.
-    let notified = post_callback(app, &req, &stored).await;
+    let notified = t
+        .timed(Step::PostCallback, post_callback(app, &req, &stored))
+        .await;
 
     // 206/308: the completion response (rendered by `reply::created`).
     Ok((req, stored, notified))
+}
+
+/// The app's registration. An invalid appid has none: [`condition::check`] then answers 400
+/// `bad_appid` (a registry lookup would fail, and that is not the node's fault).
+fn registered(app: &App, appid: &str) -> Result<Option<AppRecord>, FlowError> {
+    if !valid_appid(appid) {
+        return Ok(None);
+    }
+    app.registry
+        .get(appid)
+        .map_err(|e| FlowError::Internal(e.to_string()))
 }
 
 /// Sends the first file info and waits for the app's decision without blocking the ring.
@@ -90,14 +113,23 @@ async fn pre_callback(app: &App, req: &UploadRequest) -> Result<(), FlowError> {
         secrets: req.secrets.clone(),
         guard: req.pre.guard.clone(),
     };
-    let outcome = call(app, job).await?;
-    pre_decision(&outcome).map_err(FlowError::Veto)
+    let started = Instant::now();
+    let decision = pre_decision(&call(app, job, CallbackKind::Pre).await?);
+    metrics::callback_done(
+        CallbackKind::Pre,
+        CallbackOutcome::of_pre(&decision),
+        started.elapsed(),
+    );
+    decision.map_err(FlowError::Veto)
 }
 
 /// Submits a job and awaits its outcome, bounded: a job that waited in a busy queue past the
 /// callback timeout counts as a timeout rather than an unbounded wait.
-async fn call(app: &App, job: Job) -> Result<Outcome, FlowError> {
-    let rx = app.pool.submit(job).map_err(|_| FlowError::Busy)?;
+async fn call(app: &App, job: Job, kind: CallbackKind) -> Result<Outcome, FlowError> {
+    let rx = app.pool.submit(job).map_err(|_| {
+        metrics::callback_rejected(kind);
+        FlowError::Busy
+    })?;
     let bound = app.config.callback_timeout() * 2 + Duration::from_secs(1);
     match tokio::time::timeout(bound, rx).await {
         Ok(Ok(outcome)) => Ok(outcome),
@@ -106,13 +138,12 @@ async fn call(app: &App, job: Job) -> Result<Outcome, FlowError> {
     }
 }
 
-/// Streams the body into a temporary file, then syncs and renames it into place. On any
-/// failure the temporary file is removed and nothing becomes visible.
+/// Streams the body into a temporary file. On any failure the temporary file is removed.
 async fn receive_body(
     ex: &mut Exchange<'_>,
     app: &App,
     req: &UploadRequest,
-) -> Result<Stored, FlowError> {
+) -> Result<BodySink, FlowError> {
     let mut sink = BodySink::create(app.store.tmp_path(&req.upload_id))
         .await
         .map_err(storage_error)?;
@@ -129,11 +160,19 @@ async fn receive_body(
             sink.abort().await;
             return Err(FlowError::TooLarge(req.limit));
         }
+        let len = chunk.len();
         if let Err(e) = sink.write(chunk).await {
             sink.abort().await;
             return Err(storage_error(e));
         }
+        metrics::body_bytes(BodyPath::Buffered, len);
     }
+    Ok(sink)
+}
+
+/// Syncs the temporary file and renames it into place (then syncs its directory): the upload
+/// becomes visible whole or not at all.
+async fn commit(app: &App, req: &UploadRequest, sink: BodySink) -> Result<Stored, FlowError> {
     let size = sink.written();
     let dest = app.store.final_path(&req.target);
     sink.commit(
@@ -147,6 +186,7 @@ async fn receive_body(
         CommitError::Exists => FlowError::Exists,
         CommitError::Io(e) => storage_error(e),
     })?;
+    metrics::upload_stored(size);
     Ok(Stored {
         size,
         url: format!(
@@ -209,10 +249,16 @@ async fn post_callback(app: &App, req: &UploadRequest, stored: &Stored) -> Notif
         secrets: req.secrets.clone(),
         guard: post.guard.clone(),
     };
-    let outcome = match call(app, job).await {
+    let started = Instant::now();
+    let outcome = match call(app, job, CallbackKind::Post).await {
         Ok(o) => o,
         Err(_) => Outcome::Failed("callback queue full".into()),
     };
+    metrics::callback_done(
+        CallbackKind::Post,
+        CallbackOutcome::of_answer(&outcome),
+        started.elapsed(),
+    );
     match post_delivered(&outcome) {
         Some(answer) => {
             let _ = app.registry.outbox().delivered_async(&entry.event_id).await;

@@ -1,0 +1,70 @@
+//! `upgate register`: registers an application's callbacks with a node and prints the answer,
+//! which carries the signing secret (shown this once).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::client::{self, Registration};
+
+/// `upgate register --server URL --appid ID --pre URL --post URL [--hosts H,…] [--token T]`
+#[derive(Args, Debug)]
+#[command(after_help = super::upload::EXIT_CODES_HELP)]
+pub struct RegisterArgs {
+    /// The node: http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The application's id (1-64 of A-Z a-z 0-9 _ -).
+    #[arg(long)]
+    pub appid: String,
+    /// The pre-upload callback URL.
+    #[arg(long, value_name = "URL")]
+    pub pre: String,
+    /// The post-upload callback URL.
+    #[arg(long, value_name = "URL")]
+    pub post: String,
+    /// Hosts (host or host:port) the app's clients may name in callback headers.
+    #[arg(long, value_name = "HOST,…", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// The app's upload limit in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Ask for a new secret even when the app is already registered.
+    #[arg(long)]
+    pub rotate_secret: bool,
+    /// The node's admin token (without one, only loopback clients may register).
+    #[arg(long, env = "UPGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub fn register(args: RegisterArgs) -> ExitCode {
+    let reg = Registration {
+        appid: args.appid.clone(),
+        callback_url_pre: args.pre.clone(),
+        callback_url_post: args.post.clone(),
+        callback_hosts: args.hosts.clone(),
+        max_body_bytes: args.max_body_bytes,
+        rotate_secret: args.rotate_secret,
+    };
+    match client::register(
+        &args.server,
+        &reg,
+        args.token.as_deref(),
+        Duration::from_secs(30),
+    ) {
+        Ok(done) => {
+            println!("{}", done.body.trim_end());
+            match &done.secret {
+                Some(_) => eprintln!(
+                    "registered {}: the \"secret\" above signs its callbacks; it is shown only \
+                     this once, keep it",
+                    done.appid
+                ),
+                None => eprintln!("registered {} (its secret is unchanged)", done.appid),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::upload::report(&e, "register"),
+    }
+}

@@ -1,0 +1,40 @@
+//! The reference uploading client (patent claims 12-14): `upgate upload` and `upgate register`
+//! as a library.
+//!
+//! ```no_run
+//! use upgate::client::{self, UploadOptions};
+//!
+//! let opts = UploadOptions::new("http://127.0.0.1:8080/app1/photos/a.jpg");
+//! match client::upload(std::path::Path::new("a.jpg"), &opts, &mut client::Quiet) {
+//!     Ok(done) => println!("stored at {}", done.url().unwrap_or("?")),
+//!     Err(e) => eprintln!("upload failed ({}): {e}", e.exit_code()),
+//! }
+//! ```
+//!
+//! The client follows the patent's order: the request head goes out with `Expect:
+//! 100-continue`, and the body only after `100 Continue`. A final status in its place ends the
+//! upload with the node's JSON error and no body byte sent; **no answer at all** within
+//! [`UploadOptions::timeout_100`] ends it too ([`ClientError::NoContinue`]), unlike curl, which
+//! sends the body after one second anyway. The body goes file → socket with `sendfile(2)`, so
+//! memory stays flat for any file size.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `upload.rs` | [`upload`], [`UploadOptions`], [`Completion`] |
+//! | `sendfile.rs` | the `sendfile(2)` loop and its copy fallback |
+//! | `wire.rs` | response heads and bodies off a blocking socket, with deadlines |
+//! | `progress.rs` | [`Progress`], [`Bar`] (indicatif), [`Quiet`] |
+//! | `register.rs` | [`register()`], [`Registration`] |
+//! | `error.rs` | [`ClientError`], [`Refusal`], the [`exit`] codes |
+
+mod error;
+mod progress;
+mod register;
+mod sendfile;
+mod upload;
+mod wire;
+
+pub use error::{exit, ClientError, Refusal};
+pub use progress::{Bar, Progress, Quiet};
+pub use register::{register, Registered, Registration};
+pub use upload::{upload, Completion, UploadOptions};

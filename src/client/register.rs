@@ -1,0 +1,117 @@
+//! Registering an application's callbacks with a node (patent steps 301-302):
+//! `POST /upload/register` with a JSON body, optionally with the admin token.
+
+use std::io;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{ClientError, Refusal};
+
+/// What to register.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Registration {
+    pub appid: String,
+    pub callback_url_pre: String,
+    pub callback_url_post: String,
+    /// Hosts (`host` or `host:port`) the app's clients may name in callback headers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callback_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// Ask for a new secret (the old one keeps signing too for the node's rotation window).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rotate_secret: bool,
+}
+
+/// The node's answer.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub appid: String,
+    /// `whsec_…`: shown only when the node created or rotated it.
+    pub secret: Option<String>,
+    /// The answer as received.
+    pub body: String,
+}
+
+/// Registers `reg` with the node at `server` (`http://host:port`, any path is ignored).
+/// `token` is the node's `admin_token`; without one only loopback clients may register.
+pub fn register(
+    server: &str,
+    reg: &Registration,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Registered, ClientError> {
+    let mut url = url::Url::parse(server)
+        .map_err(|e| ClientError::Usage(format!("bad server URL {server:?}: {e}")))?;
+    if url.scheme() != "http" {
+        return Err(ClientError::Usage(format!(
+            "bad server URL {server:?}: the scheme must be http"
+        )));
+    }
+    url.set_path("/upload/register");
+    url.set_query(None);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(timeout)
+        .redirects(0)
+        .user_agent(concat!("upgate/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut request = agent.post(url.as_str());
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let target = url.authority().to_string();
+    match request.send_json(reg) {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = read_body(resp).map_err(|source| ClientError::Network {
+                during: "reading the registration answer",
+                source,
+            })?;
+            let json: Value = serde_json::from_str(&body)
+                .map_err(|e| ClientError::Protocol(format!("registration answer: {e}")))?;
+            if !(200..300).contains(&status) {
+                return Err(ClientError::Refused(Refusal::from_answer(
+                    status,
+                    body.as_bytes(),
+                    true,
+                )));
+            }
+            Ok(Registered {
+                appid: json["appid"].as_str().unwrap_or(&reg.appid).to_string(),
+                secret: json["secret"].as_str().map(str::to_owned),
+                body,
+            })
+        }
+        Err(ureq::Error::Status(status, resp)) => {
+            let body = read_body(resp).unwrap_or_default();
+            Err(ClientError::Refused(Refusal::from_answer(
+                status,
+                body.as_bytes(),
+                true,
+            )))
+        }
+        Err(ureq::Error::Transport(t)) => {
+            let source = io::Error::other(t.to_string());
+            Err(match t.kind() {
+                ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
+                    ClientError::Connect { target, source }
+                }
+                _ => ClientError::Network {
+                    during: "registering",
+                    source,
+                },
+            })
+        }
+    }
+}
+
+fn read_body(resp: ureq::Response) -> io::Result<String> {
+    use std::io::Read;
+    let mut body = String::new();
+    resp.into_reader()
+        .take(super::wire::MAX_BODY as u64)
+        .read_to_string(&mut body)?;
+    Ok(body)
+}

@@ -1,0 +1,172 @@
+//! The body, file → socket, without copying it through user space: `sendfile(2)` in a loop,
+//! which moves pages from the page cache to the socket inside the kernel. The client's memory
+//! therefore stays flat whatever the file's size (see `docs/client.md`, "Memory").
+//!
+//! Where the kernel refuses `sendfile` for this pair of descriptors (`EINVAL`/`ENOSYS` before any
+//! byte went out), a `pread` + `write` loop with one 64 KiB buffer takes over.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+/// Most bytes per `sendfile` call: small enough for a progress bar to move, large enough that
+/// the call count does not matter (256 calls per GiB).
+const STEP: usize = 4 * 1024 * 1024;
+
+/// Size of the one buffer of the fallback copy.
+const COPY_BUF: usize = 64 * 1024;
+
+/// Why the body did not go out whole.
+#[derive(Debug)]
+pub enum SendError {
+    /// Reading the file failed, or it became shorter than its announced length.
+    File(io::Error),
+    /// Writing to the socket failed or stalled past its write timeout.
+    Socket(io::Error),
+}
+
+/// Sends bytes `0..len` of `file` to `sock`, calling `progress` with each step's byte count.
+/// `sock` is blocking, with a write timeout (a stalled peer surfaces as `Socket(WouldBlock)`).
+pub fn send_file(
+    sock: &TcpStream,
+    file: &File,
+    len: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), SendError> {
+    let mut offset: u64 = 0;
+    while offset < len {
+        let count = (len - offset).min(STEP as u64) as usize;
+        let mut off = offset as libc::off_t;
+        // SAFETY: both descriptors are open for the duration of the call (borrowed), and `off`
+        // is a valid, exclusively borrowed off_t.
+        let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        if n > 0 {
+            offset += n as u64;
+            progress(n as u64);
+            continue;
+        }
+        if n == 0 {
+            return Err(SendError::File(shrunk(offset, len)));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINVAL | libc::ENOSYS) if offset == 0 => {
+                return copy(sock, file, len, progress);
+            }
+            Some(libc::EIO) => return Err(SendError::File(err)),
+            _ => return Err(SendError::Socket(err)),
+        }
+    }
+    Ok(())
+}
+
+/// The fallback: `pread` into one buffer, `write_all` to the socket.
+fn copy(
+    sock: &TcpStream,
+    file: &File,
+    len: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), SendError> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut offset = 0u64;
+    let mut out = sock;
+    while offset < len {
+        let want = (len - offset).min(COPY_BUF as u64) as usize;
+        let n = match file.read_at(&mut buf[..want], offset) {
+            Ok(0) => return Err(SendError::File(shrunk(offset, len))),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SendError::File(e)),
+        };
+        out.write_all(&buf[..n]).map_err(SendError::Socket)?;
+        offset += n as u64;
+        progress(n as u64);
+    }
+    Ok(())
+}
+
+fn shrunk(offset: u64, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ended at byte {offset} of the {len} announced (it shrank while sending)"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn temp_file(bytes: &[u8]) -> (File, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "upgate-sendfile-{}-{}",
+            std::process::id(),
+            bytes.len()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        (File::open(&path).unwrap(), path)
+    }
+
+    /// Sends `len` bytes of a file holding `content` and returns what the peer read.
+    fn roundtrip(content: &[u8], len: u64) -> (Result<(), SendError>, Vec<u8>, u64) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let sock = TcpStream::connect(addr).unwrap();
+        let (file, path) = temp_file(content);
+        let mut counted = 0;
+        let result = send_file(&sock, &file, len, &mut |n| counted += n);
+        drop(sock);
+        let got = reader.join().unwrap();
+        let _ = std::fs::remove_file(path);
+        (result, got, counted)
+    }
+
+    #[test]
+    fn sends_every_byte_across_steps_and_counts_them() {
+        let content: Vec<u8> = (0..(STEP + 12345)).map(|i| (i % 251) as u8).collect();
+        let (result, got, counted) = roundtrip(&content, content.len() as u64);
+        assert!(result.is_ok());
+        assert_eq!(got, content);
+        assert_eq!(counted, content.len() as u64);
+    }
+
+    #[test]
+    fn a_file_shorter_than_announced_is_a_file_error() {
+        let (result, got, _) = roundtrip(b"short", 10);
+        assert!(
+            matches!(result, Err(SendError::File(e)) if e.kind() == io::ErrorKind::UnexpectedEof)
+        );
+        assert_eq!(got, b"short");
+    }
+
+    #[test]
+    fn the_copy_fallback_sends_the_same_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let sock = TcpStream::connect(addr).unwrap();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
+        let (file, path) = temp_file(&content);
+        let mut counted = 0;
+        copy(&sock, &file, content.len() as u64, &mut |n| counted += n).unwrap();
+        drop(sock);
+        assert_eq!(reader.join().unwrap(), content);
+        assert_eq!(counted, content.len() as u64);
+        let _ = std::fs::remove_file(path);
+    }
+}

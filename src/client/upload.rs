@@ -1,0 +1,445 @@
+//! One upload, in the client's order of the patent (steps 201, 204, 205, 206 seen from the
+//! client): send the head with `Expect: 100-continue`; wait for `100 Continue`; on a final status
+//! instead, stop without sending the body; with no answer at all within the timeout, fail rather
+//! than send the body blindly; stream the file with `sendfile(2)`; read the completion.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::error::{ClientError, Refusal};
+use super::progress::Progress;
+use super::sendfile::{send_file, SendError};
+use super::wire::{ReadError, ResponseHead, ResponseReader};
+
+/// How long to wait for an early final response once the node stopped reading the body.
+const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// What to upload where, and how long to wait for each phase.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// `http://host[:port]/{appid}/{path}`.
+    pub url: String,
+    /// The `appid` header; default: the URL's first path segment.
+    pub appid: Option<String>,
+    /// The `callback_url_pre` header (the node must allow its host).
+    pub callback_pre: Option<String>,
+    /// The `callback_url_post` header.
+    pub callback_post: Option<String>,
+    /// A `Content-Type` header; default: none (the node infers it from the extension).
+    pub content_type: Option<String>,
+    /// `PUT` instead of `POST`.
+    pub put: bool,
+    /// Send `Expect: 100-continue` and wait for `100 Continue` before the body (default true).
+    pub expect_continue: bool,
+    /// The longest wait for `100 Continue` (or any response head) after the request head.
+    pub timeout_100: Duration,
+    /// The longest wait for the final response after the body.
+    pub response_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The longest time the socket may refuse to take more body bytes.
+    pub stall_timeout: Duration,
+}
+
+impl UploadOptions {
+    /// The defaults: POST, `Expect: 100-continue`, 10 s for the 100, 120 s for the final
+    /// response, 10 s to connect, 30 s of write stall.
+    pub fn new(url: impl Into<String>) -> Self {
+        UploadOptions {
+            url: url.into(),
+            appid: None,
+            callback_pre: None,
+            callback_post: None,
+            content_type: None,
+            put: false,
+            expect_continue: true,
+            timeout_100: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A stored file: the node's 2xx answer.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub status: u16,
+    /// The body as received: the contract's completion JSON.
+    pub body: String,
+    /// The body parsed (`Null` when it is not JSON).
+    pub json: serde_json::Value,
+}
+
+impl Completion {
+    /// The download URL the node reported.
+    pub fn url(&self) -> Option<&str> {
+        self.json.get("url").and_then(|v| v.as_str())
+    }
+}
+
+/// Where the request goes, derived from the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// `host[:port]` for the `Host` header and messages.
+    pub authority: String,
+    /// Path and query, as sent in the request line.
+    pub request_target: String,
+    pub appid: String,
+    port: u16,
+    host: String,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str, appid: Option<&str>) -> Result<Target, ClientError> {
+        let bad = |why: &str| ClientError::Usage(format!("bad URL {url:?}: {why}"));
+        let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" => return Err(bad("https is not supported; use http:// (or curl for TLS)")),
+            _ => return Err(bad("the scheme must be http")),
+        }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?
+            .to_string();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let authority = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let path = parsed.path();
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let appid = match appid {
+            Some(a) => a.to_string(),
+            None if !first.is_empty() => first.to_string(),
+            None => return Err(bad("no appid: the path's first segment names the app")),
+        };
+        let request_target = match parsed.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        Ok(Target {
+            authority,
+            request_target,
+            appid,
+            port,
+            host,
+        })
+    }
+
+    fn addrs(&self) -> Result<Vec<SocketAddr>, ClientError> {
+        use std::net::ToSocketAddrs;
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+            .to_socket_addrs()
+            .map(|a| a.collect())
+            .map_err(|source| ClientError::Connect {
+                target: self.authority.clone(),
+                source,
+            })
+    }
+}
+
+/// The request head for a body of `size` bytes.
+pub(crate) fn request_head(
+    target: &Target,
+    opts: &UploadOptions,
+    size: u64,
+) -> Result<String, ClientError> {
+    let mut fields: Vec<(&str, &str)> = vec![("Host", &target.authority)];
+    fields.push(("User-Agent", concat!("upgate/", env!("CARGO_PKG_VERSION"))));
+    if opts.expect_continue {
+        fields.push(("Expect", "100-continue"));
+    }
+    fields.push(("appid", &target.appid));
+    if let Some(u) = &opts.callback_pre {
+        fields.push(("callback_url_pre", u));
+    }
+    if let Some(u) = &opts.callback_post {
+        fields.push(("callback_url_post", u));
+    }
+    if let Some(t) = &opts.content_type {
+        fields.push(("Content-Type", t));
+    }
+    let size = size.to_string();
+    fields.push(("Content-Length", &size));
+    fields.push(("Connection", "close"));
+    let method = if opts.put { "PUT" } else { "POST" };
+    let mut head = format!("{method} {} HTTP/1.1\r\n", target.request_target);
+    for (name, value) in fields {
+        if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            return Err(ClientError::Usage(format!(
+                "the {name} value {value:?} holds control characters"
+            )));
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    Ok(head)
+}
+
+/// Uploads `path` as `opts` says, reporting phases to `progress`.
+pub fn upload(
+    path: &Path,
+    opts: &UploadOptions,
+    progress: &mut dyn Progress,
+) -> Result<Completion, ClientError> {
+    let result = run(path, opts, progress);
+    progress.finish();
+    result
+}
+
+fn run(
+    path: &Path,
+    opts: &UploadOptions,
+    progress: &mut dyn Progress,
+) -> Result<Completion, ClientError> {
+    let target = Target::parse(&opts.url, opts.appid.as_deref())?;
+    let file_error = |source: io::Error| ClientError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(file_error)?;
+    let meta = file.metadata().map_err(file_error)?;
+    if !meta.is_file() {
+        return Err(file_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (its size must be known for Content-Length)",
+        )));
+    }
+    let size = meta.len();
+    let head = request_head(&target, opts, size)?;
+
+    // 201: connect and send the head only.
+    let sock = connect(&target, opts.connect_timeout)?;
+    let net = |during| move |source| ClientError::Network { during, source };
+    sock.set_nodelay(true)
+        .and_then(|_| sock.set_write_timeout(Some(opts.stall_timeout)))
+        .map_err(net("setting up the socket"))?;
+    (&sock)
+        .write_all(head.as_bytes())
+        .map_err(net("sending the request head"))?;
+    let mut reader = ResponseReader::new(&sock);
+
+    // 204: wait for the node's decision. No answer at all → fail; never send the body blindly.
+    if opts.expect_continue {
+        progress.waiting(size);
+        let deadline = Instant::now() + opts.timeout_100;
+        loop {
+            let head = reader.head(deadline).map_err(|e| match e {
+                ReadError::Timeout => ClientError::NoContinue {
+                    waited: opts.timeout_100,
+                },
+                other => read_failure(other, "waiting for 100 Continue"),
+            })?;
+            if head.status == 100 {
+                break;
+            }
+            if head.is_interim() {
+                continue;
+            }
+            // A final status instead of 100: the body stays unsent.
+            let deadline = Instant::now() + opts.response_timeout;
+            return finish(&mut reader, &head, deadline, false, opts);
+        }
+    }
+
+    // 205: the body, file → socket inside the kernel.
+    progress.sending(size);
+    if let Err(e) = send_file(&sock, &file, size, &mut |n| progress.advance(n)) {
+        return Err(match e {
+            SendError::File(source) => file_error(source),
+            SendError::Socket(source) => {
+                // The node may have answered and stopped reading (a 413 on a too-long chunked
+                // body, a storage error): report its answer rather than the broken pipe.
+                if let Some(answer) = early_answer(&mut reader, opts) {
+                    return answer;
+                }
+                let source = if source.kind() == io::ErrorKind::WouldBlock {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the node took no body bytes for {} ms",
+                            opts.stall_timeout.as_millis()
+                        ),
+                    )
+                } else {
+                    source
+                };
+                ClientError::Network {
+                    during: "sending the body",
+                    source,
+                }
+            }
+        });
+    }
+
+    // 206: the completion response.
+    progress.sent();
+    let deadline = Instant::now() + opts.response_timeout;
+    loop {
+        let head = reader.head(deadline).map_err(|e| match e {
+            ReadError::Timeout => ClientError::NoFinalResponse {
+                waited: opts.response_timeout,
+            },
+            other => read_failure(other, "waiting for the final response"),
+        })?;
+        if !head.is_interim() {
+            return finish(&mut reader, &head, deadline, true, opts);
+        }
+    }
+}
+
+fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+    for addr in target.addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(ClientError::Connect {
+        target: target.authority.clone(),
+        source: last,
+    })
+}
+
+/// A final response that arrived while the body was being refused.
+fn early_answer(
+    reader: &mut ResponseReader<'_>,
+    opts: &UploadOptions,
+) -> Option<Result<Completion, ClientError>> {
+    let deadline = Instant::now() + EARLY_ANSWER_WAIT;
+    loop {
+        let head = reader.head(deadline).ok()?;
+        if !head.is_interim() {
+            return Some(finish(reader, &head, deadline, true, opts));
+        }
+    }
+}
+
+/// Reads the body of a final response and turns it into the result.
+fn finish(
+    reader: &mut ResponseReader<'_>,
+    head: &ResponseHead,
+    deadline: Instant,
+    body_sent: bool,
+    opts: &UploadOptions,
+) -> Result<Completion, ClientError> {
+    let body = reader.body(head, deadline).map_err(|e| match e {
+        ReadError::Timeout => ClientError::NoFinalResponse {
+            waited: opts.response_timeout,
+        },
+        other => read_failure(other, "reading the response body"),
+    })?;
+    if (200..300).contains(&head.status) {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Ok(Completion {
+            status: head.status,
+            body: text,
+            json,
+        })
+    } else {
+        Err(ClientError::Refused(Refusal::from_answer(
+            head.status,
+            &body,
+            body_sent,
+        )))
+    }
+}
+
+fn read_failure(e: ReadError, during: &'static str) -> ClientError {
+    match e {
+        ReadError::Closed => ClientError::Network {
+            during,
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the node closed the connection without a complete answer",
+            ),
+        },
+        ReadError::Io(source) => ClientError::Network { during, source },
+        ReadError::Malformed(m) => ClientError::Protocol(m),
+        // Callers map their own timeouts first.
+        ReadError::Timeout => ClientError::Network {
+            during,
+            source: io::ErrorKind::TimedOut.into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appid_defaults_to_the_first_path_segment() {
+        let t = Target::parse("http://127.0.0.1:8080/app1/photos/a.jpg?x=1", None).unwrap();
+        assert_eq!(t.appid, "app1");
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.request_target, "/app1/photos/a.jpg?x=1");
+        let t = Target::parse("http://example.com/app1/a.jpg", Some("other")).unwrap();
+        assert_eq!(t.appid, "other");
+        assert_eq!(t.authority, "example.com");
+        assert_eq!(t.port, 80);
+    }
+
+    #[test]
+    fn unusable_urls_are_usage_errors() {
+        for url in [
+            "https://example.com/app/a",
+            "ftp://example.com/app/a",
+            "http://example.com/",
+            "not a url",
+        ] {
+            let e = Target::parse(url, None).unwrap_err();
+            assert!(matches!(e, ClientError::Usage(_)), "{url}: {e:?}");
+            assert_eq!(e.exit_code(), super::super::exit::USAGE);
+        }
+    }
+
+    #[test]
+    fn the_head_carries_expect_appid_callbacks_and_length() {
+        let t = Target::parse("http://[::1]:9/app1/a.txt", None).unwrap();
+        let mut o = UploadOptions::new("unused");
+        o.callback_pre = Some("http://app/pre".into());
+        o.callback_post = Some("http://app/post".into());
+        let head = request_head(&t, &o, 42).unwrap();
+        assert!(head.starts_with("POST /app1/a.txt HTTP/1.1\r\nHost: [::1]:9\r\n"));
+        for field in [
+            "Expect: 100-continue\r\n",
+            "appid: app1\r\n",
+            "callback_url_pre: http://app/pre\r\n",
+            "callback_url_post: http://app/post\r\n",
+            "Content-Length: 42\r\n",
+        ] {
+            assert!(head.contains(field), "{field} in {head}");
+        }
+        assert!(head.ends_with("\r\n\r\n"));
+        o.expect_continue = false;
+        o.put = true;
+        let head = request_head(&t, &o, 0).unwrap();
+        assert!(head.starts_with("PUT "));
+        assert!(!head.contains("Expect"));
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let t = Target::parse("http://h/app1/a", None).unwrap();
+        let mut o = UploadOptions::new("unused");
+        o.callback_pre = Some("http://x/\r\nEvil: 1".into());
+        assert!(matches!(
+            request_head(&t, &o, 1),
+            Err(ClientError::Usage(_))
+        ));
+    }
+}

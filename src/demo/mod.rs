@@ -1,0 +1,197 @@
+//! The reference application server (patent claims 9-11): `upgate demo-app`.
+//!
+//! It is the third party of the patent's method, kept small enough to read in one sitting and
+//! built on upgate's own io_uring engine ([`crate::server::start`] with a custom
+//! [`Handler`](crate::server::Handler)):
+//!
+//! 1. With a node URL, it registers itself (`POST /upload/register`: its appid and its own
+//!    `/pre` and `/post` URLs) and keeps the secret the node issues.
+//! 2. `POST /pre` (first file info): verifies the Standard Webhooks signature and timestamp,
+//!    then accepts or vetoes by its [`Rules`] (size, extension) with a reason.
+//! 3. `POST /post` (second file info): verifies, records the file once per upload id, answers
+//!    `{"success":"true"}`.
+//! 4. `GET /` and `GET /uploads.json` show what it received.
+//!
+//! **Secret rule.** The application verifies every callback and fails closed: without a secret
+//! (it did not register itself and no `--secret` was given) it says so in its log at start and
+//! refuses every callback with `401` (which the node relays to the client as a veto). See
+//! `docs/demo.md`.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`DemoConfig`], [`DemoApp`] (start, register, stop) |
+//! | `handler.rs` | the routes and the signature check |
+//! | `rules.rs` | [`Rules`]: the pre-upload decision |
+//! | `state.rs` | secrets and received uploads, de-duplicated |
+//! | `page.rs` | the HTML page and the JSON list |
+
+mod handler;
+mod page;
+mod rules;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use handler::DemoHandler;
+pub use page::{escape, human_size, utc};
+pub use rules::{parse_ext_list, parse_size, Rules};
+pub use state::{State, Upload};
+
+use crate::client::{self, ClientError, Registration};
+use crate::config::Config;
+use crate::server::{self, ServerHandle};
+
+/// How to run the demo application.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub listen: SocketAddr,
+    pub appid: String,
+    /// A node to register with at start (`http://host:port`).
+    pub register_with: Option<String>,
+    /// The node's admin token, for the registration.
+    pub token: Option<String>,
+    /// The base URL the node uses to reach this app (default `http://<bound address>`).
+    pub public_url: Option<String>,
+    /// A secret obtained earlier (`upgate register`), for an app that does not register itself.
+    pub secrets: Vec<String>,
+    pub rules: Rules,
+    /// io_uring threads (default 1).
+    pub threads: usize,
+}
+
+impl DemoConfig {
+    pub fn new(listen: SocketAddr, appid: impl Into<String>) -> Self {
+        DemoConfig {
+            listen,
+            appid: appid.into(),
+            register_with: None,
+            token: None,
+            public_url: None,
+            secrets: Vec::new(),
+            rules: Rules::default(),
+            threads: 1,
+        }
+    }
+}
+
+/// Why the demo application could not start.
+#[derive(Debug)]
+pub enum DemoError {
+    Listen(std::io::Error),
+    Register(ClientError),
+}
+
+impl std::fmt::Display for DemoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DemoError::Listen(e) => write!(f, "cannot listen: {e}"),
+            DemoError::Register(e) => write!(f, "registration failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {}
+
+/// A running demo application.
+pub struct DemoApp {
+    pub state: Arc<State>,
+    server: ServerHandle,
+    base: String,
+    registered: bool,
+}
+
+impl DemoApp {
+    /// Listens, then (with `register_with`) registers its own callback URLs with the node.
+    pub fn start(cfg: DemoConfig) -> Result<DemoApp, DemoError> {
+        let state = Arc::new(State::new(
+            cfg.appid.clone(),
+            cfg.rules.clone(),
+            cfg.secrets.clone(),
+        ));
+        let engine = Config {
+            listen: cfg.listen,
+            threads: cfg.threads.max(1),
+            shutdown_timeout_ms: 2000,
+            linger_ms: 500,
+            ..Config::default()
+        };
+        let shared = state.clone();
+        let server = server::start(engine, move || DemoHandler::new(shared.clone()))
+            .map_err(DemoError::Listen)?;
+        let base = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", server.local_addr()))
+            .trim_end_matches('/')
+            .to_string();
+        let mut app = DemoApp {
+            state,
+            server,
+            base,
+            registered: false,
+        };
+        if let Some(node) = &cfg.register_with {
+            if let Err(e) = app.register(node, cfg.token.as_deref()) {
+                app.server.shutdown();
+                return Err(DemoError::Register(e));
+            }
+        }
+        if app.state.secrets().is_empty() {
+            tracing::warn!(
+                appid = %cfg.appid,
+                "no secret: this app did not register itself (--register-with) and was given \
+                 none (--secret), so it cannot verify callbacks and will refuse every one with 401"
+            );
+        }
+        Ok(app)
+    }
+
+    /// Registers `appid` with its `/pre` and `/post` URLs. When the node keeps an existing
+    /// secret (the app was registered before), asks for a rotation to learn a fresh one.
+    fn register(&mut self, node: &str, token: Option<&str>) -> Result<(), ClientError> {
+        let mut reg = Registration {
+            appid: self.state.appid.clone(),
+            callback_url_pre: self.url("/pre"),
+            callback_url_post: self.url("/post"),
+            ..Registration::default()
+        };
+        let timeout = Duration::from_secs(10);
+        let mut done = client::register(node, &reg, token, timeout)?;
+        if done.secret.is_none() && self.state.secrets().is_empty() {
+            reg.rotate_secret = true;
+            done = client::register(node, &reg, token, timeout)?;
+        }
+        if let Some(secret) = done.secret {
+            self.state.add_secret(secret);
+        }
+        self.registered = true;
+        tracing::info!(appid = %self.state.appid, node, pre = %reg.callback_url_pre,
+            post = %reg.callback_url_post, "registered with the node; secret kept in memory");
+        Ok(())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// `base` + `path`, e.g. `url("/uploads.json")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Whether it registered itself with a node.
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
+
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.state.uploads()
+    }
+
+    /// Stops serving (in-flight requests finish first, up to 2 s).
+    pub fn shutdown(self) {
+        self.server.shutdown();
+    }
+}

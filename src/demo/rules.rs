@@ -1,0 +1,157 @@
+//! The demo application's acceptance rules for the pre-upload callback: its own appid, a size
+//! limit and an extension allow-list. Pure: the first file info in, a decision out.
+
+use crate::callback::FirstInfo;
+
+/// What the application accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Largest file, in bytes (`--max-size`); `None`: any size.
+    pub max_size: Option<u64>,
+    /// Allowed extensions, lower case without the dot (`--allow-ext`); empty: any.
+    pub allow_ext: Vec<String>,
+}
+
+impl Rules {
+    /// `Ok` to accept, `Err(reason)` to veto; the reason reaches the uploading client.
+    pub fn decide(&self, appid: &str, info: &FirstInfo) -> Result<(), String> {
+        if info.appid != appid {
+            return Err(format!(
+                "this application is {appid:?}, not {:?}",
+                info.appid
+            ));
+        }
+        if !self.allow_ext.is_empty() {
+            let ext = extension(&info.filename);
+            if !self
+                .allow_ext
+                .iter()
+                .any(|a| Some(a.as_str()) == ext.as_deref())
+            {
+                let shown = ext.map_or_else(|| "no extension".to_string(), |e| format!(".{e}"));
+                return Err(format!(
+                    "file type {shown} is not allowed (allowed: {})",
+                    self.allow_ext.join(", ")
+                ));
+            }
+        }
+        if let Some(max) = self.max_size {
+            match info.size {
+                Some(size) if size > max => {
+                    return Err(format!(
+                        "file is {size} bytes; this application accepts at most {max}"
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "size unknown (chunked body); this application needs Content-Length \
+                         to check its limit of {max} bytes"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The lower-case extension of a file name, without the dot.
+fn extension(filename: &str) -> Option<String> {
+    let (stem, ext) = filename.rsplit_once('.')?;
+    (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_ascii_lowercase())
+}
+
+/// `--allow-ext jpg,.PNG, txt` → `["jpg", "png", "txt"]`.
+pub fn parse_ext_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// `--max-size 10M` → 10485760. Suffixes K, M, G (powers of 1024), optionally followed by `B`
+/// or `iB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let digits = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match digits.chars().last() {
+        Some('K') => (&digits[..digits.len() - 1], 1u64 << 10),
+        Some('M') => (&digits[..digits.len() - 1], 1 << 20),
+        Some('G') => (&digits[..digits.len() - 1], 1 << 30),
+        Some('T') => (&digits[..digits.len() - 1], 1 << 40),
+        _ => (digits, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 512K, 10M, 2G)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(filename: &str, size: Option<u64>) -> FirstInfo {
+        FirstInfo {
+            appid: "demo".into(),
+            filename: filename.into(),
+            path: format!("dir/{filename}"),
+            size,
+            content_type: "application/octet-stream".into(),
+            upload_id: "u1".into(),
+            client_ip: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let rules = Rules {
+            max_size: Some(100),
+            allow_ext: parse_ext_list("jpg, .PNG,txt,"),
+        };
+        assert_eq!(rules.allow_ext, ["jpg", "png", "txt"]);
+        let cases: &[(&str, Option<u64>, Option<&str>)] = &[
+            ("a.jpg", Some(100), None),
+            ("A.PNG", Some(0), None),
+            ("a.exe", Some(1), Some("file type .exe is not allowed")),
+            (
+                "README",
+                Some(1),
+                Some("file type no extension is not allowed"),
+            ),
+            (".txt", Some(1), Some("no extension")),
+            ("a.txt", Some(101), Some("file is 101 bytes")),
+            ("a.txt", None, Some("size unknown")),
+        ];
+        for (name, size, want) in cases {
+            let got = rules.decide("demo", &info(name, *size));
+            match want {
+                None => assert_eq!(got, Ok(()), "{name}"),
+                Some(w) => {
+                    let reason = got.expect_err(name);
+                    assert!(reason.contains(w), "{name}: {reason}");
+                }
+            }
+        }
+        let open = Rules::default();
+        assert_eq!(open.decide("demo", &info("x", None)), Ok(()));
+        assert!(open
+            .decide("other", &info("a.jpg", Some(1)))
+            .unwrap_err()
+            .contains("not \"demo\""));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("3MB"), Ok(3 << 20));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}

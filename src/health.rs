@@ -1,0 +1,109 @@
+//! The operator's endpoints: `/healthz` (the process answers), `/readyz` (it can take uploads
+//! now) and `/metrics` (Prometheus text).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::http::Response;
+use crate::metrics;
+use crate::server::Exchange;
+
+/// `GET /healthz`: alive. Checks nothing else, so a liveness probe never restarts a node that
+/// is only waiting for its disk or its application.
+pub fn healthz() -> Response {
+    Response::json(200, &br#"{"status":"ok"}"#[..])
+}
+
+/// `GET /readyz`: 200 when every check passes, else 503 naming the checks that failed.
+///
+/// | check | passes when |
+/// |---|---|
+/// | `registry` | a read of the sled registry succeeds |
+/// | `data_dir` | a file can be created, written and removed in `data_dir/tmp`, and `data_dir/files` exists |
+/// | `callback_pool` | at least one callback worker thread is running |
+/// | `draining` | the node is not shutting down (SIGTERM/SIGINT) |
+pub async fn readyz(ex: &Exchange<'_>, app: &App) -> Response {
+    let mut checks = Map::new();
+    let mut failed = Vec::new();
+    let mut record = |name: &str, result: Result<(), String>| {
+        let value = match result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                failed.push(format!("{name}: {e}"));
+                format!("failed: {e}")
+            }
+        };
+        checks.insert(name.to_string(), Value::String(value));
+    };
+    record(
+        "registry",
+        app.registry
+            .get("readyz-probe")
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    );
+    record("data_dir", probe_data_dir(app).await);
+    record(
+        "callback_pool",
+        match app.pool.workers_alive() {
+            0 => Err("no callback worker is running".into()),
+            _ => Ok(()),
+        },
+    );
+    record(
+        "draining",
+        match ex.shutting_down() {
+            true => Err("the node is shutting down".into()),
+            false => Ok(()),
+        },
+    );
+    if failed.is_empty() {
+        let body = json!({"status": "ready", "checks": checks});
+        Response::json(200, body.to_string())
+    } else {
+        let body = json!({
+            "success": "false",
+            "status": "not_ready",
+            "error": "not_ready",
+            "message": failed.join("; "),
+            "checks": checks,
+        });
+        Response::json(503, body.to_string()).header("Retry-After", "1")
+    }
+}
+
+/// Creates, writes and removes a probe file where bodies are written.
+async fn probe_data_dir(app: &App) -> Result<(), String> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let probe = app
+        .store
+        .tmp_dir()
+        .join(format!(".readyz-{}-{n}", std::process::id()));
+    let file = tokio_uring::fs::File::create(&probe)
+        .await
+        .map_err(|e| format!("{}: {e}", app.store.tmp_dir().display()))?;
+    let (written, _) = file.write_at(&b"ok"[..], 0).submit().await;
+    let _ = file.close().await;
+    let removed = tokio_uring::fs::remove_file(&probe).await;
+    written.map_err(|e| format!("{}: {e}", probe.display()))?;
+    removed.map_err(|e| format!("{}: {e}", probe.display()))?;
+    tokio_uring::fs::statx(app.store.files_root())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", app.store.files_root().display()))
+}
+
+/// `GET /metrics`: every series, with the callback pool sampled now.
+pub fn metrics(app: &App) -> Response {
+    metrics::pool_sampled(
+        app.pool.queue_depth(),
+        app.pool.queue_capacity(),
+        app.pool.workers_alive(),
+    );
+    let mut resp = Response::new(200).header("Content-Type", metrics::CONTENT_TYPE);
+    resp.body = crate::http::ResponseBody::Full(metrics::render().into());
+    resp
+}

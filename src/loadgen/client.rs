@@ -1,0 +1,460 @@
+//! One blocking HTTP/1.1 keep-alive connection of the load generator, and the two exchanges it
+//! measures: an upload (head, wait for `100 Continue`, body, completion JSON) and a download
+//! (GET, body counted and discarded).
+//!
+//! Bodies are written from one shared pattern buffer, repeated as often as needed, so a 1 GiB
+//! upload costs the generator no more memory than a 1 KiB one.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Why one request failed; the key under which the report counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The TCP connect failed.
+    Connect,
+    /// No byte within the timeout.
+    Timeout,
+    /// The peer closed the connection before the response was complete.
+    Closed,
+    /// Another I/O error (reset, broken pipe…).
+    Io,
+    /// A response that is not HTTP/1.x as expected (head, framing, JSON).
+    BadResponse,
+    /// A final status other than the expected one, after the body was sent (or for a GET).
+    Status(u16),
+    /// A final status instead of `100 Continue`: refused before the body.
+    Refused(u16),
+    /// The completion JSON's `size` (or a download's length) differs from the size sent.
+    SizeMismatch,
+}
+
+impl Failure {
+    /// The counter name in reports: `timeout`, `status_409`, `refused_403`…
+    pub fn key(&self) -> String {
+        match self {
+            Failure::Connect => "connect".into(),
+            Failure::Timeout => "timeout".into(),
+            Failure::Closed => "closed".into(),
+            Failure::Io => "io".into(),
+            Failure::BadResponse => "bad_response".into(),
+            Failure::Status(s) => format!("status_{s}"),
+            Failure::Refused(s) => format!("refused_{s}"),
+            Failure::SizeMismatch => "size_mismatch".into(),
+        }
+    }
+
+    fn from_io(e: &io::Error) -> Failure {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Timeout,
+            io::ErrorKind::UnexpectedEof => Failure::Closed,
+            _ => Failure::Io,
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::from_io(&e)
+    }
+}
+
+/// What the generator needs from a response head.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    pub status: u16,
+    pub framing: Framing,
+    /// The server will close after this response (`Connection: close` or HTTP/1.0).
+    pub close: bool,
+}
+
+/// How the body of a response is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length(u64),
+    Chunked,
+    /// No length: the body runs to the end of the connection.
+    UntilClose,
+}
+
+/// A keep-alive connection with its read buffer (bytes `start..end` are unread).
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// True once the server said it will close: the caller must reconnect.
+    pub closing: bool,
+}
+
+const MAX_HEADERS: usize = 64;
+
+impl Conn {
+    /// Connects with `TCP_NODELAY` and read/write timeouts; `buf_size` is the read buffer (and
+    /// the largest single read of a download body).
+    pub fn connect(addr: SocketAddr, timeout: Duration, buf_size: usize) -> Result<Conn, Failure> {
+        let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(10)))
+            .map_err(|e| match Failure::from_io(&e) {
+                Failure::Timeout => Failure::Timeout,
+                _ => Failure::Connect,
+            })?;
+        stream.set_nodelay(true).map_err(|_| Failure::Connect)?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|_| Failure::Connect)?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|_| Failure::Connect)?;
+        Ok(Conn {
+            stream,
+            buf: vec![0; buf_size.max(16 * 1024)],
+            start: 0,
+            end: 0,
+            closing: false,
+        })
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        self.stream.write_all(bytes).map_err(Failure::from)
+    }
+
+    /// Writes `size` bytes taken from `pattern`, repeated.
+    pub fn write_body(&mut self, pattern: &[u8], size: u64) -> Result<(), Failure> {
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(pattern.len() as u64) as usize;
+            self.write_all(&pattern[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes into the buffer (compacting it first); false at EOF.
+    fn fill(&mut self) -> Result<bool, Failure> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(Failure::BadResponse); // a head or line larger than the buffer
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Failure::from(e)),
+            }
+        }
+    }
+
+    fn fill_or_closed(&mut self) -> Result<(), Failure> {
+        if self.fill()? {
+            Ok(())
+        } else {
+            Err(Failure::Closed)
+        }
+    }
+
+    /// Reads and parses the next response head (interim `1xx` heads included).
+    pub fn read_head(&mut self) -> Result<Head, Failure> {
+        loop {
+            let window = &self.buf[self.start..self.end];
+            if let Some(at) = memchr::memmem::find(window, b"\r\n\r\n") {
+                let len = at + 4;
+                let head = parse_head(&window[..len])?;
+                self.start += len;
+                if head.close {
+                    self.closing = true;
+                }
+                return Ok(head);
+            }
+            self.fill_or_closed()?;
+        }
+    }
+
+    /// Reads a whole body into `out` (for small JSON answers); at most `limit` bytes.
+    pub fn read_body(
+        &mut self,
+        head: &Head,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Failure> {
+        out.clear();
+        self.body(head, &mut |chunk| {
+            if out.len() + chunk.len() > limit {
+                return Err(Failure::BadResponse);
+            }
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+    }
+
+    /// Reads a body and throws it away; returns its length.
+    pub fn discard_body(&mut self, head: &Head) -> Result<u64, Failure> {
+        let mut n = 0u64;
+        self.body(head, &mut |chunk| {
+            n += chunk.len() as u64;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn body(
+        &mut self,
+        head: &Head,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        if (100..200).contains(&head.status) || head.status == 204 || head.status == 304 {
+            return Ok(());
+        }
+        match head.framing {
+            Framing::Length(len) => self.exact(len, sink),
+            Framing::Chunked => self.chunked(sink),
+            Framing::UntilClose => {
+                self.closing = true;
+                loop {
+                    if self.start < self.end {
+                        sink(&self.buf[self.start..self.end])?;
+                        self.start = self.end;
+                    }
+                    if !self.fill()? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes exactly `len` bytes to `sink`: first what is buffered, then straight reads.
+    fn exact(
+        &mut self,
+        mut len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        while len > 0 {
+            if self.start == self.end {
+                self.fill_or_closed()?;
+            }
+            let n = ((self.end - self.start) as u64).min(len) as usize;
+            sink(&self.buf[self.start..self.start + n])?;
+            self.start += n;
+            len -= n as u64;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self) -> Result<Vec<u8>, Failure> {
+        loop {
+            let window = &self.buf[self.start..self.end];
+            if let Some(at) = memchr::memmem::find(window, b"\r\n") {
+                let line = window[..at].to_vec();
+                self.start += at + 2;
+                return Ok(line);
+            }
+            self.fill_or_closed()?;
+        }
+    }
+
+    fn chunked(
+        &mut self,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        loop {
+            let line = self.line()?;
+            let digits = line.split(|&b| b == b';').next().unwrap_or(&[]);
+            let text = std::str::from_utf8(digits).map_err(|_| Failure::BadResponse)?;
+            let size = u64::from_str_radix(text.trim(), 16).map_err(|_| Failure::BadResponse)?;
+            if size == 0 {
+                // Trailer fields up to the empty line.
+                while !self.line()?.is_empty() {}
+                return Ok(());
+            }
+            self.exact(size, sink)?;
+            if !self.line()?.is_empty() {
+                return Err(Failure::BadResponse);
+            }
+        }
+    }
+}
+
+fn parse_head(raw: &[u8]) -> Result<Head, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(raw) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err(Failure::BadResponse),
+    }
+    let status = resp.code.ok_or(Failure::BadResponse)?;
+    let mut close = resp.version != Some(1);
+    let mut framing = Framing::UntilClose;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(h.value).map_err(|_| Failure::BadResponse)?;
+            let len = text.trim().parse().map_err(|_| Failure::BadResponse)?;
+            if framing != Framing::Chunked {
+                framing = Framing::Length(len);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if contains_token(h.value, b"chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if contains_token(h.value, b"close") {
+                close = true;
+            } else if contains_token(h.value, b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    Ok(Head {
+        status,
+        framing,
+        close,
+    })
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// What one upload sends.
+pub struct Upload<'a> {
+    /// The whole request head, ending with the blank line.
+    pub head: &'a [u8],
+    pub size: u64,
+    /// Wait for `100 Continue` before the body (the head must carry `Expect: 100-continue`).
+    pub expect: bool,
+    /// The status that counts as success (201 for uploads, 200 for registration).
+    pub ok_status: u16,
+    /// Check the completion JSON's `size` against `size`.
+    pub check_size: bool,
+}
+
+/// Runs one upload exchange on `conn`; `scratch` holds the answer's body afterwards.
+pub fn upload(
+    conn: &mut Conn,
+    up: &Upload<'_>,
+    pattern: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    if up.expect {
+        conn.write_all(up.head)?;
+        let mut head = conn.read_head()?;
+        while (100..200).contains(&head.status) && head.status != 100 {
+            head = conn.read_head()?;
+        }
+        if head.status != 100 {
+            // Refused before the body: read the answer, and never reuse the connection (the
+            // node closes it, and it would not know what to do with a body sent now).
+            let _ = conn.read_body(&head, scratch, 1 << 20);
+            conn.closing = true;
+            return Err(Failure::Refused(head.status));
+        }
+        conn.write_body(pattern, up.size)?;
+    } else if up.size <= 64 * 1024 && (up.size as usize) <= pattern.len() {
+        // Head and a small body in one write.
+        let mut wire = Vec::with_capacity(up.head.len() + up.size as usize);
+        wire.extend_from_slice(up.head);
+        wire.extend_from_slice(&pattern[..up.size as usize]);
+        conn.write_all(&wire)?;
+    } else {
+        conn.write_all(up.head)?;
+        conn.write_body(pattern, up.size)?;
+    }
+    let mut head = conn.read_head()?;
+    while (100..200).contains(&head.status) {
+        head = conn.read_head()?;
+    }
+    conn.read_body(&head, scratch, 1 << 20)?;
+    if head.status != up.ok_status {
+        conn.closing = true;
+        return Err(Failure::Status(head.status));
+    }
+    if up.check_size {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            size: Option<u64>,
+        }
+        let answer: Answer = serde_json::from_slice(scratch).map_err(|_| Failure::BadResponse)?;
+        if answer.size != Some(up.size) {
+            return Err(Failure::SizeMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// Runs one GET of `head` and checks that the body has exactly `size` bytes (when given).
+pub fn download(conn: &mut Conn, head_bytes: &[u8], size: Option<u64>) -> Result<u64, Failure> {
+    conn.write_all(head_bytes)?;
+    let head = conn.read_head()?;
+    if head.status != 200 {
+        let _ = conn.discard_body(&head);
+        conn.closing = true;
+        return Err(Failure::Status(head.status));
+    }
+    if let (Framing::Length(len), Some(want)) = (head.framing, size) {
+        if len != want {
+            conn.closing = true;
+            return Err(Failure::SizeMismatch);
+        }
+    }
+    let got = conn.discard_body(&head)?;
+    match size {
+        Some(want) if got != want => Err(Failure::SizeMismatch),
+        _ => Ok(got),
+    }
+}
+
+/// The body pattern: `len` bytes of a repeating, non-zero sequence.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads_and_framing() {
+        let h = parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 12\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.close),
+            (201, Framing::Length(12), false)
+        );
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.close),
+            (200, Framing::Chunked, true)
+        );
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+        assert_eq!((h.framing, h.close), (Framing::UntilClose, true));
+        assert_eq!(
+            parse_head(b"nonsense\r\n\r\n").unwrap_err(),
+            Failure::BadResponse
+        );
+    }
+
+    #[test]
+    fn failure_keys() {
+        assert_eq!(Failure::Status(409).key(), "status_409");
+        assert_eq!(Failure::Refused(403).key(), "refused_403");
+        assert_eq!(
+            Failure::from(io::Error::from(io::ErrorKind::WouldBlock)),
+            Failure::Timeout
+        );
+    }
+}
