@@ -261,6 +261,7 @@ pub struct Metrics {
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
     pub timeouts: [Counter; TimeoutKind::COUNT],
+    pub log_lines_dropped: Counter,
 }
 
 const fn latency_row() -> [Histogram; CallbackOutcome::COUNT] {
@@ -287,6 +288,7 @@ impl Metrics {
             connections_accepted: Counter::new(),
             connections_refused: Counter::new(),
             timeouts: [const { Counter::new() }; TimeoutKind::COUNT],
+            log_lines_dropped: Counter::new(),
         }
     }
 }
@@ -365,6 +367,11 @@ pub fn pool_sampled(depth: usize, capacity: usize, workers_alive: usize) {
     METRICS.callback_queue_depth.set(depth as i64);
     METRICS.callback_queue_capacity.set(capacity as i64);
     METRICS.callback_workers_alive.set(workers_alive as i64);
+}
+
+/// A log line was dropped: the log writer's queue was full.
+pub fn log_line_dropped() {
+    METRICS.log_lines_dropped.inc();
 }
 
 /// Counts an upload in flight for as long as it lives.
@@ -571,6 +578,12 @@ pub fn render() -> String {
             m.timeouts[*k as usize].get(),
         );
     }
+    counter(
+        o,
+        "upgate_log_lines_dropped_total",
+        "Log lines dropped because the log writer could not keep up.",
+        m.log_lines_dropped.get(),
+    );
     out
 }
 

@@ -25,7 +25,11 @@ fn stored(addr: SocketAddr, app: &CallbackApp, name: &str, body: &[u8]) {
 }
 
 fn get(addr: SocketAddr, path: &str, extra: &str) -> Wire {
-    exchange(addr, format!("GET {path} HTTP/1.1\r\nHost: n\r\n{extra}\r\n").as_bytes()).0
+    exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: n\r\n{extra}\r\n").as_bytes(),
+    )
+    .0
 }
 
 fn node() -> (upgate::node::Node, CallbackApp) {
@@ -45,7 +49,10 @@ fn single_ranges_answer_206_with_content_range() {
     stored(addr, &app, "r.bin", &body);
 
     let whole = get(addr, "/app1/r.bin", "");
-    assert_eq!((whole.status, whole.header("accept-ranges")), (200, Some("bytes")));
+    assert_eq!(
+        (whole.status, whole.header("accept-ranges")),
+        (200, Some("bytes"))
+    );
     assert_eq!(whole.body, body);
 
     let cases: &[(&str, &str, std::ops::Range<usize>)] = &[
@@ -59,7 +66,10 @@ fn single_ranges_answer_206_with_content_range() {
         assert_eq!(w.status, 206, "{range}");
         assert_eq!(w.header("content-range"), Some(*content_range), "{range}");
         assert_eq!(w.body, &body[bytes.clone()], "{range}");
-        assert_eq!(w.header("content-length"), Some(bytes.len().to_string().as_str()));
+        assert_eq!(
+            w.header("content-length"),
+            Some(bytes.len().to_string().as_str())
+        );
     }
     node.shutdown();
 }
@@ -70,7 +80,10 @@ fn unsatisfiable_multi_and_invalid_ranges() {
     let addr = node.local_addr();
     stored(addr, &app, "u.bin", &[7u8; 10]);
     let w = get(addr, "/app1/u.bin", "Range: bytes=10-\r\n");
-    assert_eq!((w.status, w.error_code().as_str()), (416, "range_not_satisfiable"));
+    assert_eq!(
+        (w.status, w.error_code().as_str()),
+        (416, "range_not_satisfiable")
+    );
     assert_eq!(w.header("content-range"), Some("bytes */10"));
     // Several ranges and unparsable ones are answered whole.
     for range in ["bytes=0-1,4-5", "bytes=x-y", "pages=1-2"] {
@@ -89,14 +102,34 @@ fn if_range_and_conditional_requests() {
     let etag = whole.header("etag").unwrap().to_string();
     let last_modified = whole.header("last-modified").unwrap().to_string();
 
-    let w = get(addr, "/app1/c.txt", &format!("Range: bytes=0-1\r\nIf-Range: {etag}\r\n"));
+    let w = get(
+        addr,
+        "/app1/c.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {etag}\r\n"),
+    );
     assert_eq!((w.status, w.body.as_slice()), (206, &b"01"[..]));
-    let w = get(addr, "/app1/c.txt", &format!("Range: bytes=0-1\r\nIf-Range: {last_modified}\r\n"));
+    let w = get(
+        addr,
+        "/app1/c.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {last_modified}\r\n"),
+    );
     assert_eq!(w.status, 206);
-    let w = get(addr, "/app1/c.txt", "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n");
-    assert_eq!((w.status, w.body.as_slice()), (200, &b"0123456789"[..]), "a stale If-Range gets the whole file");
+    let w = get(
+        addr,
+        "/app1/c.txt",
+        "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n",
+    );
+    assert_eq!(
+        (w.status, w.body.as_slice()),
+        (200, &b"0123456789"[..]),
+        "a stale If-Range gets the whole file"
+    );
     // A matching If-None-Match wins over Range.
-    let w = get(addr, "/app1/c.txt", &format!("Range: bytes=0-1\r\nIf-None-Match: {etag}\r\n"));
+    let w = get(
+        addr,
+        "/app1/c.txt",
+        &format!("Range: bytes=0-1\r\nIf-None-Match: {etag}\r\n"),
+    );
     assert_eq!(w.status, 304);
     assert_eq!(w.header("etag"), Some(etag.as_str()));
     let w = get(addr, "/app1/c.txt", "If-None-Match: \"other\"\r\n");

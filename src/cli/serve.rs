@@ -108,7 +108,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut config = loaded.config;
+    let config = loaded.config;
     let log = match logging::init(&config.log_level, config.log_format) {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -119,6 +119,15 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let code = run(&args, config, log.as_ref());
+    if let Some(log) = &log {
+        log.flush();
+    }
+    code
+}
+
+/// Starts the node and serves until the drain is over.
+fn run(args: &ServeArgs, mut config: Config, log: Option<&LogHandle>) -> ExitCode {
     // Block the signals before any runtime thread starts, so only the iterator sees them.
     let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
@@ -138,7 +147,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), "listening");
     for signal in signals.forever() {
         if signal == SIGHUP {
-            reload(&args, &node, log.as_ref(), &mut config);
+            reload(args, &node, log, &mut config);
             continue;
         }
         tracing::info!(signal, "shutting down: draining in-flight requests");

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 use super::{Config, ConfigError, Invalid};
 
+/// Keys whose values never appear in messages.
+pub const SECRET_KEYS: &[&str] = &["admin_token"];
+
 /// Where a key's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -228,6 +231,10 @@ pub fn parse_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
             Some((key, _)) => (Some(key.to_owned()), unknown_key_hint(key, &keys)),
             None => (line.and_then(|l| key_above(text, l)), message.to_owned()),
         };
+        let message = match key.as_deref() {
+            Some(k) if SECRET_KEYS.contains(&k) => "must be a string (value not shown)".to_owned(),
+            _ => message,
+        };
         let at = match line {
             Some(line) => format!("{origin}:{line}"),
             None => origin.to_owned(),
@@ -422,6 +429,11 @@ mod tests {
         );
         let e = parse_toml("callback_allow = [\n  \"a\",\n  3,\n]\n", "f.toml").unwrap_err();
         assert!(e.0.starts_with("f.toml:3: callback_allow: "), "{e}");
+        let e = parse_toml("admin_token = 123456789\n", "f.toml").unwrap_err();
+        assert_eq!(
+            e.0,
+            "f.toml:1: admin_token: must be a string (value not shown)"
+        );
         let e = Config::from_toml("# c\nmax_head_bytes = 10\n", "f.toml").unwrap_err();
         assert_eq!(e.0, "f.toml:2: max_head_bytes: must be at least 1024");
     }

@@ -249,7 +249,8 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => {
             let rest = &buf[skip..];
-            let head = &rest[..memchr::memmem::find(rest, b"\r\n\r\n").map_or(rest.len(), |i| i + 4)];
+            let head =
+                &rest[..memchr::memmem::find(rest, b"\r\n\r\n").map_or(rest.len(), |i| i + 4)];
             // A bare CR or LF is named as such, whatever httparse stumbled on.
             find_end(head, 0)?;
             return Err(map_httparse_error(e, head));

@@ -32,6 +32,8 @@ pub use encode::{
 };
 pub use error::{ProtocolError, WrongState};
 pub use framing::{parse_length, Expectation, Framing, MessageInfo, Version};
-pub use head::{find_end, is_tchar, parse as parse_head, parse_prefix, HeadEnd, Method, Parsed, RequestHead};
+pub use head::{
+    find_end, is_tchar, parse as parse_head, parse_prefix, HeadEnd, Method, Parsed, RequestHead,
+};
 pub use limits::{Limits, MAX_HEADERS_CEILING};
 pub use state::CloseMode;

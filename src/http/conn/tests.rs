@@ -1024,10 +1024,21 @@ fn skip_body_accounts_for_spliced_bytes_only_when_nothing_is_buffered() {
     let mut conn = H1Conn::new(Limits::default());
     conn.receive(b"PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     assert!(matches!(conn.next_event(), Ok(Event::Head(_))));
-    assert_eq!(conn.skip_body(1).unwrap_err().op, "skip_body", "before accept_body");
+    assert_eq!(
+        conn.skip_body(1).unwrap_err().op,
+        "skip_body",
+        "before accept_body"
+    );
     conn.accept_body().unwrap();
-    assert_eq!(conn.skip_body(1).unwrap_err().state, "Body", "bytes still buffered");
-    assert_eq!(conn.next_event(), Ok(Event::Data(Bytes::from_static(b"abc"))));
+    assert_eq!(
+        conn.skip_body(1).unwrap_err().state,
+        "Body",
+        "bytes still buffered"
+    );
+    assert_eq!(
+        conn.next_event(),
+        Ok(Event::Data(Bytes::from_static(b"abc")))
+    );
     assert_eq!(conn.next_event(), Ok(Event::NeedData));
     assert_eq!(conn.body_remaining(), Some(7));
     assert!(conn.skip_body(8).is_err(), "more than remains");
