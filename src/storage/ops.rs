@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::io;
 use std::marker::PhantomData;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use io_uring::{cqueue, opcode, squeue, types};
 use tokio_uring::{OneshotOutputTransform, UnsubmittedOneshot};
@@ -61,29 +61,33 @@ pub async fn unlink(path: &Path) -> io::Result<()> {
     submit(p, sqe).await.map(|_| ())
 }
 
-/// `mkdirat(path)`; an existing directory is not an error.
-pub async fn mkdir(path: &Path) -> io::Result<()> {
+/// `mkdirat(path)`; an existing directory is not an error. True when it was created.
+pub async fn mkdir(path: &Path) -> io::Result<bool> {
     let p = cpath(path)?;
     let sqe = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr())
         .mode(0o755)
         .build();
     match submit(p, sqe).await {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        other => other.map(|_| ()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        other => other.map(|_| true),
     }
 }
 
-/// Creates `dir` and its missing parents below `root` (which must exist).
-pub async fn mkdir_below(root: &Path, dir: &Path) -> io::Result<()> {
+/// Creates `dir` and its missing parents below `root` (which must exist). Returns the
+/// directories it created, outermost first.
+pub async fn mkdir_below(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
     let Ok(rel) = dir.strip_prefix(root) else {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     };
     let mut cur = root.to_path_buf();
+    let mut created = Vec::new();
     for part in rel.components() {
         cur.push(part);
-        mkdir(&cur).await?;
+        if mkdir(&cur).await? {
+            created.push(cur.clone());
+        }
     }
-    Ok(())
+    Ok(created)
 }
 
 /// `fsync` of a directory, so a rename into it survives power loss.

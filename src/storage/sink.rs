@@ -79,19 +79,28 @@ impl BodySink {
         }
         let parent = dest.parent().unwrap_or(root);
         let placed = async {
-            ops::mkdir_below(root, parent).await?;
-            ops::rename(&self.tmp, dest, replace).await
+            let created = ops::mkdir_below(root, parent).await?;
+            ops::rename(&self.tmp, dest, replace).await?;
+            Ok::<_, io::Error>(created)
         }
         .await;
-        if let Err(e) = placed {
-            let _ = ops::unlink(&self.tmp).await;
-            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                CommitError::Exists
-            } else {
-                CommitError::Io(e)
-            });
-        }
+        let created = match placed {
+            Ok(created) => created,
+            Err(e) => {
+                let _ = ops::unlink(&self.tmp).await;
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    CommitError::Exists
+                } else {
+                    CommitError::Io(e)
+                });
+            }
+        };
         if fsync {
+            // The file's entry lives in `parent`; each new directory's entry lives in the one
+            // above it, so those are synced too, or a crash could lose the whole new branch.
+            for dir in created.iter().filter_map(|d| d.parent()) {
+                ops::sync_dir(dir).await.map_err(CommitError::Io)?;
+            }
             ops::sync_dir(parent).await.map_err(CommitError::Io)?;
         }
         Ok(())
