@@ -191,6 +191,11 @@ impl Connection {
         Ok(n)
     }
 
+    /// The socket's descriptor, for splices submitted on this thread's ring.
+    pub(super) fn socket_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
     /// Reads body bytes, bounded by `body_idle_timeout_ms` per read.
     pub(super) async fn read_body_more(&mut self) -> Result<usize, BodyIoError> {
         let idle = self.ctx.config.body_idle_timeout();

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 
 use bytes::Bytes;
 
@@ -10,6 +11,7 @@ use super::access::AccessLog;
 use super::driver::{BodyIoError, Connection, FileBody};
 use crate::config::Config;
 use crate::http::{Event, ProtocolError, RequestHead, Response};
+use crate::storage::splice::Pipe;
 
 /// One request in progress.
 pub struct Exchange<'c> {
@@ -56,6 +58,15 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
+
+/// Why a splice of body bytes into a file stopped.
+#[derive(Debug)]
+pub enum SpliceError {
+    /// Reading the body failed (the client's side).
+    Body(BodyError),
+    /// Writing the file failed (the node's side: full disk, I/O error).
+    File(std::io::Error),
+}
 
 impl<'c> Exchange<'c> {
     pub(super) fn new(c: &'c mut Connection, head: RequestHead) -> Self {
@@ -110,6 +121,57 @@ impl<'c> Exchange<'c> {
     /// returns (which must use `ResponseBody::Sized(len)`). For HEAD the file is not read.
     pub fn attach_file(&mut self, file: tokio_uring::fs::File, offset: u64, len: u64) {
         self.c.file_body = Some(FileBody { file, offset, len });
+    }
+
+    /// Body bytes that can be spliced now: the rest of a `Content-Length` body once nothing of
+    /// it is left in the read buffer (`None` otherwise: take `next_chunk` first).
+    pub fn splice_ready(&self) -> Option<u64> {
+        match self.c.conn.body_remaining() {
+            Some(rest) if rest > 0 && self.c.conn.buffered() == 0 => Some(rest),
+            _ => None,
+        }
+    }
+
+    /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
+    /// the bytes never enter user space. Each socket read is bounded by
+    /// `body_idle_timeout_ms`. Returns the bytes moved (all of `len` unless it fails).
+    pub async fn splice_into(
+        &mut self,
+        file: RawFd,
+        mut offset: u64,
+        len: u64,
+    ) -> Result<u64, SpliceError> {
+        let pipe = Pipe::take().map_err(SpliceError::File)?;
+        let socket = self.c.socket_fd();
+        let idle = self.c.ctx.config.body_idle_timeout();
+        let mut moved = 0;
+        while moved < len {
+            let want = (len - moved).min(pipe.capacity() as u64) as usize;
+            // On any failure the pipe may hold bytes: it is dropped, not returned to the pool.
+            let n = match tokio::time::timeout(idle, pipe.fill_from(socket, want)).await {
+                Err(_) => return Err(SpliceError::Body(BodyError::IdleTimeout)),
+                Ok(Err(e)) => return Err(SpliceError::Body(BodyError::Io(e))),
+                Ok(Ok(0)) => {
+                    self.c.conn.receive_eof();
+                    return Err(SpliceError::Body(BodyError::Protocol(
+                        ProtocolError::IncompleteBody,
+                    )));
+                }
+                Ok(Ok(n)) => n,
+            };
+            pipe.drain_to(file, offset, n)
+                .await
+                .map_err(SpliceError::File)?;
+            self.c.conn.skip_body(n as u64).map_err(|e| {
+                SpliceError::Body(BodyError::Io(std::io::Error::other(e.to_string())))
+            })?;
+            self.c.bytes_in += n as u64;
+            crate::metrics::received(n);
+            offset += n as u64;
+            moved += n as u64;
+        }
+        pipe.put_back();
+        Ok(moved)
     }
 
     /// The next piece of the body, or `None` at its end. Requires `accept_body` first.

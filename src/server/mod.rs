@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::http::Response;
 
 pub use access::{AccessLog, Step, Timings};
-pub use exchange::{BodyError, Exchange};
+pub use exchange::{BodyError, Exchange, SpliceError};
 pub use route::{Handler, Router};
 
 /// Shared by the connections of one io_uring thread.

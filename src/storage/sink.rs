@@ -45,6 +45,18 @@ impl BodySink {
         self.written
     }
 
+    /// The temporary file's descriptor, for splices into it.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file
+            .as_ref()
+            .map_or(-1, std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    /// Records `n` bytes written into the file by a splice.
+    pub fn advance(&mut self, n: u64) {
+        self.written += n;
+    }
+
     /// Appends `data` at the current end.
     pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
         let len = data.len() as u64;

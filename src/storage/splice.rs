@@ -75,18 +75,30 @@ impl Pipe {
     }
 
     /// Moves up to `len` bytes from `fd_in` (a socket) into the pipe; 0 means end of input.
+    /// Waits for readability with a poll first and then splices with `SPLICE_F_NONBLOCK`, so
+    /// the splice runs inline instead of parking a kernel worker on an idle socket (and a
+    /// caller's timeout leaves only a harmless poll behind).
     pub async fn fill_from(&self, fd_in: RawFd, len: usize) -> io::Result<usize> {
         let len = len.min(self.capacity) as u32;
-        let sqe = opcode::Splice::new(
-            types::Fd(fd_in),
-            -1,
-            types::Fd(self.write.as_raw_fd()),
-            -1,
-            len,
-        )
-        .flags(libc::SPLICE_F_MOVE)
-        .build();
-        ops::submit((), sqe).await.map(|n| n as usize)
+        loop {
+            let poll =
+                opcode::PollAdd::new(types::Fd(fd_in), (libc::POLLIN | libc::POLLRDHUP) as u32)
+                    .build();
+            ops::submit((), poll).await?;
+            let sqe = opcode::Splice::new(
+                types::Fd(fd_in),
+                -1,
+                types::Fd(self.write.as_raw_fd()),
+                -1,
+                len,
+            )
+            .flags(libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+            .build();
+            match ops::submit((), sqe).await {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other.map(|n| n as usize),
+            }
+        }
     }
 
     /// Moves exactly `len` bytes from the pipe into `fd_out` (a file) at `offset`.

@@ -22,7 +22,7 @@ use crate::callback::{
 use crate::http::Response;
 use crate::metrics::{self, BodyPath, CallbackKind, CallbackOutcome};
 use crate::registry::{backoff_jittered, valid_appid, AppRecord, OutboxEntry};
-use crate::server::{Exchange, Step, Timings};
+use crate::server::{Exchange, SpliceError, Step, Timings};
 use crate::storage::{path, sink::is_disk_full, BodySink, CommitError};
 
 use super::condition;
@@ -148,6 +148,25 @@ async fn receive_body(
         .await
         .map_err(storage_error)?;
     loop {
+        // Bytes that came with the head arrive as `Data`; the rest of a Content-Length body is
+        // spliced socket → pipe → file, never entering user space (`zero_copy`).
+        if let (true, Some(rest)) = (app.config.zero_copy, ex.splice_ready()) {
+            let moved = ex.splice_into(sink.raw_fd(), sink.written(), rest).await;
+            match moved {
+                Ok(n) => {
+                    sink.advance(n);
+                    metrics::body_bytes(BodyPath::Splice, n as usize);
+                    continue;
+                }
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(match e {
+                        SpliceError::Body(b) => FlowError::Body(b),
+                        SpliceError::File(e) => storage_error(e),
+                    });
+                }
+            }
+        }
         let chunk = match ex.next_chunk().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
