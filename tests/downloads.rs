@@ -136,3 +136,28 @@ fn if_range_and_conditional_requests() {
     assert_eq!(w.status, 200);
     node.shutdown();
 }
+
+#[test]
+fn both_data_paths_send_the_same_bytes() {
+    for zero_copy in [true, false] {
+        let app = CallbackApp::accepting();
+        let node = start(Config {
+            callback_allow: vec![app.addr.to_string()],
+            zero_copy,
+            ..test_config()
+        });
+        let addr = node.local_addr();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        stored(addr, &app, "big.bin", &body);
+        let w = get(addr, "/app1/big.bin", "");
+        assert_eq!(w.status, 200, "zero_copy = {zero_copy}");
+        assert!(w.body == body, "zero_copy = {zero_copy}: bytes differ");
+        let w = get(addr, "/app1/big.bin", "Range: bytes=1000000-1000009\r\n");
+        assert_eq!(
+            w.body,
+            &body[1_000_000..1_000_010],
+            "zero_copy = {zero_copy}"
+        );
+        node.shutdown();
+    }
+}

@@ -238,8 +238,28 @@ impl Connection {
         Ok(out.close)
     }
 
-    /// Copies a file range to the socket.
+    /// Sends a file range file → pipe → socket with io_uring splices (`zero_copy`).
+    async fn splice_file(&mut self, body: FileBody) -> io::Result<()> {
+        let FileBody { file, offset, len } = body;
+        let pipe = crate::storage::splice::Pipe::take()?;
+        let idle = self.ctx.config.body_idle_timeout();
+        let file_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let sent = pipe
+            .send_file(file_fd, offset, len, self.socket_fd(), idle)
+            .await;
+        let _ = file.close().await;
+        sent?;
+        // Only a transfer that ended cleanly leaves the pipe empty.
+        pipe.put_back();
+        self.sent(len as usize);
+        Ok(())
+    }
+
+    /// Copies a file range to the socket through a user-space buffer (`zero_copy = false`).
     async fn write_file(&mut self, body: FileBody) -> io::Result<()> {
+        if self.ctx.config.zero_copy {
+            return self.splice_file(body).await;
+        }
         let FileBody {
             file,
             mut offset,

@@ -127,13 +127,16 @@ impl Pipe {
     }
 
     /// Moves exactly `len` bytes from the file `fd_in` at `offset` into the pipe, then on to
-    /// the socket `fd_out` (downloads). Returns early with an error if either side fails.
+    /// the socket `fd_out` (downloads). The socket side waits for writability with a poll
+    /// bounded by `idle`, then splices with `SPLICE_F_NONBLOCK`; a peer that stops reading for
+    /// longer than `idle` ends the transfer with `TimedOut`.
     pub async fn send_file(
         &self,
         fd_in: RawFd,
         mut offset: u64,
         mut len: u64,
         fd_out: RawFd,
+        idle: std::time::Duration,
     ) -> io::Result<()> {
         while len > 0 {
             let want = (len as usize).min(self.capacity) as u32;
@@ -155,6 +158,16 @@ impl Pipe {
             }
             let mut left = n;
             while left > 0 {
+                let poll = opcode::PollAdd::new(types::Fd(fd_out), libc::POLLOUT as u32).build();
+                match tokio::time::timeout(idle, ops::submit((), poll)).await {
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "peer stopped reading",
+                        ))
+                    }
+                    Ok(r) => r?,
+                };
                 let sqe = opcode::Splice::new(
                     types::Fd(self.read.as_raw_fd()),
                     -1,
@@ -162,16 +175,19 @@ impl Pipe {
                     -1,
                     left as u32,
                 )
-                .flags(libc::SPLICE_F_MOVE)
+                .flags(libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
                 .build();
-                let m = ops::submit((), sqe).await? as usize;
-                if m == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "peer closed while sent",
-                    ));
+                match ops::submit((), sqe).await {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "peer closed while sent",
+                        ))
+                    }
+                    Ok(m) => left -= m as usize,
                 }
-                left -= m;
             }
             offset += n as u64;
             len -= n as u64;
