@@ -2,6 +2,8 @@
 //! bytes (`receive`, or by lending the read buffer), pulls `Event`s, and asks it for the bytes
 //! to write (`accept_body`, `respond`). It owns no socket and reads no clock.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
 
 use super::decode::{BodyDecoder, Decoded};
@@ -11,6 +13,16 @@ use super::framing::{Framing, Version};
 use super::head::{self, HeadEnd, Method, RequestHead};
 use super::limits::Limits;
 use super::state::{CloseMode, ConnState, ReadState, WriteState};
+
+/// Up to this many buffered bytes, a head whose first line has not ended is handed to httparse
+/// without searching for its end first.
+const FIRST_LOOK_BYTES: usize = 4096;
+
+/// Searchers for a possible end of head, built once.
+static HEAD_END: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+static BARE_HEAD_END: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
 
 /// What the connection has for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,12 +214,14 @@ impl H1Conn {
         // oversized head does not depend on how its bytes were split across reads.
         let max = self.limits.max_head_bytes;
         let window = self.buf.len().min(max.saturating_add(1));
-        // httparse runs only once the new bytes hold a possible end of head (one SIMD search),
-        // so a head dribbled in byte by byte is not re-parsed from its start on every read.
+        // httparse runs once the bytes hold a possible end of head (one SIMD search over the
+        // new bytes), so a head dribbled in byte by byte is not re-parsed from its start on every
+        // read; while the first line is incomplete and short the search is skipped, since most
+        // heads arrive whole in one read (re-parsing at most 4 KiB per read stays cheap). An
+        // error counts only once the head has ended, so the verdict does not depend on splits.
         let region = &self.buf[scanned.saturating_sub(3)..window];
-        let may_end = memchr::memmem::find(region, b"\r\n\r\n").is_some()
-            || memchr::memmem::find(region, b"\n\n").is_some();
-        if may_end {
+        let ended = |r: &[u8]| HEAD_END.find(r).is_some() || BARE_HEAD_END.find(r).is_some();
+        if (scanned == 0 && window <= FIRST_LOOK_BYTES) || ended(region) {
             match head::parse_prefix(&self.buf[..window], &self.limits) {
                 Ok(Some(parsed)) if parsed.len() <= max => {
                     let raw = self.buf.split_to(parsed.len()).freeze();
@@ -219,7 +233,8 @@ impl H1Conn {
                     return Err(self.fail(e));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(self.fail(e)),
+                Err(e) if ended(&self.buf[..window]) => return Err(self.fail(e)),
+                Err(_) => {}
             }
         }
         // Incomplete: check the new lines now, so a bare CR or LF is refused as it arrives.

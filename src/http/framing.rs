@@ -229,10 +229,19 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// `Host = uri-host [ ":" port ]`; an empty value is allowed for targets without authority.
 /// Rejects whitespace, `/`, `@` and other bytes that would make the authority ambiguous.
 fn valid_host(value: &[u8]) -> bool {
-    value.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
+    value.iter().all(|&b| HOST_BYTES[b as usize])
+}
+
+/// Bytes allowed in a `Host` value: unreserved, sub-delims, `:`, `[`, `]`, `%` (one load per
+/// byte: this runs on every request).
+static HOST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
             || matches!(
-                b,
+                c,
                 b'.' | b'-'
                     | b'_'
                     | b':'
@@ -251,9 +260,11 @@ fn valid_host(value: &[u8]) -> bool {
                     | b','
                     | b';'
                     | b'='
-            )
-    })
-}
+            );
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests;
