@@ -34,7 +34,7 @@ bench:
 	$(MAKE) bench-peers
 
 ## upgate and nginx side by side under `upgate bench`, with the machine's limits
-## (benches/peers/run.sh; installs nginx and iperf3 with apt-get if missing; about 5 minutes).
+## (benches/peers/run.sh; installs nginx and iperf3 with apt-get if missing; 5-10 minutes).
 ## Writes target/peers/results.md.
 bench-peers:
 	benches/peers/run.sh

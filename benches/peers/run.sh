@@ -146,7 +146,8 @@ bench() {
 CB=$(wait_line "$WORK/cbapp.out" '127\.0\.0\.1:[0-9]+')
 say "callback app on $CB"
 
-# start_upgate NAME FSYNC: a node with a fresh data dir; sets UPGATE (URL) and UPGATE_PID.
+# start_upgate NAME FSYNC [TOML]: a node with a fresh data dir (TOML: more config lines);
+# sets UPGATE (URL) and UPGATE_PID.
 start_upgate() {
     local dir=$WORK/upgate-$1
     mkdir -p "$dir"
@@ -157,6 +158,7 @@ threads = $THREADS
 fsync = $2
 callback_allow = ["$CB"]
 log_level = "warn"
+${3:-}
 EOF
     "$BIN" serve --config "$dir.toml" >"$dir.out" 2>&1 &
     UPGATE_PID=$!
@@ -221,9 +223,12 @@ dd_rate() {
 }
 DD_RUNS=()
 for r in 1 2 3; do DD_RUNS+=("$(dd_rate)"); done
-PAGECACHE_MBPS=$(median "${DD_RUNS[@]}")
+# The first run lands in memory the VM must fault in from the host; the repeats reuse the
+# pages the previous run freed, as a server whose page cache is full and recycled does.
+DD_FIRST=${DD_RUNS[0]}
+PAGECACHE_MBPS=$(calc "$(median "${DD_RUNS[@]:1}")" 0)
 DD_SYNC_MBPS=$(dd_rate conv=fdatasync)
-say "  page cache write: ${DD_RUNS[*]} MB/s (median $PAGECACHE_MBPS); with conv=fdatasync: $DD_SYNC_MBPS MB/s"
+say "  page cache write: ${DD_RUNS[*]} MB/s (first $DD_FIRST, repeats $PAGECACHE_MBPS); with conv=fdatasync: $DD_SYNC_MBPS MB/s"
 
 # ---------------------------------------------------------------- (a) small uploads
 say "== (a) 1 KiB uploads, $SMALL_CONNS connections, pre+post callbacks, ${SMALL_SECS} s x $ROUNDS rounds"
@@ -250,12 +255,42 @@ stop_upgate
 say "== (b) $LARGE_SIZE upload, 1 connection, $LARGE_REPS repetitions (upgate fsync = false)"
 start_upgate large false
 start_nginx large
+# Before each upload: delete the previous ones and write and delete a scratch file, so that
+# every upload lands in recycled page-cache pages (the steady state of a busy node) instead of
+# fresh memory the VM must fault in (see the two page-cache figures).
+recycle_pages() {
+    find "$WORK/upgate-large/files" "$WORK/nginx-large/body" -type f -delete 2>/dev/null || true
+    dd if=/dev/zero of="$WORK/recycle.bin" bs=1M count=1280 status=none
+    rm -f "$WORK/recycle.bin"
+}
+large_upgate() {
+    recycle_pages
+    bench "b-upgate-r$1" --target "$UPGATE" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+}
+large_nginx() {
+    recycle_pages
+    bench "b-nginx-r$1" --target "$NGINX" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --watch-pid "$NGINX_WATCH"
+}
 for r in $(seq 1 "$LARGE_REPS"); do
-    bench "b-upgate-r$r" --target "$UPGATE" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
-    bench "b-nginx-r$r" --target "$NGINX" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --watch-pid "$NGINX_WATCH"
+    if [ $((r % 2)) = 1 ]; then
+        large_upgate "$r"
+        large_nginx "$r"
+    else
+        large_nginx "$r"
+        large_upgate "$r"
+    fi
 done
 stop_upgate
 stop_nginx
+# For information: the same node with bodies copied through user space (zero_copy = false).
+start_upgate large-copy false "zero_copy = false"
+for r in $(seq 1 "$LARGE_REPS"); do
+    find "$WORK/upgate-large-copy/files" -type f -delete 2>/dev/null || true
+    dd if=/dev/zero of="$WORK/recycle.bin" bs=1M count=1280 status=none
+    rm -f "$WORK/recycle.bin"
+    bench "b-upgate-copy-r$r" --target "$UPGATE" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+done
+stop_upgate
 
 # ---------------------------------------------------------------- (c) downloads
 say "== (c) downloads: $LARGE_SIZE x 1 connection, 4 KiB x $SMALL_CONNS connections"
@@ -308,6 +343,7 @@ A_FS=$(med a-upgate-fsync-r rps);  A_FS99=$(med a-upgate-fsync-r p99_ms 1)
 A_CA=$(med a-upgate-carried-r rps); A_CA99=$(med a-upgate-carried-r p99_ms 1)
 B_UP=$(med b-upgate-r mb_s);       B_NG=$(med b-nginx-r mb_s)
 B_UPCPU=$(med b-upgate-r cpu_s_per_gib 2); B_NGCPU=$(med b-nginx-r cpu_s_per_gib 2)
+B_CP=$(med b-upgate-copy-r mb_s);  B_CPCPU=$(med b-upgate-copy-r cpu_s_per_gib 2)
 C1_UP=$(med c1-upgate-r mb_s);     C1_NG=$(med c1-nginx-r mb_s)
 C1_UPCPU=$(med c1-upgate-r cpu_s_per_gib 2); C1_NGCPU=$(med c1-nginx-r cpu_s_per_gib 2)
 C4_UP=$(med c4-upgate-r rps);      C4_NG=$(med c4-nginx-r rps)
@@ -334,26 +370,28 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo "| quantity | how | figure |"
     echo "|---|---|---:|"
     echo "| loopback TCP, 1 stream | \`iperf3 -c 127.0.0.1 -t $IPERF_SECS\` (receiver) | $TCP_MBPS MB/s |"
-    echo "| page-cache write | \`dd if=/dev/zero bs=1M count=$DD_MIB\` x3: ${DD_RUNS[*]} | $PAGECACHE_MBPS MB/s |"
+    echo "| page-cache write, recycled pages | \`dd if=/dev/zero bs=1M count=$DD_MIB\` x3 (${DD_RUNS[*]}), median of the repeats | $PAGECACHE_MBPS MB/s |"
+    echo "| page-cache write, fresh memory | the first of those runs (pages the VM faults in from the host) | $DD_FIRST MB/s |"
     echo "| write through to the device | same with \`conv=fdatasync\` | $DD_SYNC_MBPS MB/s |"
     echo
     echo "## Results"
     echo
     echo "| scenario | metric | upgate | nginx | upgate / nginx | target | met |"
     echo "|---|---|---:|---:|---:|---|---|"
-    echo "| (a) 1 KiB uploads, $SMALL_CONNS conns, pre+post | uploads/s | $A_UP [$(range a-upgate-r rps)] | $A_NG [$(range a-nginx-r rps)] | $(ratio "$A_UP" "$A_NG") | >= 1.5x nginx | $(yes_no "$A_UP >= 1.5 * $A_NG") |"
-    echo "| | p99 latency, ms | $A_UP99 [$(range a-upgate-r p99_ms 1)] | $A_NG99 [$(range a-nginx-r p99_ms 1)] | $(ratio "$A_UP99" "$A_NG99") | <= nginx | $(yes_no "$A_UP99 <= $A_NG99") |"
+    echo "| (a) 1 KiB uploads, $SMALL_CONNS conns, pre+post | uploads/s | $A_UP $(range a-upgate-r rps) | $A_NG $(range a-nginx-r rps) | $(ratio "$A_UP" "$A_NG") | >= 1.5x nginx | $(yes_no "$A_UP >= 1.5 * $A_NG") |"
+    echo "| | p99 latency, ms | $A_UP99 $(range a-upgate-r p99_ms 1) | $A_NG99 $(range a-nginx-r p99_ms 1) | $(ratio "$A_UP99" "$A_NG99") | <= nginx | $(yes_no "$A_UP99 <= $A_NG99") |"
     echo "| | p50 latency, ms | $A_UP50 | $A_NG50 | $(ratio "$A_UP50" "$A_NG50") | | |"
     echo "| | errors (all rounds) | $(errs a-upgate-r) | $(errs a-nginx-r) | | 0 | |"
     echo "| | peak RSS (VmHWM; nginx: master + workers), MiB | $(kib_mib "$A_UPRSS") (sampled $(kib_mib "$A_UPSAMP")) | $(kib_mib "$A_NGRSS") | | < $(calc "$RSS_BUDGET_KIB / 1024" 0) MiB (64 MiB + 64 KiB x $SMALL_CONNS) | $(if [ -n "$A_UPRSS" ]; then yes_no "$A_UPRSS < $RSS_BUDGET_KIB"; else echo n/a; fi) |"
     echo "| | CPU seconds during the run | $A_UPCPU | $A_NGCPU | | | |"
     echo "| (a') same, upgate fsync = true | uploads/s, p99 ms | $A_FS, $A_FS99 | | $(ratio "$A_FS" "$A_NG") | (information) | |"
     echo "| (a'') same, upgate carried callback headers | uploads/s, p99 ms | $A_CA, $A_CA99 | | $(ratio "$A_CA" "$A_NG") | (information) | |"
-    echo "| (b) $LARGE_SIZE upload, 1 conn | MB/s | $B_UP [$(range b-upgate-r mb_s)] | $B_NG [$(range b-nginx-r mb_s)] | $(ratio "$B_UP" "$B_NG") | >= 90 % of min(TCP, page cache) = $(calc "0.9 * $LIMIT" 0) | $(yes_no "$B_UP >= 0.9 * $LIMIT") |"
+    echo "| (b) $LARGE_SIZE upload, 1 conn | MB/s | $B_UP $(range b-upgate-r mb_s) | $B_NG $(range b-nginx-r mb_s) | $(ratio "$B_UP" "$B_NG") | >= 90 % of min(TCP, page cache) = $(calc "0.9 * $LIMIT" 0) | $(yes_no "$B_UP >= 0.9 * $LIMIT") |"
     echo "| | CPU seconds per GiB (server) | $B_UPCPU | $B_NGCPU | $(ratio "$B_UPCPU" "$B_NGCPU") | | |"
-    echo "| (c) $LARGE_SIZE download, 1 conn | MB/s | $C1_UP [$(range c1-upgate-r mb_s)] | $C1_NG [$(range c1-nginx-r mb_s)] | $(ratio "$C1_UP" "$C1_NG") | >= 90 % of TCP = $(calc "0.9 * $TCP_MBPS" 0) | $(yes_no "$C1_UP >= 0.9 * $TCP_MBPS") |"
+    echo "| (b') same, upgate zero_copy = false | MB/s; CPU s per GiB | $B_CP $(range b-upgate-copy-r mb_s); $B_CPCPU | | $(ratio "$B_CP" "$B_NG") | (information) | |"
+    echo "| (c) $LARGE_SIZE download, 1 conn | MB/s | $C1_UP $(range c1-upgate-r mb_s) | $C1_NG $(range c1-nginx-r mb_s) | $(ratio "$C1_UP" "$C1_NG") | >= 90 % of TCP = $(calc "0.9 * $TCP_MBPS" 0) | $(yes_no "$C1_UP >= 0.9 * $TCP_MBPS") |"
     echo "| | CPU seconds per GiB (server) | $C1_UPCPU | $C1_NGCPU | $(ratio "$C1_UPCPU" "$C1_NGCPU") | | |"
-    echo "| (c) 4 KiB downloads, $SMALL_CONNS conns | requests/s | $C4_UP [$(range c4-upgate-r rps)] | $C4_NG [$(range c4-nginx-r rps)] | $(ratio "$C4_UP" "$C4_NG") | >= nginx | $(yes_no "$C4_UP >= $C4_NG") |"
+    echo "| (c) 4 KiB downloads, $SMALL_CONNS conns | requests/s | $C4_UP $(range c4-upgate-r rps) | $C4_NG $(range c4-nginx-r rps) | $(ratio "$C4_UP" "$C4_NG") | >= nginx | $(yes_no "$C4_UP >= $C4_NG") |"
     echo "| | p99 latency, ms | $C4_UP99 | $C4_NG99 | $(ratio "$C4_UP99" "$C4_NG99") | | |"
     echo
     echo "## Commands"
@@ -361,7 +399,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo '```'
     echo "benches/peers/run.sh   # THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS"
     echo "upgate bench --serve-callbacks 127.0.0.1:0     # the callback app, at $CB"
-    printf '%s\n' "${COMMANDS[@]}" | sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#--watch-pid [0-9,]+#--watch-pid PIDS#g' | awk '!seen[$0]++'
+    printf '%s\n' "${COMMANDS[@]}" | sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#--watch-pid [0-9,]+#--watch-pid PIDS#g; s#(--label [a-z0-9-]+-r)[0-9]+#\1N#' | awk '!seen[$0]++'
     echo '```'
     echo
     echo "## Raw JSON lines"
