@@ -166,15 +166,25 @@ fn fig3_flow_with_registered_callbacks_signed_with_the_app_secret() {
     assert_eq!(reg["success"], "true");
     let secret = reg["secret"].as_str().unwrap().to_string();
 
+    // The client names no callbacks: the node takes them from the registry (patent Fig. 3).
     let body = b"hello, registered world".to_vec();
-    let wire = upload(addr, "/app3/docs/a.txt", "app3", "", &body);
-    assert_eq!(
-        wire.status,
-        201,
-        "{:?}",
-        String::from_utf8_lossy(&wire.body)
-    );
-    assert_eq!(wire.json()["callback"], "delivered");
+    let file = std::env::temp_dir().join(format!("upgate-fig3-{}.txt", std::process::id()));
+    std::fs::write(&file, &body).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-T"])
+        .arg(&file)
+        .args(["-H", "Expect: 100-continue", "-H", "appid: app3"])
+        .arg(format!("http://{addr}/app3/docs/a.txt"))
+        .args(["-w", "\n%{http_code}"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (json, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "201", "{text}");
+    let done: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(done["callback"], "delivered");
+    assert_eq!(done["size"], body.len());
     for r in [&app.on("/pre")[0], &app.on("/post")[0]] {
         let id = r.header("webhook-id").unwrap();
         let ts = r.header("webhook-timestamp").unwrap();
