@@ -2,10 +2,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::callback_app::{Answer, CallbackApp};
@@ -94,31 +94,6 @@ fn full_disk_answers_507_leaves_nothing_and_recovers() {
     node.shutdown();
 }
 
-fn spawn_node(config_file: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upgate"))
-        .args(["serve", "--config"])
-        .arg(config_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
-        line.push(b[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{line:?}"));
-    (child, addr)
-}
-
 #[test]
 fn registry_and_outbox_survive_kill_9_and_the_notification_is_delivered_after_restart() {
     let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -143,20 +118,9 @@ fn registry_and_outbox_survive_kill_9_and_the_notification_is_delivered_after_re
         ),
     )
     .unwrap();
-    let (mut node, addr) = spawn_node(&config_file);
-    let form = format!(
-        "appid=app1&callback_url_pre={}&callback_url_post={}",
-        app.url("/pre"),
-        app.url("/post")
-    );
-    let (reg, _) = exchange(
-        addr,
-        format!(
-            "POST /upload/register HTTP/1.1\r\nHost: n\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
+    let (mut node, addr) = spawn_node(&["--config".as_ref(), config_file.as_os_str()]);
+    let reg = register_form(addr, "app1", &app.url("/pre"), &app.url("/post"));
+
     assert_eq!(reg.status, 200);
     let wire = upload(addr, "/app1/durable.bin", "", b"committed bytes");
     assert_eq!(wire.status, 201);
@@ -168,7 +132,7 @@ fn registry_and_outbox_survive_kill_9_and_the_notification_is_delivered_after_re
     node.kill().unwrap();
     node.wait().unwrap();
     gate.store(false, std::sync::atomic::Ordering::Relaxed);
-    let (mut node, addr) = spawn_node(&config_file);
+    let (mut node, addr) = spawn_node(&["--config".as_ref(), config_file.as_os_str()]);
     let delivered = app.wait_for("/post", 2, Duration::from_secs(20));
     assert!(
         delivered.len() >= 2,

@@ -880,19 +880,13 @@ fn sighup_reloads_callback_allow_and_log_level_without_dropping_connections() {
 
     // A registered app (loopback may register without a token) whose client carries its own
     // callback URLs: allowed only by `callback_allow`.
-    let form = format!(
-        "appid=hupapp&callback_url_pre={}&callback_url_post={}",
-        app.url("/registered-pre"),
-        app.url("/registered-post")
-    );
-    let (reg, _) = exchange(
+    let reg = register_form(
         addr,
-        format!(
-            "POST /upload/register HTTP/1.1\r\nHost: n\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
+        "hupapp",
+        &app.url("/registered-pre"),
+        &app.url("/registered-post"),
     );
+
     assert_eq!(reg.status, 200, "{}", String::from_utf8_lossy(&reg.body));
     let refused = upload(addr, "/hupapp/a.txt", &callbacks(&app), b"hello");
     assert_eq!(refused.status, 403);

@@ -5,7 +5,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -324,30 +324,17 @@ fn connections_over_max_connections_get_503() {
     node.shutdown();
 }
 
-fn spawn_node(args: &[&str]) -> (std::process::Child, SocketAddr) {
+/// The node as a child process on a free port with a throwaway data dir.
+fn spawn_serve(extra: &[&str]) -> (std::process::Child, SocketAddr) {
     let data = test_config().data_dir;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let mut out = child.stdout.take().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("no address in {line:?}"));
-    (child, addr)
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+    spawn_node(&args)
 }
 
 fn wait_exit(
@@ -367,7 +354,7 @@ fn wait_exit(
 
 #[test]
 fn sigterm_finishes_the_request_in_flight_closes_idle_ones_and_exits_0() {
-    let (mut child, addr) = spawn_node(&[]);
+    let (mut child, addr) = spawn_serve(&[]);
     let mut idle = connect(addr);
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();

@@ -541,19 +541,8 @@ fn registered_app_with_a_disallowed_client_callback_gets_403() {
     let app = CallbackApp::accepting();
     let node = start(test_config());
     let addr = node.local_addr();
-    let form = format!(
-        "appid=app4&callback_url_pre={}&callback_url_post={}",
-        app.url("/pre"),
-        app.url("/post")
-    );
-    let (wire, _) = exchange(
-        addr,
-        format!(
-            "POST /upload/register HTTP/1.1\r\nHost: n\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
+    let wire = register_form(addr, "app4", &app.url("/pre"), &app.url("/post"));
+
     assert_eq!(wire.status, 200);
     let extra = format!(
         "callback_url_pre: http://127.0.0.2:{}/pre\r\n",

@@ -157,3 +157,42 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> (Wire, TcpStream) {
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Registers `appid` with pre/post callback URLs through the form API (from loopback, no token).
+pub fn register_form(addr: SocketAddr, appid: &str, pre: &str, post: &str) -> Wire {
+    let form = format!("appid={appid}&callback_url_pre={pre}&callback_url_post={post}");
+    exchange(
+        addr,
+        format!(
+            "POST /upload/register HTTP/1.1\r\nHost: n\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    )
+    .0
+}
+
+/// Runs `upgate serve ARGS` as a child process and returns it with the address it printed on
+/// its first line of output.
+pub fn spawn_node(args: &[&std::ffi::OsStr]) -> (std::process::Child, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node starts");
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
+}
