@@ -111,8 +111,19 @@ mod tests {
         (File::open(&path).unwrap(), path)
     }
 
+    type Sender = fn(&TcpStream, &File, u64, &mut dyn FnMut(u64)) -> Result<(), SendError>;
+
     /// Sends `len` bytes of a file holding `content` and returns what the peer read.
     fn roundtrip(content: &[u8], len: u64) -> (Result<(), SendError>, Vec<u8>, u64) {
+        roundtrip_with(send_file, content, len)
+    }
+
+    /// The same through `sender` (sendfile or the copy fallback).
+    fn roundtrip_with(
+        sender: Sender,
+        content: &[u8],
+        len: u64,
+    ) -> (Result<(), SendError>, Vec<u8>, u64) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let reader = std::thread::spawn(move || {
@@ -124,7 +135,7 @@ mod tests {
         let sock = TcpStream::connect(addr).unwrap();
         let (file, path) = temp_file(content);
         let mut counted = 0;
-        let result = send_file(&sock, &file, len, &mut |n| counted += n);
+        let result = sender(&sock, &file, len, &mut |n| counted += n);
         drop(sock);
         let got = reader.join().unwrap();
         let _ = std::fs::remove_file(path);
@@ -151,22 +162,10 @@ mod tests {
 
     #[test]
     fn the_copy_fallback_sends_the_same_bytes() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).unwrap();
-            got
-        });
-        let sock = TcpStream::connect(addr).unwrap();
         let content: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
-        let (file, path) = temp_file(&content);
-        let mut counted = 0;
-        copy(&sock, &file, content.len() as u64, &mut |n| counted += n).unwrap();
-        drop(sock);
-        assert_eq!(reader.join().unwrap(), content);
+        let (result, got, counted) = roundtrip_with(copy, &content, content.len() as u64);
+        assert!(result.is_ok());
+        assert_eq!(got, content);
         assert_eq!(counted, content.len() as u64);
-        let _ = std::fs::remove_file(path);
     }
 }
