@@ -108,7 +108,8 @@ fn sample(app: &App) {
     metrics::outbox_sampled(outbox.len(), oldest);
 }
 
-fn reschedule(app: &App, entry: &OutboxEntry, error: String) {
+/// Records a failed attempt of `entry` and when to try next (exponential backoff with jitter).
+pub fn reschedule(app: &App, entry: &OutboxEntry, error: String) {
     let attempts = entry.attempts + 1;
     let next = now_ms() + backoff_jittered(attempts, &entry.event_id).as_millis() as u64;
     let _ = app

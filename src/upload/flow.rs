@@ -21,7 +21,7 @@ use crate::callback::{
 };
 use crate::http::Response;
 use crate::metrics::{self, BodyPath, CallbackKind, CallbackOutcome};
-use crate::registry::{backoff_jittered, valid_appid, AppRecord, OutboxEntry};
+use crate::registry::{valid_appid, AppRecord, OutboxEntry};
 use crate::server::{Exchange, SpliceError, Step, Timings};
 use crate::storage::{path, sink::is_disk_full, BodySink, CommitError};
 
@@ -284,13 +284,7 @@ async fn post_callback(app: &App, req: &UploadRequest, stored: &Stored) -> Notif
             Notified::Delivered(answer)
         }
         None => {
-            let next = now_ms() + backoff_jittered(1, &entry.event_id).as_millis() as u64;
-            let _ = app.registry.outbox().reschedule(
-                &entry.event_id,
-                1,
-                next,
-                Some(format!("{outcome:?}")),
-            );
+            crate::notify::reschedule(app, &entry, format!("{outcome:?}"));
             Notified::Pending
         }
     }

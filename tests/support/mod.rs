@@ -43,12 +43,17 @@ pub struct Wire {
     pub body: Vec<u8>,
 }
 
+/// The first value of `name` (ASCII case-insensitive) among parsed header pairs.
+pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 impl Wire {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_of(&self.headers, name)
     }
 
     pub fn json(&self) -> serde_json::Value {
