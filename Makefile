@@ -30,7 +30,7 @@ doc:
 
 ## Criterion benches of the protocol layer, then the node against nginx (bench-peers).
 bench:
-	$(CARGO) bench --bench parse_head --bench decode_body
+	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body
 	$(MAKE) bench-peers
 
 ## upgate and nginx side by side under `upgate bench`, with the machine's limits

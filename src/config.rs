@@ -199,6 +199,12 @@ impl Config {
         if self.max_head_bytes < 1024 {
             return Err(Invalid::new("max_head_bytes", "must be at least 1024"));
         }
+        if self.max_head_bytes > crate::http::MAX_HEAD_BYTES_CEILING {
+            return Err(Invalid::new(
+                "max_head_bytes",
+                format!("must be at most {}", crate::http::MAX_HEAD_BYTES_CEILING),
+            ));
+        }
         if self.max_headers > crate::http::MAX_HEADERS_CEILING {
             return Err(Invalid::new(
                 "max_headers",

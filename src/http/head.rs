@@ -6,10 +6,11 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::error::ProtocolError;
-use super::framing::{self, MessageInfo, Version};
-use super::limits::{Limits, MAX_HEADERS_CEILING};
+use super::framing::{FieldScan, MessageInfo, Version};
+use super::limits::{Limits, MAX_HEADERS_CEILING, MAX_HEAD_BYTES_CEILING};
 
 /// Outcome of looking for the end of a head in buffered bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +66,21 @@ pub fn overflow_error(buf: &[u8], limits: &Limits) -> ProtocolError {
     }
 }
 
-/// Byte ranges of one header field inside the head.
+/// Where one header field lies inside the head. Eight bytes: a head is at most
+/// `MAX_HEAD_BYTES_CEILING` long, so every offset and length fits in 16 bits, and a small
+/// index is cheap to move with the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FieldIdx {
-    name: Range<u32>,
-    value: Range<u32>,
+    name_start: u16,
+    name_len: u16,
+    value_start: u16,
+    value_len: u16,
 }
+
+/// Field positions of one head: inline up to a typical upload head's count (no allocation per
+/// request for it), on the heap beyond.
+type Fields = SmallVec<[FieldIdx; INLINE_FIELDS]>;
+const INLINE_FIELDS: usize = 12;
 
 /// Common methods, so routing is a `match`, not string compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +116,7 @@ pub struct RequestHead {
     method_range: Range<u32>,
     target: Range<u32>,
     path: Range<u32>,
-    fields: Vec<FieldIdx>,
+    fields: Fields,
     info: MessageInfo,
 }
 
@@ -158,9 +168,12 @@ impl RequestHead {
 
     /// Every field as (name, value), in order, names as sent.
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields
-            .iter()
-            .map(move |f| (self.slice(&f.name), self.slice(&f.value)))
+        self.fields.iter().map(move |f| {
+            (
+                self.at(f.name_start, f.name_len),
+                self.at(f.value_start, f.value_len),
+            )
+        })
     }
 
     /// Values of every field named `name` (ASCII case-insensitive).
@@ -182,6 +195,10 @@ impl RequestHead {
         &self.raw
     }
 
+    fn at(&self, start: u16, len: u16) -> &[u8] {
+        &self.raw[start as usize..start as usize + len as usize]
+    }
+
     fn slice(&self, r: &Range<u32>) -> &[u8] {
         &self.raw[r.start as usize..r.end as usize]
     }
@@ -196,7 +213,7 @@ pub struct Parsed {
     method_range: Range<u32>,
     target: Range<u32>,
     path: Range<u32>,
-    fields: Vec<FieldIdx>,
+    fields: Fields,
     info: MessageInfo,
 }
 
@@ -245,7 +262,8 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
         return Err(ProtocolError::BadLineEnding);
     }
     let len = match req.parse_with_uninit_headers(&buf[skip..], storage) {
-        Ok(httparse::Status::Complete(len)) => skip + len,
+        Ok(httparse::Status::Complete(len)) if skip + len <= MAX_HEAD_BYTES_CEILING => skip + len,
+        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => {
             let rest = &buf[skip..];
@@ -257,8 +275,9 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
         }
     };
     // httparse accepts bare LF line ends and refuses any CR not followed by LF, so the head has
-    // only CRLF line ends exactly when it holds one CR per line: request-line, fields, empty line.
-    if memchr::memchr_iter(b'\r', &buf[skip..len]).count() != req.headers.len() + 2 {
+    // only CRLF line ends exactly when the line before each field, and the last field's line
+    // and the empty line, end in CR LF: one byte per field is looked at, not every byte.
+    if !buf[..len].ends_with(b"\r\n\r\n") {
         return Err(ProtocolError::BadLineEnding);
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -274,18 +293,33 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
     }
     let method_kind = Method::from_bytes(method.as_bytes());
     let path = target_path(target.as_bytes(), method_kind)?;
-    let info = framing::scan(
-        version,
-        req.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
-    )?;
-    let fields = req
-        .headers
-        .iter()
-        .map(|h| FieldIdx {
-            name: range(h.name.as_bytes()),
-            value: range(h.value),
-        })
-        .collect();
+    // One walk over the fields builds the index, checks each line end and takes every framing
+    // decision.
+    let crlf_before = |h: &httparse::Header<'_>| buf[h.name.as_ptr() as usize - base - 2] == b'\r';
+    let mut scan = FieldScan::default();
+    let mut fields = Fields::with_capacity(req.headers.len());
+    for (i, h) in req.headers.iter().enumerate() {
+        let name = range(h.name.as_bytes());
+        if buf[name.start as usize - 2] != b'\r' {
+            return Err(ProtocolError::BadLineEnding);
+        }
+        if let Err(e) = scan.field(h.name.as_bytes(), h.value) {
+            // A bare LF further down is named as such, as the incremental scan names it when
+            // the head arrives in pieces.
+            return Err(if req.headers[i + 1..].iter().all(crlf_before) {
+                e
+            } else {
+                ProtocolError::BadLineEnding
+            });
+        }
+        fields.push(FieldIdx {
+            name_start: name.start as u16,
+            value_start: range(h.value).start as u16,
+            name_len: h.name.len() as u16,
+            value_len: h.value.len() as u16,
+        });
+    }
+    let info = scan.finish(version)?;
     Ok(Some(Parsed {
         len,
         method: method_kind,

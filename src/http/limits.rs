@@ -20,6 +20,10 @@ pub struct Limits {
 /// The compile-time ceiling on `max_headers`: the header array httparse fills lives on the stack.
 pub const MAX_HEADERS_CEILING: usize = 256;
 
+/// The compile-time ceiling on `max_head_bytes` (64 KiB, the default): field positions are
+/// stored with 16-bit lengths. Browsers send a few KiB; nginx's default allows 8 KiB lines.
+pub const MAX_HEAD_BYTES_CEILING: usize = 65536;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

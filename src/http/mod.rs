@@ -35,5 +35,5 @@ pub use framing::{parse_length, Expectation, Framing, MessageInfo, Version};
 pub use head::{
     find_end, is_tchar, parse as parse_head, parse_prefix, HeadEnd, Method, Parsed, RequestHead,
 };
-pub use limits::{Limits, MAX_HEADERS_CEILING};
+pub use limits::{Limits, MAX_HEADERS_CEILING, MAX_HEAD_BYTES_CEILING};
 pub use state::CloseMode;

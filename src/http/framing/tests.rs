@@ -624,3 +624,34 @@ fn unrelated_fields_are_ignored() {
         (L0, X::None, true)
     );
 }
+
+#[test]
+fn field_names_match_in_any_case_and_nothing_else() {
+    for target in [
+        "host",
+        "expect",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+    ] {
+        assert!(is_named(target.as_bytes(), target.as_bytes()));
+        assert!(is_named(
+            target.to_uppercase().as_bytes(),
+            target.as_bytes()
+        ));
+        // Every single-byte change of a token byte breaks the match, except a case flip.
+        for i in 0..target.len() {
+            for b in (0x21u8..0x7f).filter(|&b| super::super::head::is_tchar(b)) {
+                let mut name = target.as_bytes().to_vec();
+                name[i] = b;
+                let same = b.eq_ignore_ascii_case(&target.as_bytes()[i]);
+                assert_eq!(
+                    is_named(&name, target.as_bytes()),
+                    same,
+                    "{name:?} vs {target}"
+                );
+            }
+        }
+        assert!(!is_named(&target.as_bytes()[1..], target.as_bytes()));
+    }
+}
