@@ -1,7 +1,7 @@
 # upgate — build, run, test. `make run` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= head chunked h1_conn
+FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url
 
 .PHONY: build run test lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory
 

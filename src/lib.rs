@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod callback;
+pub mod checks;
 pub mod cli;
 pub mod client;
 pub mod config;

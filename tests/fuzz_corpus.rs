@@ -119,3 +119,73 @@ fn named_seeds_reach_their_outcome() {
     let chunked = seed("h1_conn", "upload_chunked");
     assert_eq!(chunked[2], Step::Data(b"hello world0123456789".to_vec()));
 }
+
+#[test]
+fn path_seeds_hold_the_path_invariants() {
+    replay("path", upgate::checks::check_path);
+}
+
+#[test]
+fn register_form_seeds_hold_the_parser_invariants() {
+    replay("register_form", upgate::checks::check_register_form);
+}
+
+#[test]
+fn callback_url_seeds_hold_the_policy_invariants() {
+    replay("callback_url", upgate::checks::check_callback_url);
+}
+
+/// The new targets' invariants only bite on accepted inputs: some seeds must be accepted, and
+/// the traversal and SSRF shapes refused, so the seeds cover both sides.
+#[test]
+fn path_and_policy_seeds_reach_both_outcomes() {
+    use upgate::callback::CallbackPolicy;
+    use upgate::storage::path;
+    let read = |target: &str, name: &str| {
+        fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds")
+                .join(target)
+                .join(name),
+        )
+        .expect("seed exists")
+    };
+    for ok in ["simple", "nested", "escaped_space", "utf8"] {
+        assert!(path::parse(&read("path", ok)).is_ok(), "{ok}");
+    }
+    for bad in [
+        "dotdot",
+        "escaped_dotdot",
+        "escaped_slash",
+        "backslash",
+        "overlong_dot",
+        "nul",
+    ] {
+        assert!(path::parse(&read("path", bad)).is_err(), "{bad}");
+    }
+    let policy = CallbackPolicy::new(vec!["127.0.0.1:8081".into(), "app.example.com".into()]);
+    let url = |name: &str| String::from_utf8(read("callback_url", name)).expect("UTF-8 seed");
+    for ok in ["listed", "listed_name", "decimal", "hex", "trailing_dot"] {
+        assert!(policy.check(&url(ok), &[]).is_ok(), "{ok}");
+    }
+    for bad in [
+        "other_port",
+        "loopback_2",
+        "decimal_2",
+        "octal",
+        "mapped",
+        "link_local",
+    ] {
+        assert!(policy.check(&url(bad), &[]).is_err(), "{bad}");
+    }
+    for bad in ["private", "userinfo", "userinfo_trick", "file", "gopher"] {
+        assert!(policy.check(&url(bad), &[]).is_err(), "{bad}");
+    }
+    let with_entry = |name: &str| {
+        let raw = url(name);
+        let (entry, url) = raw.split_once('\0').expect("entry seed");
+        policy.check(url, &[entry.to_owned()]).is_ok()
+    };
+    assert!(with_entry("app_entry") && with_entry("app_entry_v6") && with_entry("app_entry_name"));
+    assert!(!with_entry("app_entry_other_port"));
+}

@@ -117,6 +117,75 @@ H1_CONN = {
     "too_many_headers": h1(HEAD["many_headers"]),
     "smuggle_te_space": h1(b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc" + GET),
     "request_after_error": h1(HEAD["two_hosts"] + GET),
+    # Found by fuzzing: a target that is not origin-form and a bare LF further down must be
+    # named BadLineEnding however the bytes are split.
+    "bare_lf_after_bad_target": bytes.fromhex("016800")
+    + b"GET th/file.bin HTTP/1.1\r\nHost: upload.example.com\r\nUser-Agent: curn38.5.0\r\n"
+    b"Accept:\n1ost: upload.exupload.e`xm\r\nUsecept: */*\r\n\r\n",
+}
+
+# Upload paths as the request-target's path (query removed): good ones and traversal shapes.
+PATH = {
+    "simple": b"/app1/file.bin",
+    "nested": b"/app1/a/b/c/photo-2024.jpg",
+    "escaped_space": b"/app1/my%20file.txt",
+    "utf8": b"/app1/%E6%96%87%E4%BB%B6.txt",
+    "dotdot": b"/app1/../etc/passwd",
+    "dot": b"/app1/./x",
+    "escaped_dotdot": b"/app1/%2e%2e/x",
+    "escaped_slash": b"/app1/a%2fb",
+    "backslash": b"/app1/a\\..\\b",
+    "overlong_dot": b"/app1/%c0%ae%c0%ae/x",
+    "nul": b"/app1/a%00b",
+    "empty_segment": b"/app1//x",
+    "appid_only": b"/app1",
+    "long": b"/app1/" + b"a" * 1100,
+    "long_segment": b"/app1/" + b"s" * 300,
+    "bad_escape": b"/app1/%zz",
+}
+
+# Registration bodies: the first byte selects form (even) or JSON (odd), bit 1 an appid in the path.
+FORM = {
+    "form_full": b"\x00appid=app1&callback_url_pre=http%3A%2F%2F127.0.0.1%3A9000%2Fpre&callback_url_post=http%3A%2F%2F127.0.0.1%3A9000%2Fpost",
+    "form_hosts": b"\x00appid=app1&callback_hosts=127.0.0.1%3A9000&callback_hosts=app.example.com",
+    "form_path_appid": b"\x02callback_url_pre=http://a.example/pre",
+    "form_mismatch": b"\x02appid=app2",
+    "form_plus": b"\x00appid=my+app&max_body_bytes=1048576",
+    "form_bad_percent": b"\x00appid=%zz",
+    "form_bad_utf8": b"\x00appid=%ff",
+    "form_repeated": b"\x00appid=a&appid=a",
+    "form_unknown": b"\x00appid=a&colour=red",
+    "form_empty_pairs": b"\x00&&appid=a&&",
+    "form_rotate": b"\x02rotate_secret=true",
+    "form_many": b"\x00" + b"&".join(b"f%d=v" % i for i in range(70)),
+    "json_full": b'\x01{"appid":"app1","callback_url_pre":"http://127.0.0.1:9000/pre","callback_hosts":["127.0.0.1:9000"],"max_body_bytes":10}',
+    "json_types": b'\x01{"appid":1,"rotate_secret":"yes"}',
+    "json_nested": b'\x03{"callback_hosts":[["a"]],"x":{"y":[1,2,{}]}}',
+    "json_file_url": b'\x01{"appid":"a","callback_url_pre":"file:///etc/passwd"}',
+}
+
+# Callback URLs: an optional app callback_hosts entry, a NUL, then the URL.
+CALLBACK_URL = {
+    "listed": b"http://127.0.0.1:8081/pre",
+    "listed_name": b"https://app.example.com/cb",
+    "other_port": b"http://127.0.0.1:8082/pre",
+    "loopback_2": b"http://127.0.0.2:8081/",
+    "decimal": b"http://2130706433:8081/",
+    "decimal_2": b"http://2130706434:8081/",
+    "octal": b"http://0177.0.0.2:8081/",
+    "hex": b"http://0x7f.0.0.1:8081/",
+    "mapped": b"http://[::ffff:127.0.0.2]:8081/",
+    "link_local": b"http://169.254.169.254/latest/meta-data",
+    "private": b"http://10.0.0.1/",
+    "userinfo": b"http://user:pw@127.0.0.1:8081/",
+    "userinfo_trick": b"http://127.0.0.1:8081@127.0.0.2/",
+    "file": b"file:///etc/passwd",
+    "gopher": b"gopher://127.0.0.1:8081/_x",
+    "app_entry": b"10.1.2.3:9000\x00http://10.1.2.3:9000/cb",
+    "app_entry_v6": b"[::1]:9000\x00http://[::1]:9000/cb",
+    "app_entry_name": b"cb.example.org\x00http://CB.Example.ORG./x",
+    "app_entry_other_port": b"10.1.2.3:9000\x00http://10.1.2.3:9001/cb",
+    "trailing_dot": b"http://app.example.com./",
 }
 
 
@@ -131,3 +200,6 @@ def write(target, seeds):
 write("head", HEAD)
 write("chunked", CHUNKED)
 write("h1_conn", H1_CONN)
+write("path", PATH)
+write("register_form", FORM)
+write("callback_url", CALLBACK_URL)

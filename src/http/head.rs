@@ -277,7 +277,14 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
     // httparse accepts bare LF line ends and refuses any CR not followed by LF, so the head has
     // only CRLF line ends exactly when the line before each field, and the last field's line
     // and the empty line, end in CR LF: one byte per field is looked at, not every byte.
-    if !buf[..len].ends_with(b"\r\n\r\n") {
+    // (Before any other check: a bare LF is named as such wherever it is, as the incremental
+    // scan names it when the head arrives in pieces.)
+    if !buf[..len].ends_with(b"\r\n\r\n")
+        || req
+            .headers
+            .iter()
+            .any(|h| buf[h.name.as_ptr() as usize - base - 2] != b'\r')
+    {
         return Err(ProtocolError::BadLineEnding);
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -293,29 +300,15 @@ pub fn parse_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Proto
     }
     let method_kind = Method::from_bytes(method.as_bytes());
     let path = target_path(target.as_bytes(), method_kind)?;
-    // One walk over the fields builds the index, checks each line end and takes every framing
-    // decision.
-    let crlf_before = |h: &httparse::Header<'_>| buf[h.name.as_ptr() as usize - base - 2] == b'\r';
+    // One walk over the fields builds the index and takes every framing decision.
     let mut scan = FieldScan::default();
     let mut fields = Fields::with_capacity(req.headers.len());
-    for (i, h) in req.headers.iter().enumerate() {
-        let name = range(h.name.as_bytes());
-        if buf[name.start as usize - 2] != b'\r' {
-            return Err(ProtocolError::BadLineEnding);
-        }
-        if let Err(e) = scan.field(h.name.as_bytes(), h.value) {
-            // A bare LF further down is named as such, as the incremental scan names it when
-            // the head arrives in pieces.
-            return Err(if req.headers[i + 1..].iter().all(crlf_before) {
-                e
-            } else {
-                ProtocolError::BadLineEnding
-            });
-        }
+    for h in req.headers.iter() {
+        scan.field(h.name.as_bytes(), h.value)?;
         fields.push(FieldIdx {
-            name_start: name.start as u16,
-            value_start: range(h.value).start as u16,
+            name_start: range(h.name.as_bytes()).start as u16,
             name_len: h.name.len() as u16,
+            value_start: range(h.value).start as u16,
             value_len: h.value.len() as u16,
         });
     }

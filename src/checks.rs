@@ -1,0 +1,190 @@
+//! Invariants checked by the fuzz targets outside the protocol layer (the protocol's own are in
+//! [`crate::http::check`]): the upload path check, the registration body parser and the
+//! callback URL policy all take bytes from the network. Each `check_*` panics when an
+//! invariant breaks; `fuzz/fuzz_targets/*` call them on arbitrary bytes and
+//! `tests/fuzz_corpus.rs` replays the checked-in seeds through them.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Component, Path};
+
+use crate::callback::{is_restricted, CallbackPolicy};
+use crate::register::form::{parse_form, MAX_FIELDS};
+use crate::register::request::{self, BodyKind};
+use crate::registry::Change;
+use crate::storage::path::{self, MAX_PATH_BYTES};
+
+/// `storage::path::parse` on arbitrary bytes: never panics, and an accepted path
+/// - is at most 1024 bytes and starts with `/{appid}/`, its appid is `first_segment`;
+/// - has a relative part that stays below the app's directory when joined to it: every
+///   component is a plain name (no `..`, `.`, root, empty), with no `\`, NUL or control byte;
+/// - re-encoded with `encode_rel` (the download URL) parses back to the same target.
+pub fn check_path(data: &[u8]) {
+    let Ok(target) = path::parse(data) else {
+        return;
+    };
+    assert!(data.len() <= MAX_PATH_BYTES);
+    // (Callers pass the path without its query; `first_segment` also stops at a `?`.)
+    if !data.contains(&b'?') {
+        assert_eq!(path::first_segment(data), target.appid.as_bytes());
+    }
+    assert!(!target.rel.is_empty());
+    for segment in target.rel.split('/') {
+        assert!(!segment.is_empty() && segment != "." && segment != "..");
+        assert!(segment.len() <= 255);
+    }
+    assert!(!target
+        .rel
+        .bytes()
+        .any(|b| b == b'\\' || b < 0x20 || b == 0x7f));
+    assert!(Path::new(&target.rel)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_))));
+    assert!(!target.filename().is_empty());
+
+    let again = format!("/{}/{}", target.appid, path::encode_rel(&target.rel));
+    if again.len() <= MAX_PATH_BYTES {
+        assert_eq!(
+            path::parse(again.as_bytes()),
+            Ok(target),
+            "download URL path does not parse back"
+        );
+    }
+}
+
+/// The registration body parsers on arbitrary bytes: `parse_form` never panics, accepts at most
+/// `MAX_FIELDS` pairs, and what it accepts, re-encoded, parses to the same pairs; the whole
+/// registration parser (`register::request::parse`, form and JSON) never panics, and an accepted
+/// registration has a valid appid and callback URLs that are absolute http(s) URLs.
+pub fn check_register_form(data: &[u8]) {
+    if let Ok(pairs) = parse_form(data) {
+        assert!(pairs.len() <= MAX_FIELDS);
+        let encoded = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            parse_form(encoded.as_bytes()).as_ref(),
+            Ok(&pairs),
+            "re-encoded form differs"
+        );
+    }
+    // The first byte picks the body kind and whether the request path named an appid.
+    let (kind, head_appid, body) = match data.split_first() {
+        Some((&b, rest)) => (
+            if b & 1 == 0 {
+                BodyKind::Form
+            } else {
+                BodyKind::Json
+            },
+            (b & 2 != 0).then_some("app1"),
+            rest,
+        ),
+        None => (BodyKind::Form, None, data),
+    };
+    if let Ok(reg) = request::parse(kind, body, head_appid) {
+        assert!(!reg.appid.is_empty());
+        if let Some(h) = head_appid {
+            assert_eq!(reg.appid, h);
+        }
+        for change in [&reg.callback_url_pre, &reg.callback_url_post] {
+            let Change::Set(url) = change else { continue };
+            let parsed = url::Url::parse(url).expect("accepted callback URL parses");
+            assert!(matches!(parsed.scheme(), "http" | "https"), "{url}");
+        }
+    }
+}
+
+/// Percent-encodes every byte but unreserved ones (the inverse of `parse_form`'s decoding).
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The port the policy fuzz target allows on 127.0.0.1.
+const LISTED_PORT: u16 = 8081;
+
+/// `CallbackPolicy::check` on an arbitrary URL (and an arbitrary app `callback_hosts` entry,
+/// taken from the bytes before the first NUL): never panics, and an allowed URL
+/// - is `http`/`https` without userinfo;
+/// - names, after the WHATWG normalisation that ureq dials, `127.0.0.1:8081`, the host
+///   `app.example.com` (any port) or what the app's entry names — nothing else, in whatever
+///   spelling (decimal, octal, hex, IPv6-mapped), so a restricted address passes only when it
+///   is listed itself;
+/// - when its host is an IP literal, gets a connection guard that lets that address through.
+pub fn check_callback_url(data: &[u8]) {
+    let (app_entry, url) = match memchr::memchr(0, data) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b""[..], data),
+    };
+    let (Ok(app_entry), Ok(url)) = (std::str::from_utf8(app_entry), std::str::from_utf8(url))
+    else {
+        return;
+    };
+    let policy = CallbackPolicy::new(vec![
+        format!("127.0.0.1:{LISTED_PORT}"),
+        "app.example.com".to_owned(),
+    ]);
+    let Ok(checked) = policy.check(url, &[app_entry.to_owned()]) else {
+        return;
+    };
+    let parsed = checked.url();
+    assert!(matches!(parsed.scheme(), "http" | "https"));
+    assert!(parsed.username().is_empty() && parsed.password().is_none());
+    let host = parsed.host_str().expect("allowed URL has a host");
+    let port = parsed.port_or_known_default().expect("http(s) has a port");
+    let same_host =
+        |a: &str, b: &str| a.strip_suffix('.').unwrap_or(a) == b.strip_suffix('.').unwrap_or(b);
+    let listed = (host == "127.0.0.1" && port == LISTED_PORT)
+        || same_host(host, "app.example.com")
+        || entry_names(app_entry)
+            .is_some_and(|(h, p)| same_host(host, &h) && p.is_none_or(|p| p == port));
+    assert!(
+        listed,
+        "{url:?} allowed but not listed (app entry {app_entry:?})"
+    );
+    if let Some(ip) = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse::<IpAddr>()
+        .ok()
+    {
+        let addr = std::net::SocketAddr::new(ip, port);
+        assert!(
+            checked.guard().permits(addr),
+            "guard refuses {addr} it allowed"
+        );
+        if is_restricted(ip) && ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            assert!(
+                !app_entry.is_empty(),
+                "restricted {ip} allowed without an entry"
+            );
+        }
+    }
+}
+
+/// The (host, port) an allow entry names, read independently of the policy's own parser: the
+/// host as the URL parser spells it (so `2130706433` is `127.0.0.1`), the port when explicit.
+fn entry_names(entry: &str) -> Option<(String, Option<u16>)> {
+    let entry = entry.trim();
+    if entry.is_empty() || entry.contains(['/', '@', '?', '#', '*']) {
+        return None;
+    }
+    if let Ok(v6) = entry.parse::<std::net::Ipv6Addr>() {
+        return Some((format!("[{v6}]"), None));
+    }
+    let url = url::Url::parse(&format!("http://{entry}/")).ok()?;
+    let after_host = entry.rsplit(']').next().unwrap_or(entry);
+    let port = after_host
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    Some((url.host_str()?.to_owned(), port))
+}
