@@ -27,6 +27,11 @@ pub fn check_path(data: &[u8]) {
     if !data.contains(&b'?') {
         assert_eq!(path::first_segment(data), target.appid.as_bytes());
     }
+    assert!(
+        crate::registry::valid_appid(&target.appid),
+        "path accepted with appid {:?}",
+        target.appid
+    );
     assert!(!target.rel.is_empty());
     for segment in target.rel.split('/') {
         assert!(!segment.is_empty() && segment != "." && segment != "..");
@@ -150,12 +155,11 @@ pub fn check_callback_url(data: &[u8]) {
         listed,
         "{url:?} allowed but not listed (app entry {app_entry:?})"
     );
-    if let Some(ip) = host
+    if let Ok(ip) = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
         .parse::<IpAddr>()
-        .ok()
     {
         let addr = std::net::SocketAddr::new(ip, port);
         assert!(

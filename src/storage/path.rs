@@ -37,6 +37,9 @@ pub enum PathError {
     ControlByte,
     NotUtf8,
     SegmentTooLong,
+    /// The first segment is not an appid (1-64 of `[A-Za-z0-9_-]`). It becomes a directory
+    /// name below `files/`, so `..` or `.` there would leave the app's (and the files') tree.
+    BadAppid,
 }
 
 impl fmt::Display for PathError {
@@ -51,6 +54,9 @@ impl fmt::Display for PathError {
             PathError::ControlByte => "path has NUL or control bytes",
             PathError::NotUtf8 => "path is not valid UTF-8",
             PathError::SegmentTooLong => "a path segment is longer than 255 bytes",
+            PathError::BadAppid => {
+                "the first path segment must be an appid (1-64 of A-Z a-z 0-9 _ -)"
+            }
         })
     }
 }
@@ -75,6 +81,12 @@ pub fn parse(path: &[u8]) -> Result<Target, PathError> {
     let mut segments = p.split(|&b| b == b'/');
     let appid = segments.next().ok_or(PathError::NoFile)?;
     let appid = String::from_utf8(appid.to_vec()).map_err(|_| PathError::NotUtf8)?;
+    // The appid is joined below `files/` as is (never decoded), so it gets the registration's
+    // syntax here, not only in the upload's appid check: a download of `/../registry/conf`
+    // would otherwise read `data_dir/registry/conf`.
+    if !crate::registry::valid_appid(&appid) {
+        return Err(PathError::BadAppid);
+    }
     let mut rel = String::with_capacity(p.len());
     for raw in segments {
         let seg = decode_segment(raw)?;

@@ -203,6 +203,65 @@ const CASES: &[(&str, &[&str], &[&str], Want)] = &[
     ("http://%31%32%37.0.0.1/", APP, &[], Want::Restricted),
     ("http://127.0.0.1%2e/", APP, &[], Want::Restricted),
     ("http://①②⑦.0.0.1/", APP, &[], Want::Restricted),
+    // Spellings of other restricted addresses: 127.0.0.2, private and link-local.
+    ("http://2130706434/", APP, &[], Want::Restricted),
+    ("http://0177.0.0.2/", APP, &[], Want::Restricted),
+    ("http://0x7f.0.0.2/", APP, &[], Want::Restricted),
+    ("http://0x7f000002/", APP, &[], Want::Restricted),
+    ("http://127.2/", APP, &[], Want::Restricted),
+    ("http://167772161/", APP, &[], Want::Restricted),
+    ("http://012.0.0.1/", APP, &[], Want::Restricted),
+    ("http://3232235777/", APP, &[], Want::Restricted),
+    ("http://0xc0.0xa8.1.1/", APP, &[], Want::Restricted),
+    (
+        "http://2852039166/latest/meta-data/",
+        APP,
+        &[],
+        Want::Restricted,
+    ),
+    ("http://0xa9fea9fe/", APP, &[], Want::Restricted),
+    ("http://[::ffff:192.168.1.1]/", APP, &[], Want::Restricted),
+    ("http://[::ffff:c0a8:101]/", APP, &[], Want::Restricted),
+    (
+        "http://[::ffff:169.254.169.254]/",
+        APP,
+        &[],
+        Want::Restricted,
+    ),
+    ("http://[::ffff:a9fe:a9fe]/", APP, &[], Want::Restricted),
+    ("http://1572395042/", APP, &[], Want::NotListed),
+    // Listing 127.0.0.1 lets no spelling of 127.0.0.2 through, and userinfo cannot borrow
+    // the listed address.
+    (
+        "http://2130706434:9000/",
+        &["127.0.0.1:9000"],
+        &[],
+        Want::Restricted,
+    ),
+    (
+        "http://0x7f.0.0.2:9000/",
+        &["127.0.0.1"],
+        &[],
+        Want::Restricted,
+    ),
+    (
+        "http://[::ffff:127.0.0.2]:9000/",
+        &["127.0.0.1"],
+        &[],
+        Want::Restricted,
+    ),
+    (
+        "http://127.0.0.1:9000@127.0.0.2/",
+        &["127.0.0.1:9000"],
+        &[],
+        Want::Userinfo,
+    ),
+    (
+        "http://127.0.0.2:9000@127.0.0.1:9000/",
+        &["127.0.0.1:9000"],
+        &[],
+        Want::Userinfo,
+    ),
     // ...and they stay refused when a name list would otherwise allow them.
     ("http://2130706433/", &["localhost"], &[], Want::Restricted),
     // Explicitly listed restricted addresses are allowed, exactly as listed.

@@ -61,3 +61,31 @@ fn first_segment_is_the_raw_appid() {
     assert_eq!(first_segment(b"/app1"), b"app1");
     assert_eq!(first_segment(b"/"), b"");
 }
+
+#[test]
+fn refuses_an_appid_segment_that_is_not_an_appid() {
+    // The appid is joined below `files/` undecoded: `..` would reach `data_dir` (a download of
+    // `/../registry/conf` once served sled's files).
+    for input in [
+        &b"/../registry/conf"[..],
+        b"/./app1/x",
+        b"/%2e%2e/x",
+        b"/..\\/x",
+        b"/app.1/x",
+        b"/a b/x",
+        b"//x",
+        b"/",
+    ] {
+        assert_eq!(
+            parse(input),
+            Err(PathError::BadAppid),
+            "{}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    let id64 = format!("/{}/x", "a".repeat(64));
+    assert!(parse(id64.as_bytes()).is_ok());
+    let id65 = format!("/{}/x", "a".repeat(65));
+    assert_eq!(parse(id65.as_bytes()), Err(PathError::BadAppid));
+    assert_eq!(parse(b"/App_1-x/f").unwrap().appid, "App_1-x");
+}
