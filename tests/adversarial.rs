@@ -568,13 +568,12 @@ fn appid_cases() -> Vec<Case> {
 #[rustfmt::skip]
 fn router_cases() -> Vec<Case> {
     let c = "router";
-    // Targets that are no file address at all (`/{appid}` alone, an empty first segment) never
-    // reach the upload's receive conditions: the router answers 404 `not_found` (see the
-    // report: docs/protocol.md lists "no file part" under 400 `bad_path`).
+    // Targets that are no file address at all (`/{appid}` alone, an empty first segment) go
+    // through the upload's receive conditions in the contract's order: appid, then path.
     vec![
-        Case::refused(c, "upload to /app1 (no file part)", upload("/app1", &[], b"hello"), 404, "not_found"),
-        Case::refused(c, "upload with an empty first segment", upload("//app1/x.txt", &[], b"hello"), 404, "not_found"),
-        Case::refused(c, "upload to /", upload("/", &[], b"hello"), 404, "not_found"),
+        Case::refused(c, "upload to /app1 (no file part)", upload("/app1", &[], b"hello"), 400, "bad_path"),
+        Case::refused(c, "upload with an empty first segment", upload("//app1/x.txt", &[], b"hello"), 400, "bad_appid"),
+        Case::refused(c, "upload to /", upload("/", &[], b"hello"), 400, "bad_appid"),
     ]
 }
 

@@ -75,7 +75,10 @@ impl Handler for Router {
             (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
             (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed("GET, HEAD"),
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
-            (Route::File, Method::Post | Method::Put) => {
+            // An upload to a path that is no file address (`/app1`, `//x`, `/`) still goes
+            // through the receive conditions, so it is answered `bad_appid` / `bad_path` as
+            // the contract orders them, not 404.
+            (Route::File | Route::NotFound, Method::Post | Method::Put) => {
                 crate::upload::handle_upload(ex, &self.app).await
             }
             (Route::File, Method::Get | Method::Head) => {
@@ -94,7 +97,7 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Ready, _) => Metric::Readyz,
         (Route::Metrics, _) => Metric::Metrics,
         (Route::Register, _) => Metric::Register,
-        (Route::File, Method::Post | Method::Put) => Metric::Upload,
+        (Route::File | Route::NotFound, Method::Post | Method::Put) => Metric::Upload,
         (Route::File, Method::Get | Method::Head) => Metric::Download,
         (Route::File | Route::NotFound, _) => Metric::Other,
     }
