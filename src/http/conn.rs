@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
 
-use super::decode::{BodyDecoder, Decoded};
+use super::decode::{BodyDecoder, Decoded, Piece};
 use super::encode::{self, BodyFraming, HeadParams, Response, ResponseBody};
 use super::error::{ProtocolError, WrongState};
 use super::framing::{Framing, Version};
@@ -39,6 +39,24 @@ pub enum Event {
     Paused,
     /// No more requests: the peer closed between messages or the exchange ended in a close.
     Closed,
+}
+
+/// Why [`H1Conn::decode_external`] gave no piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalError {
+    /// The body bytes broke the protocol; the connection has failed.
+    Protocol(ProtocolError),
+    /// Not inside a body, or bytes are still buffered here.
+    WrongState(WrongState),
+}
+
+impl std::fmt::Display for ExternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExternalError::Protocol(e) => write!(f, "{e}"),
+            ExternalError::WrongState(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// What `respond` produced.
@@ -144,6 +162,53 @@ impl H1Conn {
                 op: "skip_body",
                 state: self.state.read_name(),
             }),
+        }
+    }
+
+    /// Hands the body bytes buffered here to the caller, undecoded, so it can go on decoding
+    /// from a buffer of its own with [`H1Conn::decode_external`] (they come first). Nothing is
+    /// lost: the decoder has consumed only what it already returned. Legal only inside a body.
+    pub fn take_undecoded(&mut self) -> Result<BytesMut, WrongState> {
+        match self.state.read {
+            ReadState::Body(_) => Ok(self.buf.split()),
+            _ => Err(WrongState {
+                op: "take_undecoded",
+                state: self.state.read_name(),
+            }),
+        }
+    }
+
+    /// Decodes body bytes that the driver read into a buffer of its own (a registered I/O
+    /// buffer) instead of this connection's, so body data can be written out from where the
+    /// kernel put it. Returns how many bytes of `input` the step used and what they held:
+    /// `Data` as a range of `input`, `NeedData` (offer the unused rest again with more bytes),
+    /// or `End` (the message ended exactly as with [`H1Conn::next_event`]; hand any bytes after
+    /// it back with [`H1Conn::receive`]). After [`H1Conn::receive_eof`], `NeedData` is
+    /// `IncompleteBody`. Legal only inside a body with nothing buffered here (see
+    /// [`H1Conn::take_undecoded`]).
+    pub fn decode_external(&mut self, input: &[u8]) -> Result<(usize, Piece), ExternalError> {
+        let ReadState::Body(decoder) = &mut self.state.read else {
+            return Err(ExternalError::WrongState(WrongState {
+                op: "decode_external",
+                state: self.state.read_name(),
+            }));
+        };
+        if !self.buf.is_empty() {
+            return Err(ExternalError::WrongState(WrongState {
+                op: "decode_external with bytes buffered",
+                state: "Body",
+            }));
+        }
+        match decoder.decode_slice(input, &self.limits) {
+            Ok((used, Piece::End)) => {
+                self.state.on_end_of_message();
+                Ok((used, Piece::End))
+            }
+            Ok((_, Piece::NeedData)) if self.eof => Err(ExternalError::Protocol(
+                self.fail(ProtocolError::IncompleteBody),
+            )),
+            Ok(step) => Ok(step),
+            Err(e) => Err(ExternalError::Protocol(self.fail(e))),
         }
     }
 

@@ -1,5 +1,9 @@
 //! Body decoders: Content-Length and chunked. Pure functions of the buffered bytes; data comes
-//! out as `Bytes` split off the read buffer (no copy). Line ends are found with `memchr`.
+//! out as `Bytes` split off the read buffer (no copy), or — for bytes the caller keeps in a
+//! buffer of its own (the driver's registered I/O buffers) — as ranges of that buffer
+//! ([`BodyDecoder::decode_slice`]). Line ends are found with `memchr`.
+
+use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -14,6 +18,17 @@ pub enum Decoded {
     /// The buffered bytes are used up; more must be read.
     NeedData,
     /// The body ended; bytes after it (if any) stay in the buffer for the next message.
+    End,
+}
+
+/// One step of decoding a slice the caller owns ([`BodyDecoder::decode_slice`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Body bytes: this range of the input (never empty; it ends where the step stopped).
+    Data(Range<usize>),
+    /// The input is used up as far as it can be; offer the unused rest again with more bytes.
+    NeedData,
+    /// The body ended; input after the bytes used belongs to the next message.
     End,
 }
 
@@ -65,40 +80,70 @@ impl BodyDecoder {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Decoded, ProtocolError> {
+        let (used, piece) = self.decode_slice(buf, limits)?;
+        Ok(match piece {
+            Piece::Data(range) => {
+                buf.advance(range.start);
+                Decoded::Data(buf.split_to(range.len()).freeze())
+            }
+            Piece::NeedData => {
+                buf.advance(used);
+                Decoded::NeedData
+            }
+            Piece::End => {
+                buf.advance(used);
+                Decoded::End
+            }
+        })
+    }
+
+    /// Decodes from the front of `input` without copying or consuming it: returns how many
+    /// bytes the step used up and what they held. Data comes out as a range of `input` that ends
+    /// at the bytes used. The caller drops the used bytes and offers the rest again (a partial
+    /// chunk-size line, the next message), followed by whatever it reads next. Same verdicts as
+    /// [`BodyDecoder::decode`], which is this plus the buffer bookkeeping.
+    pub fn decode_slice(
+        &mut self,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<(usize, Piece), ProtocolError> {
         match self {
             BodyDecoder::Length { remaining } => {
                 if *remaining == 0 {
-                    return Ok(Decoded::End);
+                    return Ok((0, Piece::End));
                 }
-                if buf.is_empty() {
-                    return Ok(Decoded::NeedData);
+                if input.is_empty() {
+                    return Ok((0, Piece::NeedData));
                 }
-                let n = (*remaining).min(buf.len() as u64) as usize;
+                let n = (*remaining).min(input.len() as u64) as usize;
                 *remaining -= n as u64;
-                Ok(Decoded::Data(buf.split_to(n).freeze()))
+                Ok((n, Piece::Data(0..n)))
             }
-            BodyDecoder::Chunked(state) => decode_chunked(state, buf, limits),
+            BodyDecoder::Chunked(state) => decode_chunked(state, input, limits),
         }
     }
 }
 
 fn decode_chunked(
     state: &mut ChunkedState,
-    buf: &mut BytesMut,
+    input: &[u8],
     limits: &Limits,
-) -> Result<Decoded, ProtocolError> {
+) -> Result<(usize, Piece), ProtocolError> {
+    let mut at = 0;
     loop {
+        let buf = &input[at..];
         match state {
             ChunkedState::Size => {
-                let Some(line) = take_line(
+                let Some((line, used)) = take_line(
                     buf,
                     limits.max_chunk_line_bytes,
                     ProtocolError::ChunkLineTooLong,
                 )?
                 else {
-                    return Ok(Decoded::NeedData);
+                    return Ok((at, Piece::NeedData));
                 };
-                let size = parse_chunk_size(&line)?;
+                let size = parse_chunk_size(line)?;
+                at += used;
                 *state = if size == 0 {
                     ChunkedState::Trailers { seen: 0 }
                 } else {
@@ -107,26 +152,26 @@ fn decode_chunked(
             }
             ChunkedState::Data { remaining } => {
                 if buf.is_empty() {
-                    return Ok(Decoded::NeedData);
+                    return Ok((at, Piece::NeedData));
                 }
                 let n = (*remaining).min(buf.len() as u64) as usize;
                 *remaining -= n as u64;
                 if *remaining == 0 {
                     *state = ChunkedState::DataEnd;
                 }
-                return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                return Ok((at + n, Piece::Data(at..at + n)));
             }
             ChunkedState::DataEnd => {
                 if buf.len() < 2 {
                     if buf.first().is_some_and(|&b| b != b'\r') {
                         return Err(ProtocolError::BadChunkEnd);
                     }
-                    return Ok(Decoded::NeedData);
+                    return Ok((at, Piece::NeedData));
                 }
                 if &buf[..2] != b"\r\n" {
                     return Err(ProtocolError::BadChunkEnd);
                 }
-                buf.advance(2);
+                at += 2;
                 *state = ChunkedState::Size;
             }
             ChunkedState::Trailers { seen } => {
@@ -136,28 +181,31 @@ fn decode_chunked(
                     .max_trailer_bytes
                     .saturating_sub(*seen)
                     .saturating_sub(2);
-                let Some(line) = take_line(buf, room, ProtocolError::TrailersTooLarge)? else {
-                    return Ok(Decoded::NeedData);
+                let Some((line, used)) = take_line(buf, room, ProtocolError::TrailersTooLarge)?
+                else {
+                    return Ok((at, Piece::NeedData));
                 };
                 *seen += line.len() + 2;
+                at += used;
                 if line.is_empty() {
                     *state = ChunkedState::Done;
-                    return Ok(Decoded::End);
+                    return Ok((at, Piece::End));
                 }
-                check_trailer(&line)?;
+                check_trailer(line)?;
             }
-            ChunkedState::Done => return Ok(Decoded::End),
+            ChunkedState::Done => return Ok((at, Piece::End)),
         }
     }
 }
 
-/// Takes one CRLF-terminated line (without the CRLF) off the buffer, or `None` when it has not
-/// arrived yet. A line over `max` bytes is `too_long`; a bare LF is an error.
+/// Finds one CRLF-terminated line at the front of `buf`: the line (without the CRLF) and the
+/// bytes it takes with its CRLF, or `None` when it has not arrived yet. A line over `max` bytes
+/// is `too_long`; a bare LF is an error.
 fn take_line(
-    buf: &mut BytesMut,
+    buf: &[u8],
     max: usize,
     too_long: ProtocolError,
-) -> Result<Option<BytesMut>, ProtocolError> {
+) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     match memchr::memchr(b'\n', buf) {
         Some(lf) => {
             if lf + 1 > max.saturating_add(2) {
@@ -166,9 +214,7 @@ fn take_line(
             if lf == 0 || buf[lf - 1] != b'\r' {
                 return Err(ProtocolError::BadLineEnding);
             }
-            let mut line = buf.split_to(lf + 1);
-            line.truncate(lf - 1);
-            Ok(Some(line))
+            Ok(Some((&buf[..lf - 1], lf + 1)))
         }
         None if buf.len() > max.saturating_add(1) => Err(too_long),
         None => Ok(None),

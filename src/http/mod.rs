@@ -7,6 +7,8 @@
 //! conn.receive(bytes) | lend_buffer/restore_buffer   bytes the driver read
 //! conn.receive_eof()                                  the peer closed its side
 //! conn.next_event()? -> Head | Data | EndOfMessage | NeedData | Paused | Closed
+//! conn.take_undecoded() / conn.decode_external(&buf)? -> (used, Data(range) | NeedData | End)
+//!                                                     body bytes in the driver's own buffer
 //! conn.accept_body()  -> Some(b"HTTP/1.1 100 Continue\r\n\r\n") to write, or None
 //! conn.respond(&resp, date) -> Outgoing { bytes, close: KeepAlive | Close | Linger }
 //! ```
@@ -25,8 +27,8 @@ mod head;
 mod limits;
 mod state;
 
-pub use conn::{Event, H1Conn, Outgoing};
-pub use decode::{BodyDecoder, ChunkedState, Decoded};
+pub use conn::{Event, ExternalError, H1Conn, Outgoing};
+pub use decode::{BodyDecoder, ChunkedState, Decoded, Piece};
 pub use encode::{
     chunk, push_json_string, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK,
 };

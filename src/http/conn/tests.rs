@@ -1045,3 +1045,122 @@ fn skip_body_accounts_for_spliced_bytes_only_when_nothing_is_buffered() {
     conn.skip_body(7).unwrap();
     assert_eq!(conn.next_event(), Ok(Event::EndOfMessage));
 }
+
+/// Decodes `input` as the driver's registered-buffer path does: a buffer of `cap` bytes filled
+/// by reads of `step` bytes, data handed out as ranges of it, unused framing moved to the front.
+/// Returns the body, or the error.
+fn external_run(
+    c: &mut H1Conn,
+    input: &[u8],
+    cap: usize,
+    step: usize,
+) -> Result<Vec<u8>, ExternalError> {
+    let mut buf: Vec<u8> = c.take_undecoded().expect("inside a body").to_vec();
+    let mut fed = 0;
+    let mut body = Vec::new();
+    loop {
+        let mut start = 0;
+        loop {
+            let (used, piece) = c.decode_external(&buf[start..])?;
+            match piece {
+                Piece::Data(r) => body.extend_from_slice(&buf[start + r.start..start + r.end]),
+                Piece::NeedData => {
+                    start += used;
+                    break;
+                }
+                Piece::End => {
+                    c.receive(&buf[start + used..]);
+                    c.receive(&input[fed..]);
+                    return Ok(body);
+                }
+            }
+            start += used;
+        }
+        buf.drain(..start);
+        if fed == input.len() {
+            c.receive_eof();
+            continue;
+        }
+        let n = step.min(cap - buf.len()).min(input.len() - fed);
+        assert!(
+            n > 0,
+            "buffer full of framing: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&input[fed..fed + n]);
+        fed += n;
+    }
+}
+
+#[test]
+fn external_decoding_takes_over_from_the_connection_buffer() {
+    let head = "PUT /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let body = "5;x=1\r\nhello\r\n1\r\n \r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nt: v\r\n\r\n";
+    let next = "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    // The head came with the start of the body, cut inside a chunk-size line.
+    for cut in 0..body.len() {
+        for (cap, step) in [(64, 64), (48, 5), (40, 1)] {
+            let mut c = conn_with(format!("{head}{}", &body[..cut]).as_bytes());
+            assert!(matches!(c.next_event(), Ok(Event::Head(_))));
+            c.accept_body().unwrap();
+            // What the decoder can use from its own buffer comes out first.
+            let mut got = Vec::new();
+            loop {
+                match c.next_event() {
+                    Ok(Event::Data(d)) => got.extend_from_slice(&d),
+                    Ok(Event::NeedData) => break,
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+            }
+            let rest = format!("{}{next}", &body[cut..]);
+            got.extend(external_run(&mut c, rest.as_bytes(), cap, step).unwrap());
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                "hello abcdefghijklmnopqrstuvwxyz",
+                "cut {cut}, cap {cap}, step {step}"
+            );
+            // Bytes after the body were handed back: the next request parses.
+            let out = c.respond(&json(), DATE).unwrap();
+            assert_eq!(out.close, CloseMode::KeepAlive);
+            assert_eq!(pull(&mut c), vec![Ev::Head("GET", "/next"), P]);
+        }
+    }
+}
+
+#[test]
+fn external_decoding_reports_protocol_errors_and_misuse() {
+    let head = "PUT /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut c = conn_with(head.as_bytes());
+    assert!(matches!(c.next_event(), Ok(Event::Head(_))));
+    // Before the decision: not inside a body.
+    assert!(matches!(
+        c.decode_external(b"1\r\n"),
+        Err(ExternalError::WrongState(_))
+    ));
+    assert!(c.take_undecoded().is_err());
+    c.accept_body().unwrap();
+    // Bytes still buffered in the connection must be taken first.
+    c.receive(b"1");
+    assert!(matches!(
+        c.decode_external(b"\r\n"),
+        Err(ExternalError::WrongState(_))
+    ));
+    assert_eq!(&c.take_undecoded().unwrap()[..], b"1");
+    assert_eq!(
+        c.decode_external(b"zz\r\n"),
+        Err(ExternalError::Protocol(BadChunkSize))
+    );
+    assert_eq!(pull(&mut c), vec![Ev::Err(BadChunkSize)]);
+
+    // The peer closed inside the body.
+    let mut c = conn_with(b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n");
+    assert!(matches!(c.next_event(), Ok(Event::Head(_))));
+    c.accept_body().unwrap();
+    assert_eq!(c.decode_external(b"abc"), Ok((3, Piece::Data(0..3))));
+    assert_eq!(c.decode_external(b""), Ok((0, Piece::NeedData)));
+    c.receive_eof();
+    assert_eq!(
+        c.decode_external(b""),
+        Err(ExternalError::Protocol(IncompleteBody))
+    );
+}

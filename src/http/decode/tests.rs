@@ -553,3 +553,55 @@ fn chunked_errors_are_400() {
     assert_eq!(ChunkSizeOverflow.code(), "chunk_size_overflow");
     assert_eq!(BadChunkSize.code(), "bad_chunk_size");
 }
+
+/// `decode_slice` gives the same verdicts as `decode` on any input: data as ranges ending at
+/// the bytes used, framing consumed in the same places, the same errors.
+#[test]
+fn slice_decoding_agrees_with_buffer_decoding() {
+    let limits = Limits::default();
+    let inputs: &[&[u8]] = &[
+        b"5\r\nhello\r\n0\r\n\r\nGET",
+        b"3;ext=\"a\"\r\nabc\r\n2\r\nde\r\n0\r\nx: y\r\n\r\n",
+        b"5\r\nhelloXX",
+        b"zz\r\n",
+        b"5\nhello",
+        b"ffffffffffffffffff\r\n",
+        b"1\r\na\r\n0\r\nbad trailer\r\n\r\n",
+    ];
+    for input in inputs {
+        let mut a = BodyDecoder::chunked();
+        let mut b = BodyDecoder::chunked();
+        let mut buf = BytesMut::from(*input);
+        let mut at = 0;
+        for _ in 0..100 {
+            let by_buf = a.decode(&mut buf, &limits);
+            let by_slice = b.decode_slice(&input[at..], &limits);
+            match (&by_buf, &by_slice) {
+                (Ok(Decoded::Data(d)), Ok((used, Piece::Data(r)))) => {
+                    assert_eq!(&d[..], &input[at + r.start..at + r.end]);
+                    assert_eq!(*used, r.end, "data ends the step");
+                    at += used;
+                }
+                (Ok(Decoded::NeedData), Ok((used, Piece::NeedData)))
+                | (Ok(Decoded::End), Ok((used, Piece::End))) => {
+                    at += used;
+                    assert_eq!(&buf[..], &input[at..], "the same bytes are left");
+                    break;
+                }
+                (Err(x), Err(y)) => {
+                    assert_eq!(x, y);
+                    break;
+                }
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+            }
+            assert_eq!(a, b);
+        }
+    }
+    // Length: never more than what remains.
+    let mut d = BodyDecoder::length(4);
+    assert_eq!(
+        d.decode_slice(b"abcdef", &limits),
+        Ok((4, Piece::Data(0..4)))
+    );
+    assert_eq!(d.decode_slice(b"ef", &limits), Ok((0, Piece::End)));
+}
