@@ -3,7 +3,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url
 
-.PHONY: build run test lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory
+.PHONY: build run test lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
 
 build:
 	$(CARGO) build --release
@@ -66,3 +66,9 @@ browser-check:
 ## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB).
 client-memory:
 	bash scripts/client-memory.sh
+
+## Crash-consistency soak: the crash loop with 300 kill -9s (about 10 minutes, bounded by 20);
+## SOAK_SEED replays a seed.
+soak:
+	UPGATE_SOAK_KILLS=300 UPGATE_SOAK_SECS=1200 $(if $(SOAK_SEED),UPGATE_SOAK_SEED=$(SOAK_SEED)) \
+		$(CARGO) test --release --test crash_loop -- --nocapture

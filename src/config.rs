@@ -74,6 +74,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Longest lingering close after a response sent without reading the body.
     pub linger_ms: u64,
+    /// Longest delay between two attempts of a post-callback in the outbox.
+    pub outbox_retry_max_ms: u64,
     /// `tracing` filter directives: a level (`info`) or per-target (`info,upgate::access=off`).
     /// Reloaded on SIGHUP.
     pub log_level: String,
@@ -108,6 +110,7 @@ impl Default for Config {
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
             linger_ms: 5000,
+            outbox_retry_max_ms: 600_000,
             log_level: "info".to_string(),
             log_format: LogFormat::Pretty,
         }

@@ -211,7 +211,10 @@ labels! {
     BodyPath {
         /// socket → pipe → file without entering user space.
         Splice => "splice",
-        /// Through a user-space buffer.
+        /// socket → registered (fixed) buffer → file: `READ_FIXED`, then `WRITE_FIXED`.
+        Fixed => "fixed",
+        /// Through the connection's read buffer (bytes read with the head; plain reads when
+        /// the registered buffers are unavailable).
         Buffered => "buffered",
     }
 }
@@ -248,6 +251,8 @@ pub struct Metrics {
     pub received_bytes: Counter,
     pub sent_bytes: Counter,
     pub body_bytes: [Counter; BodyPath::COUNT],
+    /// Times a body waited because every registered buffer of its thread was in use.
+    pub fixed_buffer_waits: Counter,
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
     pub callback_rejections: [Counter; CallbackKind::COUNT],
@@ -260,6 +265,7 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
+    pub accept_errors: Counter,
     pub timeouts: [Counter; TimeoutKind::COUNT],
     pub log_lines_dropped: Counter,
 }
@@ -276,6 +282,7 @@ impl Metrics {
             received_bytes: Counter::new(),
             sent_bytes: Counter::new(),
             body_bytes: [const { Counter::new() }; BodyPath::COUNT],
+            fixed_buffer_waits: Counter::new(),
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
             callback_rejections: [const { Counter::new() }; CallbackKind::COUNT],
@@ -287,6 +294,7 @@ impl Metrics {
             open_connections: Gauge::new(),
             connections_accepted: Counter::new(),
             connections_refused: Counter::new(),
+            accept_errors: Counter::new(),
             timeouts: [const { Counter::new() }; TimeoutKind::COUNT],
             log_lines_dropped: Counter::new(),
         }
@@ -317,6 +325,11 @@ pub fn sent(n: usize) {
 /// Request body bytes that reached a handler, by how they travelled.
 pub fn body_bytes(path: BodyPath, n: usize) {
     METRICS.body_bytes[path as usize].add(n as u64);
+}
+
+/// A body found every registered buffer of its thread in use and had to wait.
+pub fn fixed_buffer_wait() {
+    METRICS.fixed_buffer_waits.inc();
 }
 
 /// A timer expired.
@@ -352,6 +365,11 @@ pub fn connection_closed() {
 /// A connection was refused with 503 (over `max_connections`).
 pub fn connection_refused() {
     METRICS.connections_refused.inc();
+}
+
+/// `accept` failed (out of descriptors or memory, or the connection was aborted first).
+pub fn accept_failed() {
+    METRICS.accept_errors.inc();
 }
 
 /// The outbox's size and the creation time of its oldest entry (sampled off the rings).
@@ -455,7 +473,7 @@ pub fn render() -> String {
         o,
         "upgate_body_bytes_total",
         "counter",
-        "Upload body bytes written to files, by path: splice (zero-copy) or buffered.",
+        "Upload body bytes written to files, by path: splice (zero-copy), fixed (registered buffers) or buffered.",
     );
     for p in BodyPath::ALL {
         line(
@@ -465,6 +483,13 @@ pub fn render() -> String {
             m.body_bytes[*p as usize].get(),
         );
     }
+
+    counter(
+        o,
+        "upgate_fixed_buffer_waits_total",
+        "Times a body waited for a registered I/O buffer (all of its thread's were in use).",
+        m.fixed_buffer_waits.get(),
+    );
 
     header(
         o,
@@ -563,6 +588,12 @@ pub fn render() -> String {
         "upgate_connections_refused_total",
         "Client connections refused with 503 at max_connections.",
         m.connections_refused.get(),
+    );
+    counter(
+        o,
+        "upgate_accept_errors_total",
+        "Failed accepts (EMFILE, ENFILE, ENOMEM, aborted connections); each pauses accepting.",
+        m.accept_errors.get(),
     );
     header(
         o,

@@ -766,3 +766,285 @@ fn non_loopback_peer_without_admin_token_is_forbidden() {
     );
     node.finish();
 }
+
+#[test]
+fn wrong_or_missing_tokens_of_any_length_are_401() {
+    let node = Node::start(admin_config());
+    let url = node.url("/upload/register");
+    let form = format!("appid=app1&callback_url_pre={PRE}");
+    let prefix = &ADMIN[..ADMIN.len() - 1];
+    let longer = format!("{ADMIN}x");
+    let other_case = ADMIN.to_uppercase();
+    for auth in [
+        None,
+        Some("Authorization: Bearer".to_string()),
+        Some("Authorization: Bearer ".to_string()),
+        Some(bearer("a")),
+        Some(bearer(prefix)),
+        Some(bearer(&longer)),
+        Some(bearer(&other_case)),
+        Some(format!("Authorization: Token {ADMIN}")),
+        Some(ADMIN.to_string().replace("admin", "Authorization: admin")),
+    ] {
+        let headers: Vec<&str> = ["Content-Type: application/x-www-form-urlencoded"]
+            .into_iter()
+            .chain(auth.as_deref())
+            .collect();
+        let w = raw(
+            node.addr,
+            "POST",
+            "/upload/register",
+            &headers,
+            form.as_bytes(),
+        );
+        assert_error(&w, 401, "unauthorized");
+        assert_eq!(w.header("www-authenticate"), Some("Bearer"), "{auth:?}");
+    }
+    // JSON too, and two Authorization fields even if one is right.
+    let w = raw(
+        node.addr,
+        "POST",
+        "/upload/register",
+        &["Content-Type: application/json", &bearer("nope")],
+        br#"{"appid":"app1"}"#,
+    );
+    assert_error(&w, 401, "unauthorized");
+    let w = raw(
+        node.addr,
+        "POST",
+        "/upload/register",
+        &[
+            "Content-Type: application/x-www-form-urlencoded",
+            &bearer(ADMIN),
+            &bearer("nope"),
+        ],
+        form.as_bytes(),
+    );
+    assert_error(&w, 401, "unauthorized");
+    assert_eq!(node.registry.get("app1").unwrap(), None, "nothing stored");
+    // The scheme is case-insensitive; the token is not.
+    let w = curl_form(
+        &url,
+        &form,
+        &["-H", &format!("Authorization: bearer {ADMIN}")],
+    );
+    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
+    node.finish();
+}
+
+#[test]
+fn an_app_secret_cannot_create_rotate_or_read_other_apps() {
+    let node = Node::start(admin_config());
+    let s1 = register_app(&node, "app1", Some(ADMIN));
+    let _s2 = register_app(&node, "app2", Some(ADMIN));
+    let before = node.registry.get("app2").unwrap().unwrap();
+    let auth1 = bearer(&s1);
+    // A new appid: an app secret cannot create records.
+    assert_error(
+        &curl_form(
+            &node.url("/upload/register"),
+            &format!("appid=app3&callback_url_pre={PRE}"),
+            &["-H", &auth1, "-H", "appid: app3"],
+        ),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &curl_form(
+            &node.url("/upload/register/app3"),
+            &format!("callback_url_pre={PRE}"),
+            &["-H", &auth1],
+        ),
+        401,
+        "unauthorized",
+    );
+    // Another app's record: not by path, nor by header, nor a rotation.
+    for (path, extra) in [
+        ("/upload/register/app2", None),
+        ("/upload/register", Some("appid: app2")),
+    ] {
+        let mut args = vec!["-H", auth1.as_str()];
+        if let Some(h) = extra {
+            args.extend(["-H", h]);
+        }
+        let form = if extra.is_some() {
+            "appid=app2&rotate_secret=true"
+        } else {
+            "rotate_secret=true"
+        };
+        assert_error(
+            &curl_form(&node.url(path), form, &args),
+            401,
+            "unauthorized",
+        );
+    }
+    assert_eq!(node.registry.get("app3").unwrap(), None);
+    let after = node.registry.get("app2").unwrap().unwrap();
+    assert_eq!(after.secret, before.secret, "app2's secret unchanged");
+    assert_eq!(after.previous_secret, None);
+    assert_eq!(after.callback_url_pre, before.callback_url_pre);
+    node.finish();
+}
+
+#[test]
+fn after_rotation_the_old_secret_manages_nothing_but_still_signs() {
+    let node = Node::start(admin_config());
+    let old = register_app(&node, "app1", Some(ADMIN));
+    let w = curl_form(
+        &node.url("/upload/register/app1"),
+        "rotate_secret=true",
+        &["-H", &bearer(&old)],
+    );
+    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
+    let new = w.json()["secret"].as_str().unwrap().to_string();
+    let record = node.registry.get("app1").unwrap().unwrap();
+    let old_auth = bearer(&old);
+    let url = node.url("/upload/register/app1");
+
+    // Management: the old secret opens nothing, by any route.
+    for (method, form) in [
+        (
+            "POST",
+            Some("callback_url_post=http://evil.example.com/post"),
+        ),
+        ("POST", Some("rotate_secret=true")),
+        ("GET", None),
+        ("DELETE", None),
+    ] {
+        let w = match form {
+            Some(form) => curl_form(&url, form, &["-H", &old_auth]),
+            None => curl(&["-X", method, "-H", &old_auth, &url]),
+        };
+        assert_error(&w, 401, "unauthorized");
+    }
+    assert_error(
+        &curl_form(
+            &node.url("/upload/register"),
+            "appid=app1&callback_hosts=evil.example.com",
+            &["-H", &old_auth, "-H", "appid: app1"],
+        ),
+        401,
+        "unauthorized",
+    );
+    assert_eq!(
+        node.registry.get("app1").unwrap().unwrap(),
+        record,
+        "the old secret changed the record"
+    );
+
+    // Signing: both, the new one first, until the overlap ends.
+    assert_eq!(
+        node.registry
+            .secrets_for_signing("app1", now_secs())
+            .unwrap(),
+        vec![new.clone(), old.clone()]
+    );
+    assert_eq!(
+        node.registry
+            .secrets_for_signing("app1", now_secs() + 86_400 + 120)
+            .unwrap(),
+        vec![new.clone()],
+        "the old secret still signs after the overlap"
+    );
+    // The new secret manages the record.
+    let w = curl_form(
+        &url,
+        "callback_url_post=http://new.example.com/post",
+        &["-H", &bearer(&new)],
+    );
+    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
+    node.finish();
+}
+
+#[test]
+fn the_demo_app_verifies_signatures_and_refuses_tampered_callbacks() {
+    use upgate::callback::sign;
+    use upgate::demo::{DemoApp, DemoConfig};
+
+    let (old, new, stranger) = (sign::new_secret(), sign::new_secret(), sign::new_secret());
+    // The app knows only the secret from before a rotation.
+    let mut cfg = DemoConfig::new("127.0.0.1:0".parse().unwrap(), "demo");
+    cfg.secrets = vec![old.clone()];
+    let app = DemoApp::start(cfg).expect("demo app starts");
+    let addr = app.local_addr();
+    let body = r#"{"appid":"demo","filename":"a.txt","path":"a.txt","size":3,"content_type":"text/plain","upload_id":"u1","client_ip":"127.0.0.1"}"#;
+    let ts = now_secs();
+    let post = |id: &str, ts: u64, signature: &str, body: &str| {
+        let head = format!(
+            "POST /pre HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n\
+             webhook-id: {id}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {signature}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        exchange(addr, head.as_bytes()).0
+    };
+    let good = sign::sign(&old, "pre_u1", ts, body.as_bytes());
+    assert_eq!(post("pre_u1", ts, &good, body).status, 200);
+    // During a rotation the node sends both signatures: the old secret still verifies.
+    let both = sign::signature_header(&[new.clone(), old.clone()], "pre_u1", ts, body.as_bytes());
+    let w = post("pre_u1", ts, &both, body);
+    assert_eq!(
+        (w.status, w.json()["success"].as_str()),
+        (200, Some("true"))
+    );
+
+    let tampered_body = body.replace(r#""size":3"#, r#""size":4"#);
+    let refused: Vec<(&str, String, u64, String)> = vec![
+        ("tampered body", good.clone(), ts, tampered_body),
+        ("other id", good.clone(), ts, body.to_string()),
+        ("other timestamp", good.clone(), ts + 1, body.to_string()),
+        (
+            "unknown secret",
+            sign::sign(&stranger, "pre_u1", ts, body.as_bytes()),
+            ts,
+            body.to_string(),
+        ),
+        (
+            "only the new secret",
+            sign::sign(&new, "pre_u1", ts, body.as_bytes()),
+            ts,
+            body.to_string(),
+        ),
+        (
+            "stale",
+            sign::sign(&old, "pre_u1", ts - 3600, body.as_bytes()),
+            ts - 3600,
+            body.to_string(),
+        ),
+        (
+            "other version",
+            good.replacen("v1,", "v2,", 1),
+            ts,
+            body.to_string(),
+        ),
+        (
+            "truncated",
+            good[..good.len() - 4].to_string(),
+            ts,
+            body.to_string(),
+        ),
+        ("empty", String::new(), ts, body.to_string()),
+    ];
+    for (what, signature, ts, body) in refused {
+        let id = if what == "other id" {
+            "pre_u2"
+        } else {
+            "pre_u1"
+        };
+        let w = post(id, ts, &signature, &body);
+        assert_eq!(
+            w.status,
+            401,
+            "{what}: {}",
+            String::from_utf8_lossy(&w.body)
+        );
+        assert_eq!(w.json()["success"], "false", "{what}");
+    }
+    // Unsigned.
+    let head = format!(
+        "POST /pre HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(exchange(addr, head.as_bytes()).0.status, 401);
+    app.shutdown();
+}

@@ -136,6 +136,7 @@ fn run(args: &ServeArgs, mut config: Config, log: Option<&LogHandle>) -> ExitCod
             return ExitCode::from(1);
         }
     };
+    raise_open_file_limit(&config);
     let node = match Node::start(config.clone()) {
         Ok(node) => node,
         Err(e) => {
@@ -166,6 +167,38 @@ fn run(args: &ServeArgs, mut config: Config, log: Option<&LogHandle>) -> ExitCod
     node.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Descriptors the node holds besides client connections (listeners, rings, the registry, files
+/// and pipes of uploads in flight, callback sockets): a rough reserve for the warning below.
+const FD_RESERVE: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one (every connection is a descriptor; the
+/// usual soft default of 1024 is far below `max_connections`) and warns when even that is too
+/// low for `max_connections`: beyond the limit accepts fail with EMFILE and connections wait in
+/// the kernel's queue (the accept loop pauses instead of spinning).
+fn raise_open_file_limit(config: &Config) {
+    match crate::server::raise_nofile_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!(
+                    from = before,
+                    to = after,
+                    "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+                );
+            }
+            let wanted = config.max_connections as u64 + FD_RESERVE;
+            if after < wanted {
+                tracing::warn!(
+                    limit = after,
+                    max_connections = config.max_connections,
+                    "the open-file limit is below max_connections + {FD_RESERVE}: connections \
+                     beyond it wait in the accept queue (raise LimitNOFILE / ulimit -Hn)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit (RLIMIT_NOFILE)"),
+    }
 }
 
 /// SIGHUP: reads the configuration again and applies what can change without a restart

@@ -7,9 +7,12 @@
 //! 2. Without credentials: 401 when an admin token is configured; otherwise loopback peers have
 //!    full control (the operator on the machine) and other peers get 403.
 //!
-//! Secrets and the admin token are compared in constant time.
+//! Secrets and the admin token are compared in constant time: both sides are hashed to
+//! SHA-256 digests first and the two 32-byte digests compared without an early exit, so the
+//! time depends neither on where a guess goes wrong nor on its length.
 
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +102,72 @@ fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
+/// Whether a presented credential equals the expected one, in constant time. Comparing the raw
+/// slices would return at once when their lengths differ (which `subtle` does for slices), and
+/// would leak the secret's length; the digests always have the same length.
+pub fn ct_eq(presented: &[u8], expected: &[u8]) -> bool {
+    compare_digests(presented, expected, |a, b| a.ct_eq(b))
+}
+
+type Digest32 = [u8; 32];
+
+/// Hashes both sides and lets `cmp` compare the fixed-length digests (split out so a test can
+/// watch what is compared).
+fn compare_digests(
+    presented: &[u8],
+    expected: &[u8],
+    cmp: impl FnOnce(&Digest32, &Digest32) -> Choice,
+) -> bool {
+    let a: Digest32 = Sha256::digest(presented).into();
+    let b: Digest32 = Sha256::digest(expected).into();
+    bool::from(cmp(&a, &b))
+}
+
+#[cfg(test)]
+mod ct_tests {
+    use super::*;
+
+    #[test]
+    fn equal_and_unequal_credentials() {
+        assert!(ct_eq(b"admin-token", b"admin-token"));
+        assert!(ct_eq(b"", b""));
+        for (a, b) in [
+            (&b"admin-token"[..], &b"admin-tokeN"[..]),
+            (b"admin-token", b"admin-toke"),
+            (b"admin-token", b"admin-token "),
+            (b"", b"admin-token"),
+            (b"whsec_a", b"whsec_b"),
+        ] {
+            assert!(!ct_eq(a, b), "{a:?} vs {b:?}");
+            assert!(!ct_eq(b, a), "{b:?} vs {a:?}");
+        }
+    }
+
+    /// Inputs of any lengths reach the comparison, always as two 32-byte values: there is no
+    /// early exit on a length mismatch before it.
+    #[test]
+    fn does_not_short_circuit_on_length() {
+        let secret = b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        for presented in [
+            &b""[..],
+            b"w",
+            b"whsec_",
+            &secret[..secret.len() - 1],
+            &secret[..],
+            b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        ] {
+            let mut compared = None;
+            let equal = compare_digests(presented, secret, |a, b| {
+                compared = Some((a.len(), b.len()));
+                a.ct_eq(b)
+            });
+            assert_eq!(
+                compared,
+                Some((32, 32)),
+                "a {}-byte guess was not compared as a digest",
+                presented.len()
+            );
+            assert_eq!(equal, presented == &secret[..]);
+        }
+    }
 }

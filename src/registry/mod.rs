@@ -4,7 +4,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `apps` | appid | [`AppRecord`] as JSON |
-//! | `outbox` | event id | [`OutboxEntry`] as JSON |
+//! | `outbox` | event id | [`OutboxEntry`] as JSON (with the [`OutboxFile`] it announces) |
 //! | `outbox_due` | next attempt (ms, big-endian) ++ event id | empty (index) |
 //!
 //! sled calls are short and in memory, but a flush is an `fsync`: on an io_uring thread use the
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use flusher::Flusher;
 pub use outbox::{
-    backoff, backoff_jittered, Outbox, OutboxEntry, BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
+    backoff, backoff_jittered, backoff_jittered_within, Outbox, OutboxEntry, OutboxFile,
+    BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
 };
 pub use record::{
     new_secret, valid_appid, AppRecord, Change, Registered, Registration, ROTATION_GRACE_SECS,

@@ -9,6 +9,12 @@
 //! Both trees change together in one sled transaction. Delivery is at-least-once: `due` does not
 //! lease entries, so one retry driver per node should own the queue (or reschedule an entry to
 //! `now + timeout` before sending it); applications de-duplicate by `webhook-id`.
+//!
+//! An entry is recorded *before* its file becomes visible (see `upload::flow::commit`), so it
+//! names its file ([`OutboxFile`]): while *staged* the file may not exist yet (or ever, if the
+//! node crashed before the rename), and only a file with the recorded inode and size is the
+//! upload's; once *placed* (after the rename) the path alone counts. `notify` sends an entry
+//! only while its file is visible, and drops at startup the entries whose file never appeared.
 
 use std::time::Duration;
 
@@ -45,6 +51,27 @@ pub struct OutboxEntry {
     /// resolve elsewhere by then).
     #[serde(default)]
     pub guarded: bool,
+    /// The file the notification announces; `None` for entries recorded before files were
+    /// tracked (sent without a check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<OutboxFile>,
+}
+
+/// The file an entry announces, and whether the rename that makes it visible is known to have
+/// happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxFile {
+    /// Path below `data_dir/files/<appid>/`.
+    pub rel: String,
+    /// Bytes, as stored.
+    pub size: u64,
+    /// Inode of the temporary file, which the rename keeps: while the entry is staged, a file
+    /// at `rel` with another inode is some other upload's.
+    pub ino: u64,
+    /// The rename returned (recorded without a flush: a crash may lose it, and the inode then
+    /// decides).
+    #[serde(default)]
+    pub placed: bool,
 }
 
 /// Handle on the outbox trees (cheap to clone).
@@ -154,6 +181,45 @@ impl Outbox {
         tx_result(res)
     }
 
+    /// Marks the file of `event_id` as placed (renamed into place) and moves its next attempt
+    /// to `next_at_ms`. Not flushed: losing the mark in a crash leaves the inode to decide.
+    /// False when the entry is no longer queued.
+    pub fn placed(&self, event_id: &str, next_at_ms: u64) -> Result<bool, RegistryError> {
+        let key = event_id.as_bytes();
+        let res = (&self.entries, &self.due).transaction(|(entries, due)| {
+            let Some(old) = entries.get(key)? else {
+                return Ok(false);
+            };
+            let mut entry = decode(&old).map_err(ConflictableTransactionError::Abort)?;
+            due.remove(due_key(entry.next_attempt_at_ms, key))?;
+            if let Some(file) = &mut entry.file {
+                file.placed = true;
+            }
+            entry.next_attempt_at_ms = next_at_ms;
+            entries.insert(key, encode(&entry))?;
+            due.insert(due_key(next_at_ms, key), &[][..])?;
+            Ok(true)
+        });
+        tx_result(res)
+    }
+
+    /// Removes an entry that must never be sent (its file is not visible), without a flush:
+    /// lost in a crash, the next start drops it again. False when it was not queued.
+    pub fn discard(&self, event_id: &str) -> Result<bool, RegistryError> {
+        self.remove(event_id)
+    }
+
+    /// Every entry, in event id order (startup reconciliation; O(n)).
+    pub fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, RegistryError>> {
+        self.entries.iter().values().map(|v| decode(&v?))
+    }
+
+    /// Writes everything to disk (an `fsync`; blocks).
+    pub fn flush(&self) -> Result<(), RegistryError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Entries queued (counts the index: O(n), for metrics and health, not per request).
     pub fn len(&self) -> usize {
         self.due.len()
@@ -233,7 +299,13 @@ pub fn backoff(attempts: u32) -> Duration {
 /// [`backoff`] less up to 10 %, derived from the event id and attempt count, so retries of many
 /// uploads that failed together do not arrive together. Deterministic; never above the cap.
 pub fn backoff_jittered(attempts: u32, event_id: &str) -> Duration {
-    let base = backoff(attempts);
+    backoff_jittered_within(attempts, event_id, BACKOFF_CAP)
+}
+
+/// [`backoff_jittered`] with the delay capped at `cap` (`outbox_retry_max_ms`) instead of
+/// [`BACKOFF_CAP`].
+pub fn backoff_jittered_within(attempts: u32, event_id: &str, cap: Duration) -> Duration {
+    let base = backoff(attempts).min(cap);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
     for b in event_id.bytes().chain(attempts.to_le_bytes()) {
         h ^= u64::from(b);

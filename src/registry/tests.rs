@@ -50,6 +50,19 @@ fn entry(id: &str, next_at: u64) -> OutboxEntry {
         created_at_ms: next_at,
         last_error: None,
         guarded: false,
+        file: None,
+    }
+}
+
+fn staged(id: &str, next_at: u64) -> OutboxEntry {
+    OutboxEntry {
+        file: Some(OutboxFile {
+            rel: format!("dir/{id}.bin"),
+            size: 42,
+            ino: 4242,
+            placed: false,
+        }),
+        ..entry(id, next_at)
     }
 }
 
@@ -376,6 +389,76 @@ fn outbox_async_variants_flush() {
     }
     let r = Registry::open(dir.path()).unwrap();
     assert_eq!(ids(&r.outbox().due(10, 10).unwrap()), ["y"]);
+}
+
+#[test]
+fn outbox_file_survives_reopen_and_placed_marks_it_and_moves_the_entry() {
+    let dir = TempDir::new();
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        r.outbox().enqueue(&staged("s", 100)).unwrap();
+        r.outbox().enqueue(&entry("plain", 150)).unwrap();
+    }
+    let r = Registry::open(dir.path()).unwrap();
+    let ob = r.outbox();
+    assert_eq!(ob.get("s").unwrap(), Some(staged("s", 100)));
+    assert!(ob.placed("s", 900).unwrap());
+    let placed = ob.get("s").unwrap().unwrap();
+    assert_eq!(placed.next_attempt_at_ms, 900);
+    assert_eq!(
+        placed.file,
+        Some(OutboxFile {
+            placed: true,
+            ..staged("s", 100).file.unwrap()
+        })
+    );
+    assert_eq!(placed.body, staged("s", 100).body, "the body never changes");
+    assert_eq!(ids(&ob.due(899, 10).unwrap()), ["plain"]);
+    assert_eq!(ids(&ob.due(900, 10).unwrap()), ["plain", "s"]);
+    // An entry without a file only moves.
+    assert!(ob.placed("plain", 1_000).unwrap());
+    assert_eq!(ob.get("plain").unwrap().unwrap().file, None);
+    assert!(!ob.placed("gone", 1).unwrap());
+}
+
+#[test]
+fn outbox_discard_removes_without_a_trace_and_entries_lists_everything() {
+    let dir = TempDir::new();
+    let r = Registry::open(dir.path()).unwrap();
+    let ob = r.outbox();
+    for (id, at) in [("b", 2), ("a", 1), ("c", 3)] {
+        ob.enqueue(&staged(id, at)).unwrap();
+    }
+    let all: Vec<OutboxEntry> = ob.entries().collect::<Result<_, _>>().unwrap();
+    assert_eq!(ids(&all), ["a", "b", "c"]);
+    assert!(ob.discard("b").unwrap());
+    assert!(!ob.discard("b").unwrap());
+    assert_eq!(ids(&ob.due(u64::MAX, 10).unwrap()), ["a", "c"]);
+    assert_eq!(ob.len(), 2);
+    ob.flush().unwrap();
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    assert_eq!(ids(&r.outbox().due(u64::MAX, 10).unwrap()), ["a", "c"]);
+}
+
+#[test]
+fn an_entry_recorded_before_files_were_tracked_still_decodes() {
+    let old = r#"{"event_id":"evt_1","appid":"app1","url":"http://a/post","body":"e30=","attempts":2,"next_attempt_at_ms":5,"created_at_ms":1,"last_error":null,"guarded":false}"#;
+    let e: OutboxEntry = serde_json::from_str(old).unwrap();
+    assert_eq!((e.file, e.body), (None, b"{}".to_vec()));
+}
+
+#[test]
+fn backoff_within_a_cap_never_exceeds_it() {
+    let cap = Duration::from_millis(700);
+    for attempts in 0..20 {
+        let d = backoff_jittered_within(attempts, "evt-1", cap);
+        assert!(d <= cap && d >= cap - cap / 10, "{attempts}: {d:?}");
+    }
+    assert_eq!(
+        backoff_jittered_within(3, "evt-1", BACKOFF_CAP),
+        backoff_jittered(3, "evt-1")
+    );
 }
 
 #[test]

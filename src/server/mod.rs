@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::http::Response;
 
 pub use access::{AccessLog, Step, Timings};
-pub use exchange::{BodyError, Exchange, SpliceError};
+pub use exchange::{BodyError, BodyPlan, Exchange, ReceiveError, SpliceError};
 pub use route::{Handler, Router};
 
 /// Shared by the connections of one io_uring thread.
@@ -34,6 +34,8 @@ pub struct ThreadCtx {
     shutdown: watch::Receiver<bool>,
     open: Arc<AtomicUsize>,
     local_open: Cell<usize>,
+    /// Refused connections (503) of this thread still lingering.
+    refusing: Cell<usize>,
 }
 
 impl ThreadCtx {
@@ -93,6 +95,7 @@ where
                         shutdown: rx,
                         open,
                         local_open: Cell::new(0),
+                        refusing: Cell::new(0),
                     });
                     let handler = Rc::new(make_handler());
                     accept_loop(std_listener, ctx, handler).await;
@@ -107,6 +110,41 @@ where
     })
 }
 
+/// Raises the soft limit on open descriptors (`RLIMIT_NOFILE`) to the hard limit: every
+/// connection holds one, and the usual soft default (1024) is far below `max_connections`.
+/// Returns the soft limit before and after.
+pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    let mut target = lim.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // The kernel refuses more than fs.nr_open descriptors per process.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1 << 20);
+    }
+    if lim.rlim_cur >= target {
+        return Ok((before, before));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((before, target))
+}
+
 /// Accepts until shutdown, then waits for this thread's connections to finish.
 async fn accept_loop<H: Handler>(
     std_listener: std::net::TcpListener,
@@ -116,17 +154,25 @@ async fn accept_loop<H: Handler>(
     let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
     let listener = tokio_uring::net::TcpListener::from_std(std_listener);
     let mut shutdown = ctx.shutdown.clone();
+    let mut failing = AcceptFailures::default();
     while !*shutdown.borrow() {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shutdown.changed() => break,
         };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                failing.recovered();
+                a
+            }
             Err(e) => {
-                // EMFILE/ENFILE/ENOMEM: back off instead of spinning on an accept that fails.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let pause = failing.failed(&e);
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
                 continue;
             }
         };
@@ -134,7 +180,13 @@ async fn accept_loop<H: Handler>(
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);
             crate::metrics::connection_refused();
-            tokio_uring::spawn(refuse(stream));
+            let linger = ctx.refusing.get() < MAX_REFUSALS_LINGERING;
+            ctx.refusing.set(ctx.refusing.get() + 1);
+            let ctx2 = ctx.clone();
+            tokio_uring::spawn(async move {
+                refuse(stream, linger).await;
+                ctx2.refusing.set(ctx2.refusing.get() - 1);
+            });
             continue;
         }
         crate::metrics::connection_opened();
@@ -159,8 +211,74 @@ async fn accept_loop<H: Handler>(
     }
 }
 
-/// Over `max_connections`: answer 503 and close without reading anything.
-async fn refuse(stream: tokio_uring::net::TcpStream) {
+/// Accept errors of one listener: the first of a burst is logged, the rest only counted (in
+/// `upgate_accept_errors_total`); the end of the burst is logged with its count.
+#[derive(Default)]
+struct AcceptFailures {
+    /// Failures since the last successful accept, when the first of them happened, and
+    /// whether the burst was logged.
+    burst: Option<(u64, std::time::Instant, bool)>,
+}
+
+impl AcceptFailures {
+    /// Counts a failed accept and says how long to pause before the next. Out of descriptors
+    /// or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), the connection stays in the kernel's
+    /// queue and the next accept would fail at once: retrying in a loop would spin a core, so
+    /// the loop sleeps [`ACCEPT_BACKOFF`] on the runtime's timer (the node keeps serving the
+    /// connections it has; the queued ones are accepted once descriptors free up). An error
+    /// tied to one connection (it was aborted before the accept) is retried at once; any other
+    /// error backs off too.
+    fn failed(&mut self, e: &io::Error) -> Duration {
+        crate::metrics::accept_failed();
+        let transient = matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EAGAIN)
+        );
+        let (count, _, logged) = self
+            .burst
+            .get_or_insert_with(|| (0, std::time::Instant::now(), false));
+        *count += 1;
+        if !transient && !*logged {
+            *logged = true;
+            tracing::warn!(
+                error = %e,
+                backoff_ms = ACCEPT_BACKOFF.as_millis() as u64,
+                "accept failed; retrying after a pause (logged once per burst, \
+                 counted in upgate_accept_errors_total)"
+            );
+        }
+        if transient {
+            Duration::ZERO
+        } else {
+            ACCEPT_BACKOFF
+        }
+    }
+
+    /// An accept succeeded: ends the burst, if any.
+    fn recovered(&mut self) {
+        if let Some((count, since, logged)) = self.burst.take() {
+            if logged {
+                tracing::info!(
+                    failures = count,
+                    seconds = since.elapsed().as_secs_f64(),
+                    "accepting again"
+                );
+            }
+        }
+    }
+}
+
+/// The pause after an accept that failed for want of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Refused connections of one thread that may linger at once; beyond, a refusal closes at once
+/// after its 503 (a flood of refusals must not hold descriptors for long).
+const MAX_REFUSALS_LINGERING: usize = 256;
+
+/// Over `max_connections`: answer 503 without reading the request, then a short lingering
+/// close (when `linger`), so the client reads the 503 instead of a reset caused by its unread
+/// request.
+async fn refuse(stream: tokio_uring::net::TcpStream, linger: bool) {
     let resp = Response::error(
         503,
         "too_many_connections",
@@ -171,5 +289,16 @@ async fn refuse(stream: tokio_uring::net::TcpStream) {
     if let Ok(out) = date::with_date(|d| conn.respond(&resp, d)) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(out.bytes)).await;
     }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    if linger {
+        let bounds = driver::LingerBounds {
+            total: Duration::from_secs(1),
+            gap: Duration::from_millis(300),
+            max_bytes: 256 * 1024,
+        };
+        driver::linger(&stream, bounds).await;
+    } else {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    // Completes a read the linger deadline abandoned, so the descriptor closes now.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }

@@ -6,6 +6,7 @@
 //! data_dir/tmp/{upload_id}.part   bodies being received; emptied at startup
 //! ```
 
+pub mod fixed;
 pub mod mime;
 pub mod ops;
 pub mod path;

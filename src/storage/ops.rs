@@ -34,6 +34,38 @@ pub async fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> io::Resu
         .await
 }
 
+/// Like [`CqeResult`], but hands `D` back: for buffers the caller reuses (registered buffers).
+pub struct CqeWithData<D>(PhantomData<D>);
+
+impl<D> OneshotOutputTransform for CqeWithData<D> {
+    type Output = (io::Result<u32>, D);
+    type StoredData = D;
+
+    fn transform_oneshot_output(self, data: D, cqe: cqueue::Entry) -> (io::Result<u32>, D) {
+        let res = cqe.result();
+        let res = if res < 0 {
+            Err(io::Error::from_raw_os_error(-res))
+        } else {
+            Ok(res as u32)
+        };
+        (res, data)
+    }
+}
+
+/// Submits `sqe` on the current runtime's ring and gives `data` back with the result. If the
+/// future is dropped first, `data` stays with the operation until the kernel completes it.
+pub async fn submit_with<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> (io::Result<u32>, D) {
+    UnsubmittedOneshot::new(data, CqeWithData(PhantomData), sqe)
+        .submit()
+        .await
+}
+
+/// Waits until `fd` (a socket) has bytes to read or the peer closed (`IORING_OP_POLL_ADD`).
+pub async fn readable(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let poll = opcode::PollAdd::new(types::Fd(fd), (libc::POLLIN | libc::POLLRDHUP) as u32).build();
+    submit((), poll).await.map(|_| ())
+}
+
 fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }

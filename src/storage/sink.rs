@@ -40,6 +40,26 @@ impl BodySink {
         })
     }
 
+    /// Reserves the declared body size before any byte arrives (`IORING_OP_FALLOCATE`, mode
+    /// 0), so a disk without room fails here — before `100 Continue` — rather than midway, and
+    /// the file's blocks are allocated once instead of extent by extent. Mode 0 sets the file's
+    /// size to `len`: a body that ends short fails as it always did (the decoder's
+    /// `IncompleteBody`) and its file is removed, so a committed file is exactly its body. A
+    /// filesystem without `fallocate` is not an error.
+    pub async fn preallocate(&self, len: u64) -> io::Result<()> {
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("sink closed"))?;
+        if len == 0 {
+            return Ok(());
+        }
+        match file.fallocate(0, len, 0).await {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written

@@ -5,9 +5,10 @@
 //! | receive conditions on the head | 202 / 304 | [`condition::check`], then the overwrite check |
 //! | first file info → pre-upload callback | 203 / 305 | [`pre_callback`] on the blocking pool |
 //! | `100 Continue` only after the app accepts | 204 / 306 | [`Exchange::accept_body`] |
-//! | body → temp file | 205 / 307 | [`receive_body`] |
-//! | fsync → rename → dir fsync | 205 / 307 | [`commit`] |
-//! | second file info → post-upload callback (outbox) | 205 / 307 | [`post_callback`] |
+//! | temp file, declared size reserved (507 before the 100) | 204 / 306 | [`open_sink`] |
+//! | body → temp file (digest checked with `checksum = "sha256"`) | 205 / 307 | [`receive_body`] |
+//! | second file info → outbox (flushed), then fsync → rename → dir fsync | 205 / 307 | [`commit`] |
+//! | second file info → post-upload callback (first attempt) | 205 / 307 | [`post_callback`] |
 //! | completion response | 206 / 308 | [`reply::created`] |
 //!
 //! Each step's duration goes to the access log ([`Timings`]); callbacks, sizes and body bytes
@@ -19,13 +20,15 @@ use crate::app::App;
 use crate::callback::{
     post_delivered, pre_decision, FirstInfo, Job, Outcome, SecondInfo, SuccessTrue,
 };
+use crate::config::Checksum;
 use crate::http::Response;
-use crate::metrics::{self, BodyPath, CallbackKind, CallbackOutcome};
-use crate::registry::{valid_appid, AppRecord, OutboxEntry};
-use crate::server::{Exchange, SpliceError, Step, Timings};
+use crate::metrics::{self, CallbackKind, CallbackOutcome};
+use crate::registry::{valid_appid, AppRecord, OutboxEntry, OutboxFile};
+use crate::server::{BodyPlan, Exchange, ReceiveError, Step, Timings};
 use crate::storage::{path, sink::is_disk_full, BodySink, CommitError};
 
 use super::condition;
+use super::digest::{BodyDigest, Claims};
 use super::model::{Notified, Stored, UploadRequest};
 use super::reply::{self, FlowError};
 
@@ -60,6 +63,12 @@ async fn run(
         ex.peer().ip().to_string(),
     )?;
     ex.access().upload_id = Some(req.upload_id.clone());
+    // With `checksum = "sha256"`, a digest the client sends must parse: 400 `bad_digest` now,
+    // before the pre-callback and any `100 Continue`.
+    let claims = match app.config.checksum {
+        Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(|e| e.refusal())?),
+        Checksum::None => None,
+    };
     let dest = app.store.final_path(&req.target);
     if !app.config.overwrite && tokio_uring::fs::statx(&dest).await.is_ok() {
         return Err(FlowError::Exists);
@@ -68,16 +77,26 @@ async fn run(
     // 203/305: the first file info to the pre-upload callback; the app may veto.
     t.timed(Step::PreCallback, pre_callback(app, &req)).await?;
 
-    // 204/306: only now may the client send its body.
-    ex.accept_body().await.map_err(FlowError::Body)?;
+    // 204/306: only now may the client send its body, once its temporary file exists with the
+    // declared size reserved: a full disk answers 507 without a `100 Continue`.
+    let sink = open_sink(app, &req).await?;
+    if let Err(e) = ex.accept_body().await {
+        sink.abort().await;
+        return Err(FlowError::Body(e));
+    }
 
-    // 205/307: the body into a temporary file, then made durable and visible in one rename.
-    let sink = t.timed(Step::Body, receive_body(ex, app, &req)).await?;
-    let stored = t.timed(Step::Commit, commit(app, &req, sink)).await?;
+    // 205/307: the body into a temporary file; its second file info recorded in the outbox
+    // (durably, while nothing is visible yet); then the file made durable and visible in one
+    // rename.
+    let body = receive_body(ex, app, &req, sink, claims);
+    let (sink, sha256) = t.timed(Step::Body, body).await?;
+    let (stored, note) = t
+        .timed(Step::Commit, commit(app, &req, sink, sha256))
+        .await?;
 
-    // 205/307: the second file info, recorded in the outbox before it is first sent.
+    // 205/307: the second file info's first attempt; the outbox retries it until delivered.
     let notified = t
-        .timed(Step::PostCallback, post_callback(app, &req, &stored))
+        .timed(Step::PostCallback, post_callback(app, &req, note))
         .await;
 
     // 206/308: the completion response (rendered by `reply::created`).
@@ -138,83 +157,200 @@ async fn call(app: &App, job: Job, kind: CallbackKind) -> Result<Outcome, FlowEr
     }
 }
 
-/// Streams the body into a temporary file. On any failure the temporary file is removed.
-async fn receive_body(
-    ex: &mut Exchange<'_>,
-    app: &App,
-    req: &UploadRequest,
-) -> Result<BodySink, FlowError> {
-    let mut sink = BodySink::create(app.store.tmp_path(&req.upload_id))
+/// The upload's temporary file, with a `Content-Length` body's size reserved (`fallocate`).
+async fn open_sink(app: &App, req: &UploadRequest) -> Result<BodySink, FlowError> {
+    let sink = BodySink::create(app.store.tmp_path(&req.upload_id))
         .await
         .map_err(storage_error)?;
-    loop {
-        // Bytes that came with the head arrive as `Data`; the rest of a Content-Length body is
-        // spliced socket → pipe → file, never entering user space (`zero_copy`).
-        if let (true, Some(rest)) = (app.config.zero_copy, ex.splice_ready()) {
-            let moved = ex.splice_into(sink.raw_fd(), sink.written(), rest).await;
-            match moved {
-                Ok(n) => {
-                    sink.advance(n);
-                    metrics::body_bytes(BodyPath::Splice, n as usize);
-                    continue;
-                }
-                Err(e) => {
-                    sink.abort().await;
-                    return Err(match e {
-                        SpliceError::Body(b) => FlowError::Body(b),
-                        SpliceError::File(e) => storage_error(e),
-                    });
-                }
-            }
-        }
-        let chunk = match ex.next_chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(e) => {
-                sink.abort().await;
-                return Err(FlowError::Body(e));
-            }
-        };
-        if sink.written() + chunk.len() as u64 > req.limit {
-            sink.abort().await;
-            return Err(FlowError::TooLarge(req.limit));
-        }
-        let len = chunk.len();
-        if let Err(e) = sink.write(chunk).await {
+    if let Some(size) = req.size {
+        if let Err(e) = sink.preallocate(size).await {
             sink.abort().await;
             return Err(storage_error(e));
         }
-        metrics::body_bytes(BodyPath::Buffered, len);
     }
     Ok(sink)
 }
 
-/// Syncs the temporary file and renames it into place (then syncs its directory): the upload
-/// becomes visible whole or not at all.
-async fn commit(app: &App, req: &UploadRequest, sink: BodySink) -> Result<Stored, FlowError> {
-    let size = sink.written();
-    let dest = app.store.final_path(&req.target);
-    sink.commit(
-        app.store.files_root(),
-        &dest,
-        app.config.fsync,
-        app.config.overwrite,
-    )
-    .await
-    .map_err(|e| match e {
-        CommitError::Exists => FlowError::Exists,
-        CommitError::Io(e) => storage_error(e),
-    })?;
-    metrics::upload_stored(size);
-    Ok(Stored {
-        size,
+/// Streams the body into the temporary file ([`Exchange::receive_into`] picks the path per
+/// byte: splice, registered buffers, or the connection's buffer). With `checksum = "sha256"`
+/// the body is digested on its way and checked against the client's claims (400
+/// `digest_mismatch`); returns the digest (hex) when computed. On any failure the temporary
+/// file is removed.
+async fn receive_body(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    req: &UploadRequest,
+    mut sink: BodySink,
+    claims: Option<Claims>,
+) -> Result<(BodySink, Option<String>), FlowError> {
+    let mut digest = claims.map(BodyDigest::new);
+    // Spliced bytes never pass through the node, so a digest takes registered buffers.
+    let plan = BodyPlan {
+        splice: app.config.zero_copy && digest.is_none(),
+        limit: req.limit,
+    };
+    let mut seen = |bytes: &[u8]| {
+        if let Some(d) = digest.as_mut() {
+            d.update(bytes);
+        }
+    };
+    let checked = match ex.receive_into(&mut sink, plan, &mut seen).await {
+        Ok(()) => digest
+            .map(BodyDigest::finish)
+            .transpose()
+            .map_err(|m| FlowError::Refused(m.refusal())),
+        Err(ReceiveError::Body(e)) => Err(FlowError::Body(e)),
+        Err(ReceiveError::File(e)) => Err(storage_error(e)),
+        Err(ReceiveError::TooLarge(limit)) => Err(FlowError::TooLarge(limit)),
+    };
+    match checked {
+        Ok(sha256) => Ok((sink, sha256)),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Makes the upload durable and visible, its notification first:
+///
+/// 1. the second file info goes into the outbox and is flushed, *staged*: naming the file by
+///    path, size and the temporary file's inode (which the rename keeps);
+/// 2. the file is synced, renamed into place, and its directory synced: visible whole or not
+///    at all;
+/// 3. the entry is marked *placed* and given a fresh first-attempt window.
+///
+/// A crash after 1 and before the rename leaves an entry whose file is not visible: the next
+/// start drops it (`notify::reconcile`); the client never got `201`. A crash after the rename
+/// leaves a visible file whose notification is recorded. If 1 fails the body is dropped and the
+/// client gets 503: a `201` always has its notification.
+async fn commit(
+    app: &App,
+    req: &UploadRequest,
+    sink: BodySink,
+    sha256: Option<String>,
+) -> Result<(Stored, Option<OutboxEntry>), FlowError> {
+    let stored = Stored {
+        size: sink.written(),
         url: format!(
             "{}/{}/{}",
             app.public_base(),
             req.target.appid,
             path::encode_rel(&req.target.rel)
         ),
-    })
+        sha256,
+    };
+    let note = match record(app, req, &stored).await {
+        Ok(note) => note,
+        Err(e) => {
+            sink.abort().await;
+            return Err(e);
+        }
+    };
+    let dest = app.store.final_path(&req.target);
+    let placed = sink
+        .commit(
+            app.store.files_root(),
+            &dest,
+            app.config.fsync,
+            app.config.overwrite,
+        )
+        .await;
+    if let Err(e) = placed {
+        if let Some(note) = &note {
+            withdraw(app, note, &dest).await;
+        }
+        return Err(match e {
+            CommitError::Exists => FlowError::Exists,
+            CommitError::Io(e) => storage_error(e),
+        });
+    }
+    if let Some(note) = &note {
+        let _ = app
+            .registry
+            .outbox()
+            .placed(&note.event_id, now_ms() + first_try_window(app));
+    }
+    metrics::upload_stored(stored.size);
+    Ok((stored, note))
+}
+
+/// The outbox keeps an entry from the background sender for this long after it is recorded or
+/// placed, so the upload's own first attempt does not race a retry.
+fn first_try_window(app: &App) -> u64 {
+    (app.config.callback_timeout() * 2 + Duration::from_secs(2)).as_millis() as u64
+}
+
+/// Step 1 of [`commit`]: records the second file info, staged, and flushes it. `None` when no
+/// post-callback is configured.
+async fn record(
+    app: &App,
+    req: &UploadRequest,
+    stored: &Stored,
+) -> Result<Option<OutboxEntry>, FlowError> {
+    let Some(post) = &req.post else {
+        return Ok(None);
+    };
+    let tmp = tokio_uring::fs::statx(app.store.tmp_path(&req.upload_id))
+        .await
+        .map_err(storage_error)?;
+    let info = SecondInfo {
+        appid: req.target.appid.clone(),
+        filename: req.target.filename().to_owned(),
+        path: req.target.rel.clone(),
+        size: stored.size,
+        content_type: req.content_type.clone(),
+        upload_id: req.upload_id.clone(),
+        success: SuccessTrue,
+        url: stored.url.clone(),
+        sha256: stored.sha256.clone(),
+    };
+    let now = now_ms();
+    let entry = OutboxEntry {
+        event_id: req.post_event_id(),
+        appid: req.target.appid.clone(),
+        url: post.url.to_string(),
+        body: serde_json::to_vec(&info).map_err(|e| FlowError::Internal(e.to_string()))?,
+        attempts: 0,
+        next_attempt_at_ms: now + first_try_window(app),
+        created_at_ms: now,
+        last_error: None,
+        guarded: post.guard.is_some(),
+        file: Some(OutboxFile {
+            rel: req.target.rel.clone(),
+            size: stored.size,
+            ino: tmp.stx_ino,
+            placed: false,
+        }),
+    };
+    match app.registry.outbox().enqueue_async(&entry).await {
+        Ok(()) => Ok(Some(entry)),
+        Err(e) => {
+            tracing::error!(error = %e, upload_id = %req.upload_id, "outbox write failed; upload dropped");
+            Err(FlowError::Unrecorded(e.to_string()))
+        }
+    }
+}
+
+/// The commit failed after the notification was recorded. If the rename happened anyway (a
+/// directory sync failed after it), the file is visible: its notification stays, marked placed.
+/// Otherwise the entry is removed (unflushed: should a crash bring it back, the next start drops
+/// it, since its file is not visible).
+async fn withdraw(app: &App, note: &OutboxEntry, dest: &std::path::Path) {
+    let ours = match (&note.file, tokio_uring::fs::statx(dest).await) {
+        (Some(f), Ok(st)) => st.stx_ino == f.ino && st.stx_size == f.size,
+        _ => false,
+    };
+    let outbox = app.registry.outbox();
+    let kept = if ours {
+        tracing::error!(event_id = %note.event_id, "file visible but its commit failed; notification kept");
+        outbox.placed(&note.event_id, now_ms() + first_try_window(app))
+    } else {
+        outbox.discard(&note.event_id)
+    };
+    if let Err(e) = kept {
+        tracing::error!(error = %e, event_id = %note.event_id, "outbox update failed after a failed commit");
+    }
 }
 
 fn storage_error(e: std::io::Error) -> FlowError {
@@ -225,45 +361,15 @@ fn storage_error(e: std::io::Error) -> FlowError {
     }
 }
 
-/// Records the second file info durably, then makes the first attempt. A failed attempt stays
-/// in the outbox, which retries it with backoff until the app answers 2xx (across restarts).
-async fn post_callback(app: &App, req: &UploadRequest, stored: &Stored) -> Notified {
-    let Some(post) = &req.post else {
+/// The first attempt of the notification [`commit`] recorded. A failed attempt stays in the
+/// outbox, which retries it with backoff until the app answers 2xx (across restarts).
+async fn post_callback(app: &App, req: &UploadRequest, note: Option<OutboxEntry>) -> Notified {
+    let (Some(post), Some(entry)) = (&req.post, note) else {
         return Notified::NoCallback;
     };
-    let info = SecondInfo {
-        appid: req.target.appid.clone(),
-        filename: req.target.filename().to_owned(),
-        path: req.target.rel.clone(),
-        size: stored.size,
-        content_type: req.content_type.clone(),
-        upload_id: req.upload_id.clone(),
-        success: SuccessTrue,
-        url: stored.url.clone(),
-        sha256: None,
-    };
-    let body = serde_json::to_vec(&info).unwrap_or_default();
-    let now = now_ms();
-    // The background sender must not pick the entry up while this first attempt runs.
-    let first_try_window = app.config.callback_timeout() * 2 + Duration::from_secs(2);
-    let entry = OutboxEntry {
-        event_id: req.post_event_id(),
-        appid: req.target.appid.clone(),
-        url: post.url.to_string(),
-        body: body.clone(),
-        attempts: 0,
-        next_attempt_at_ms: now + first_try_window.as_millis() as u64,
-        created_at_ms: now,
-        last_error: None,
-        guarded: post.guard.is_some(),
-    };
-    if let Err(e) = app.registry.outbox().enqueue_async(&entry).await {
-        tracing::error!(error = %e, upload_id = %req.upload_id, "outbox write failed; post-callback not recorded");
-        return Notified::Pending;
-    }
     let job = Job {
-        url: post.url.to_string(),
-        body,
+        url: entry.url.clone(),
+        body: entry.body.clone(),
         webhook_id: entry.event_id.clone(),
         secrets: req.secrets.clone(),
         guard: post.guard.clone(),
@@ -285,6 +391,9 @@ async fn post_callback(app: &App, req: &UploadRequest, stored: &Stored) -> Notif
         }
         None => {
             crate::notify::reschedule(app, &entry, format!("{outcome:?}"));
+            // Before a `201 pending`, the placed mark is made durable too: the entry then no
+            // longer depends on the file's inode (which `overwrite` may replace).
+            let _ = app.registry.flush_async().await;
             Notified::Pending
         }
     }

@@ -2,6 +2,7 @@
 //! post-callback, completion. [`flow`] reads top to bottom like the patent's steps.
 
 pub mod condition;
+pub mod digest;
 pub mod flow;
 pub mod model;
 pub mod reply;

@@ -45,6 +45,8 @@ impl UploadRequest {
 pub struct Stored {
     pub size: u64,
     pub url: String,
+    /// Hex SHA-256 of the body (`checksum = "sha256"`).
+    pub sha256: Option<String>,
 }
 
 /// Whether the post-callback reached the app before the client was answered.

@@ -28,6 +28,8 @@ pub enum FlowError {
     DiskFull,
     /// The file could not be written or placed (500).
     Storage(String),
+    /// The notification could not be recorded in the outbox; nothing was stored (503).
+    Unrecorded(String),
     Internal(String),
 }
 
@@ -64,6 +66,15 @@ pub fn fail(e: FlowError) -> Response {
             tracing::error!(%detail, "storage failure");
             Response::error(500, "storage_failed", "the file could not be stored")
         }
+        FlowError::Unrecorded(detail) => {
+            tracing::error!(%detail, "outbox failure");
+            Response::error(
+                503,
+                "outbox_unavailable",
+                "the upload could not be recorded for its notification; nothing was stored; retry later",
+            )
+            .header("Retry-After", "5")
+        }
         FlowError::Internal(detail) => {
             tracing::error!(%detail, "internal failure");
             Response::error(500, "internal", "internal error")
@@ -78,7 +89,7 @@ pub fn created(req: &UploadRequest, stored: &Stored, notified: Notified) -> Resp
         Notified::Pending => ("pending", serde_json::Value::Null),
         Notified::NoCallback => ("none", serde_json::Value::Null),
     };
-    let body = json!({
+    let mut body = json!({
         "success": "true",
         "filename": req.target.filename(),
         "path": req.target.rel,
@@ -88,5 +99,8 @@ pub fn created(req: &UploadRequest, stored: &Stored, notified: Notified) -> Resp
         "callback": callback,
         "app": app,
     });
+    if let Some(sha256) = &stored.sha256 {
+        body["sha256"] = json!(sha256);
+    }
     Response::json(201, body.to_string()).header("Location", stored.url.clone())
 }
