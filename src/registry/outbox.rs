@@ -147,11 +147,12 @@ impl Outbox {
         Ok(removed)
     }
 
-    /// [`Outbox::delivered`] with the flush done on sled's I/O pool.
-    pub async fn delivered_async(&self, event_id: &str) -> Result<bool, RegistryError> {
-        let removed = self.remove(event_id)?;
-        self.flusher.flush().await?;
-        Ok(removed)
+    /// [`Outbox::delivered`] without waiting for the disk: the removal reaches it with sled's
+    /// next flush (the next upload's record, or `flush_every_ms`). A crash before that sends the
+    /// notification once more after restart (same webhook-id: at least once, de-duplicable),
+    /// which is the only cost; the upload's answer does not wait for a second disk flush.
+    pub fn delivered_lazily(&self, event_id: &str) -> Result<bool, RegistryError> {
+        self.remove(event_id)
     }
 
     /// Records a failed attempt: the new attempt count, when to try next, and why it failed.

@@ -386,7 +386,7 @@ async fn post_callback(app: &App, req: &UploadRequest, note: Option<OutboxEntry>
     );
     match post_delivered(&outcome) {
         Some(answer) => {
-            let _ = app.registry.outbox().delivered_async(&entry.event_id).await;
+            let _ = app.registry.outbox().delivered_lazily(&entry.event_id);
             Notified::Delivered(answer)
         }
         None => {
