@@ -186,6 +186,8 @@ CALLBACK_URL = {
     "app_entry_name": b"cb.example.org\x00http://CB.Example.ORG./x",
     "app_entry_other_port": b"10.1.2.3:9000\x00http://10.1.2.3:9001/cb",
     "trailing_dot": b"http://app.example.com./",
+    # Found by fuzzing: host ".." against entry "." (one trailing dot ignored, so they match).
+    "dot_names": b".\x00\x00\x00https:../........s;.........p://5ht!t",
 }
 
 
