@@ -175,6 +175,23 @@ fn register_app(node: &Node, appid: &str, token: Option<&str>) -> String {
         .to_string()
 }
 
+/// Registers `appid` with the admin token, rotates its secret with the first one and returns
+/// (old secret, new secret).
+fn register_and_rotate(node: &Node, appid: &str) -> (String, String) {
+    let old = register_app(node, appid, Some(ADMIN));
+    let w = curl_form(
+        &node.url(&format!("/upload/register/{appid}")),
+        "rotate_secret=true",
+        &["-H", &bearer(&old)],
+    );
+    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
+    let new = w.json()["secret"]
+        .as_str()
+        .expect("rotation shows the new secret")
+        .to_string();
+    (old, new)
+}
+
 fn assert_error(w: &Wire, status: u16, code: &str) {
     assert_eq!(
         (w.status, w.error_code().as_str()),
@@ -570,17 +587,7 @@ fn app_secret_manages_only_its_own_record() {
 #[test]
 fn rotation_issues_a_new_secret_and_signs_with_both() {
     let node = Node::start(admin_config());
-    let old = register_app(&node, "app1", Some(ADMIN));
-    let w = curl_form(
-        &node.url("/upload/register/app1"),
-        "rotate_secret=true",
-        &["-H", &bearer(&old)],
-    );
-    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
-    let new = w.json()["secret"]
-        .as_str()
-        .expect("rotation shows the new secret")
-        .to_string();
+    let (old, new) = register_and_rotate(&node, "app1");
     assert_ne!(new, old);
     assert_eq!(
         node.registry
@@ -889,14 +896,7 @@ fn an_app_secret_cannot_create_rotate_or_read_other_apps() {
 #[test]
 fn after_rotation_the_old_secret_manages_nothing_but_still_signs() {
     let node = Node::start(admin_config());
-    let old = register_app(&node, "app1", Some(ADMIN));
-    let w = curl_form(
-        &node.url("/upload/register/app1"),
-        "rotate_secret=true",
-        &["-H", &bearer(&old)],
-    );
-    assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
-    let new = w.json()["secret"].as_str().unwrap().to_string();
+    let (old, new) = register_and_rotate(&node, "app1");
     let record = node.registry.get("app1").unwrap().unwrap();
     let old_auth = bearer(&old);
     let url = node.url("/upload/register/app1");

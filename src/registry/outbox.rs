@@ -165,27 +165,31 @@ impl Outbox {
         next_at_ms: u64,
         error: Option<String>,
     ) -> Result<bool, RegistryError> {
-        let key = event_id.as_bytes();
-        let res = (&self.entries, &self.due).transaction(|(entries, due)| {
-            let Some(old) = entries.get(key)? else {
-                return Ok(false);
-            };
-            let mut entry = decode(&old).map_err(ConflictableTransactionError::Abort)?;
-            due.remove(due_key(entry.next_attempt_at_ms, key))?;
+        self.update(event_id, next_at_ms, |entry| {
             entry.attempts = attempts;
-            entry.next_attempt_at_ms = next_at_ms;
             entry.last_error = error.clone();
-            entries.insert(key, encode(&entry))?;
-            due.insert(due_key(next_at_ms, key), &[][..])?;
-            Ok(true)
-        });
-        tx_result(res)
+        })
     }
 
     /// Marks the file of `event_id` as placed (renamed into place) and moves its next attempt
     /// to `next_at_ms`. Not flushed: losing the mark in a crash leaves the inode to decide.
     /// False when the entry is no longer queued.
     pub fn placed(&self, event_id: &str, next_at_ms: u64) -> Result<bool, RegistryError> {
+        self.update(event_id, next_at_ms, |entry| {
+            if let Some(file) = &mut entry.file {
+                file.placed = true;
+            }
+        })
+    }
+
+    /// Changes a queued entry with `change` and moves its next attempt to `next_at_ms`, in one
+    /// transaction over the entry and its place in the due index. False when it is not queued.
+    fn update(
+        &self,
+        event_id: &str,
+        next_at_ms: u64,
+        change: impl Fn(&mut OutboxEntry),
+    ) -> Result<bool, RegistryError> {
         let key = event_id.as_bytes();
         let res = (&self.entries, &self.due).transaction(|(entries, due)| {
             let Some(old) = entries.get(key)? else {
@@ -193,9 +197,7 @@ impl Outbox {
             };
             let mut entry = decode(&old).map_err(ConflictableTransactionError::Abort)?;
             due.remove(due_key(entry.next_attempt_at_ms, key))?;
-            if let Some(file) = &mut entry.file {
-                file.placed = true;
-            }
+            change(&mut entry);
             entry.next_attempt_at_ms = next_at_ms;
             entries.insert(key, encode(&entry))?;
             due.insert(due_key(next_at_ms, key), &[][..])?;
