@@ -14,6 +14,8 @@ use upgate::node::Node;
 
 /// A config for tests: loopback port 0, two runtimes, a throwaway data dir.
 pub fn test_config() -> Config {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_dead_test_dirs);
     let dir = std::env::temp_dir().join(format!(
         "upgate-test-{}-{}",
         std::process::id(),
@@ -25,6 +27,29 @@ pub fn test_config() -> Config {
         threads: 2,
         linger_ms: 500,
         ..Config::default()
+    }
+}
+
+/// Removes the data dirs of earlier test processes that have exited (`upgate-test-<pid>-<n>`
+/// with no `/proc/<pid>`), so repeated runs do not fill the temp dir. Dirs of live processes,
+/// such as other test binaries running in parallel, are left alone.
+fn sweep_dead_test_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("upgate-test-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
