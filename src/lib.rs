@@ -15,6 +15,7 @@ pub mod callback;
 pub mod checks;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod download;

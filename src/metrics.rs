@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A monotonically increasing count.
 pub struct Counter(AtomicU64);
@@ -561,7 +561,7 @@ pub fn render() -> String {
     let age = if oldest == 0 {
         0.0
     } else {
-        now_ms().saturating_sub(oldest) as f64 / 1000.0
+        crate::clock::unix_ms().saturating_sub(oldest) as f64 / 1000.0
     };
     header(
         o,
@@ -680,12 +680,6 @@ fn histogram(o: &mut String, name: &str, l: &[(&str, &str)], h: &Histogram) {
     labels(o, l, None);
     // The count is the +Inf bucket, so the two always agree within one scrape.
     let _ = writeln!(o, " {cumulative}");
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

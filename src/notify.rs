@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::callback::{post_delivered, Job, Outcome};
@@ -42,7 +42,7 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle
                 let due = app
                     .registry
                     .outbox()
-                    .due(now_ms(), BATCH)
+                    .due(crate::clock::unix_ms(), BATCH)
                     .unwrap_or_default();
                 for entry in due {
                     if stop.load(Ordering::Relaxed) {
@@ -77,7 +77,7 @@ fn attempt(app: &App, entry: OutboxEntry) {
     }
     let secrets = app
         .registry
-        .secrets_for_signing(&entry.appid, now_ms() / 1000)
+        .secrets_for_signing(&entry.appid, crate::clock::unix_ms() / 1000)
         .unwrap_or_default();
     let guard = if entry.guarded {
         let hosts = app
@@ -140,7 +140,7 @@ pub fn reschedule(app: &App, entry: &OutboxEntry, error: String) {
     let attempts = entry.attempts + 1;
     let cap = Duration::from_millis(app.config.outbox_retry_max_ms).max(TICK);
     let delay = backoff_jittered_within(attempts, &entry.event_id, cap);
-    let next = now_ms() + delay.as_millis() as u64;
+    let next = crate::clock::unix_ms() + delay.as_millis() as u64;
     let _ = app
         .registry
         .outbox()
@@ -195,7 +195,7 @@ pub struct Reconciled {
 /// now rather than after the first-attempt window. Flushed before returning.
 pub fn reconcile(registry: &Registry, files_root: &Path) -> Result<Reconciled, RegistryError> {
     let outbox = registry.outbox();
-    let now = now_ms();
+    let now = crate::clock::unix_ms();
     let mut done = Reconciled::default();
     // sled iterators tolerate writes: each key is visited once, whatever the loop changes.
     for entry in outbox.entries() {
@@ -231,12 +231,6 @@ pub fn reconcile(registry: &Registry, files_root: &Path) -> Result<Reconciled, R
     }
     outbox.flush()?;
     Ok(done)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -347,7 +341,7 @@ mod tests {
         let root = d.0.join("files");
         let registry = Registry::open(&d.0).unwrap();
         let ob = registry.outbox();
-        let far = now_ms() + 3_600_000;
+        let far = crate::clock::unix_ms() + 3_600_000;
         let ours = stored(&root, "ours.bin", b"ours", false);
         let taken = stored(&root, "taken.bin", b"someone else's", false);
         let kept_placed = stored(&root, "placed.bin", b"placed", true);
@@ -403,7 +397,7 @@ mod tests {
         assert_eq!(left, ["legacy", "placed_retrying", "renamed"]);
         let renamed = ob.get("renamed").unwrap().unwrap();
         assert!(renamed.file.as_ref().unwrap().placed);
-        assert!(renamed.next_attempt_at_ms <= now_ms());
+        assert!(renamed.next_attempt_at_ms <= crate::clock::unix_ms());
         assert_eq!(renamed.body, entries[1].body);
         assert_eq!(
             ob.get("placed_retrying")
@@ -414,7 +408,7 @@ mod tests {
             "a retried entry keeps its backoff"
         );
         let due: Vec<String> = ob
-            .due(now_ms(), 10)
+            .due(crate::clock::unix_ms(), 10)
             .unwrap()
             .into_iter()
             .map(|e| e.event_id)

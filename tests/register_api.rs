@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::*;
@@ -202,13 +201,6 @@ fn assert_error(w: &Wire, status: u16, code: &str) {
     assert_eq!(w.json()["success"], "false");
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[test]
 fn form_registration_shows_the_secret_once() {
     let node = Node::start(test_config());
@@ -304,7 +296,7 @@ fn json_registration_and_get_without_secrets() {
     );
     assert_eq!(v["max_body_bytes"], 1048576);
     let created = v["created_at"].as_u64().unwrap();
-    assert!(created.abs_diff(now_secs()) < 60);
+    assert!(created.abs_diff(upgate::clock::unix_secs()) < 60);
     assert_eq!(v["updated_at"], created);
 
     // HEAD gives the same status without a body; an unknown app is 404.
@@ -591,13 +583,16 @@ fn rotation_issues_a_new_secret_and_signs_with_both() {
     assert_ne!(new, old);
     assert_eq!(
         node.registry
-            .secrets_for_signing("app1", now_secs())
+            .secrets_for_signing("app1", upgate::clock::unix_secs())
             .unwrap(),
         vec![new.clone(), old.clone()]
     );
     let rec = node.registry.get("app1").unwrap().unwrap();
     let expires = rec.previous_secret_expires.unwrap();
-    assert!(expires.abs_diff(now_secs() + 86_400) < 60, "{expires}");
+    assert!(
+        expires.abs_diff(upgate::clock::unix_secs() + 86_400) < 60,
+        "{expires}"
+    );
 
     // Only the current secret manages the record.
     assert_error(
@@ -621,7 +616,7 @@ fn rotation_issues_a_new_secret_and_signs_with_both() {
     let newer = w.json()["secret"].as_str().unwrap().to_string();
     assert_eq!(
         node.registry
-            .secrets_for_signing("app1", now_secs())
+            .secrets_for_signing("app1", upgate::clock::unix_secs())
             .unwrap(),
         vec![newer, new]
     );
@@ -935,13 +930,13 @@ fn after_rotation_the_old_secret_manages_nothing_but_still_signs() {
     // Signing: both, the new one first, until the overlap ends.
     assert_eq!(
         node.registry
-            .secrets_for_signing("app1", now_secs())
+            .secrets_for_signing("app1", upgate::clock::unix_secs())
             .unwrap(),
         vec![new.clone(), old.clone()]
     );
     assert_eq!(
         node.registry
-            .secrets_for_signing("app1", now_secs() + 86_400 + 120)
+            .secrets_for_signing("app1", upgate::clock::unix_secs() + 86_400 + 120)
             .unwrap(),
         vec![new.clone()],
         "the old secret still signs after the overlap"
@@ -968,7 +963,7 @@ fn the_demo_app_verifies_signatures_and_refuses_tampered_callbacks() {
     let app = DemoApp::start(cfg).expect("demo app starts");
     let addr = app.local_addr();
     let body = r#"{"appid":"demo","filename":"a.txt","path":"a.txt","size":3,"content_type":"text/plain","upload_id":"u1","client_ip":"127.0.0.1"}"#;
-    let ts = now_secs();
+    let ts = upgate::clock::unix_secs();
     let post = |id: &str, ts: u64, signature: &str, body: &str| {
         let head = format!(
             "POST /pre HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n\

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::page;
-use super::state::{now_secs, State};
+use super::state::State;
 use crate::callback::{sign::DEFAULT_TOLERANCE_SECS, verify, FirstInfo, SecondInfo};
 use crate::http::{Method, Response, ResponseBody};
 use crate::server::{Exchange, Handler};
@@ -133,7 +133,7 @@ impl DemoHandler {
             &ts,
             &sig,
             &body,
-            now_secs(),
+            crate::clock::unix_secs(),
             DEFAULT_TOLERANCE_SECS,
         ) {
             tracing::warn!(callback = which, peer = %ex.peer(), webhook_id = %id, error = %e,

@@ -2,7 +2,6 @@
 //! it about (post-upload callbacks), de-duplicated by upload id. Shared by its io_uring threads.
 
 use std::sync::{Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -70,7 +69,7 @@ impl State {
         uploads.push(Upload {
             info,
             webhook_id,
-            received_at: now_secs(),
+            received_at: crate::clock::unix_secs(),
             deliveries: 1,
         });
         true
@@ -83,12 +82,6 @@ impl State {
             .map(|u| u.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
     }
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

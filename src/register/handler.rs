@@ -11,8 +11,6 @@
 //! type, declared size; only then is the body read (and `100 Continue` sent). Every write is
 //! flushed to disk before the answer.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 
 use super::auth::{self, Credentials, Denied, Principal};
@@ -128,12 +126,16 @@ async fn register(
         Err(e) => return Response::error(400, e.code(), &e.message()),
     };
     let result = match &principal {
-        Principal::Operator => registry.register_async(&reg, now_secs()).await,
+        Principal::Operator => {
+            registry
+                .register_async(&reg, crate::clock::unix_secs())
+                .await
+        }
         Principal::App(appid) => {
             if let Err(resp) = app_may_change(appid, current.as_ref(), &reg) {
                 return resp;
             }
-            registry.update_async(&reg, now_secs()).await
+            registry.update_async(&reg, crate::clock::unix_secs()).await
         }
     };
     match result {
@@ -358,10 +360,4 @@ fn json(status: u16, value: &impl Serialize) -> Response {
         status,
         serde_json::to_vec(value).expect("an answer serialises"),
     )
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -169,7 +169,7 @@ pub fn check(
         .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
     Ok(UploadRequest {
         secrets: app
-            .map(|a| a.secrets_for_signing(now_secs()))
+            .map(|a| a.secrets_for_signing(crate::clock::unix_secs()))
             .unwrap_or_default(),
         target,
         size,
@@ -180,10 +180,4 @@ pub fn check(
         pre,
         post,
     })
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -14,7 +14,7 @@
 //! Each step's duration goes to the access log ([`Timings`]); callbacks, sizes and body bytes
 //! to [`metrics`].
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::callback::{
@@ -266,10 +266,10 @@ async fn commit(
         });
     }
     if let Some(note) = &note {
-        let _ = app
-            .registry
-            .outbox()
-            .placed(&note.event_id, now_ms() + first_try_window(app));
+        let _ = app.registry.outbox().placed(
+            &note.event_id,
+            crate::clock::unix_ms() + first_try_window(app),
+        );
     }
     metrics::upload_stored(stored.size);
     Ok((stored, note))
@@ -305,7 +305,7 @@ async fn record(
         url: stored.url.clone(),
         sha256: stored.sha256.clone(),
     };
-    let now = now_ms();
+    let now = crate::clock::unix_ms();
     let entry = OutboxEntry {
         event_id: req.post_event_id(),
         appid: req.target.appid.clone(),
@@ -344,7 +344,10 @@ async fn withdraw(app: &App, note: &OutboxEntry, dest: &std::path::Path) {
     let outbox = app.registry.outbox();
     let kept = if ours {
         tracing::error!(event_id = %note.event_id, "file visible but its commit failed; notification kept");
-        outbox.placed(&note.event_id, now_ms() + first_try_window(app))
+        outbox.placed(
+            &note.event_id,
+            crate::clock::unix_ms() + first_try_window(app),
+        )
     } else {
         outbox.discard(&note.event_id)
     };
@@ -399,12 +402,6 @@ async fn post_callback(app: &App, req: &UploadRequest, note: Option<OutboxEntry>
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// 128 random bits, hex.
 fn new_upload_id() -> String {
     let mut b = [0u8; 16];
@@ -412,7 +409,7 @@ fn new_upload_id() -> String {
         // Fall back to time and a counter: unique within this process.
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        b[..8].copy_from_slice(&now_ms().to_be_bytes());
+        b[..8].copy_from_slice(&crate::clock::unix_ms().to_be_bytes());
         b[8..].copy_from_slice(&n.to_be_bytes());
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
