@@ -469,20 +469,15 @@ pub fn render() -> String {
         "Bytes written to client connections.",
         m.sent_bytes.get(),
     );
-    header(
+    labeled_counter(
         o,
         "upgate_body_bytes_total",
-        "counter",
         "Upload body bytes written to files, by path: splice (zero-copy), fixed (registered buffers) or buffered.",
+        "path",
+        BodyPath::ALL
+            .iter()
+            .map(|p| (p.as_str(), m.body_bytes[*p as usize].get())),
     );
-    for p in BodyPath::ALL {
-        line(
-            o,
-            "upgate_body_bytes_total",
-            &[("path", p.as_str())],
-            m.body_bytes[*p as usize].get(),
-        );
-    }
 
     counter(
         o,
@@ -518,20 +513,15 @@ pub fn render() -> String {
             );
         }
     }
-    header(
+    labeled_counter(
         o,
         "upgate_callback_rejections_total",
-        "counter",
         "Callbacks not queued because the callback queue was full.",
+        "callback",
+        CallbackKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.callback_rejections[*k as usize].get())),
     );
-    for k in CallbackKind::ALL {
-        line(
-            o,
-            "upgate_callback_rejections_total",
-            &[("callback", k.as_str())],
-            m.callback_rejections[*k as usize].get(),
-        );
-    }
     gauge(
         o,
         "upgate_callback_queue_depth",
@@ -595,20 +585,15 @@ pub fn render() -> String {
         "Failed accepts (EMFILE, ENFILE, ENOMEM, aborted connections); each pauses accepting.",
         m.accept_errors.get(),
     );
-    header(
+    labeled_counter(
         o,
         "upgate_timeouts_total",
-        "counter",
         "Timers that expired, by kind: header, body, keepalive, write.",
+        "kind",
+        TimeoutKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.timeouts[*k as usize].get())),
     );
-    for k in TimeoutKind::ALL {
-        line(
-            o,
-            "upgate_timeouts_total",
-            &[("kind", k.as_str())],
-            m.timeouts[*k as usize].get(),
-        );
-    }
     counter(
         o,
         "upgate_log_lines_dropped_total",
@@ -625,6 +610,20 @@ fn header(o: &mut String, name: &str, kind: &str, help: &str) {
 fn counter(o: &mut String, name: &str, help: &str, v: u64) {
     header(o, name, "counter", help);
     let _ = writeln!(o, "{name} {v}");
+}
+
+/// A counter family with one label: a line per (label value, count).
+fn labeled_counter<'a>(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (&'a str, u64)>,
+) {
+    header(o, name, "counter", help);
+    for (value, v) in values {
+        line(o, name, &[(label, value)], v);
+    }
 }
 
 fn gauge(o: &mut String, name: &str, help: &str, v: i64) {
