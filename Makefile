@@ -14,13 +14,13 @@ run:
 
 ## Every test: unit, end-to-end over loopback, property tests, the fuzz seed replay.
 test: layering
-	$(CARGO) test --all-features -- --test-threads=4
+	$(CARGO) test --workspace --all-features -- --test-threads=4
 	$(MAKE) browser-check
 
 ## Formatting and clippy with warnings denied.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -47,11 +47,13 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-## The protocol layer is sans-IO: no runtime, sockets, files, threads or clocks in src/http.
+## The protocol crate is sans-IO: its only dependencies are bytes, httparse, memchr and smallvec
+## (the compiler enforces the rest); this checks that list, and that the driver imports no handler.
 layering:
-	@! grep -rnE 'tokio|std::net|std::fs|std::thread|Instant|SystemTime|async fn|\.await' src/http \
-		--include='*.rs' | grep -v '^\S*:[0-9]*:\s*//' \
-		|| (echo 'src/http must stay sans-IO (see docs/architecture.md)'; exit 1)
+	@deps=$$($(CARGO) tree -p upgate-http -e normal --depth 1 --prefix none | tail -n +2 | cut -d' ' -f1 | sort | tr '\n' ' '); \
+		[ "$$deps" = "bytes httparse memchr smallvec " ] || { echo "upgate-http depends on: $$deps"; exit 1; }
+	@! grep -nE 'crate::(routes|upload|download|register|health|node|app)\b' src/server/*.rs \
+		|| (echo 'src/server (the driver) must not import handlers (see docs/architecture.md)'; exit 1)
 
 ## The whole system on loopback, step by step: node, demo app, two uploads, a veto, the
 ## notifications, downloads compared by SHA-256; stops everything it started.

@@ -33,28 +33,15 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl App {
-    /// Opens the registry, reconciles its outbox with the stored files (dropping notifications
-    /// whose file a crash kept from appearing), opens the store (removing temporary files a
-    /// crash left behind) and starts the callback pool. Nothing is sent or accepted yet.
+    /// Opens the registry, opens the store (removing temporary files a crash left behind) and
+    /// starts the callback pool. Nothing is sent or accepted yet; the node's composition root
+    /// (`crate::node`) reconciles the outbox with the stored files before it starts anything.
     pub fn open(config: Config) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError(format!("data_dir {}: {e}", config.data_dir.display())))?;
         let registry =
             Registry::open(&config.data_dir).map_err(|e| StartError(format!("registry: {e}")))?;
-        // The store's layout: committed files under `data_dir/files` (`storage::Store`).
-        let files_root = config.data_dir.join("files");
-        let reconciled = crate::notify::reconcile(&registry, &files_root)
-            .map_err(|e| StartError(format!("outbox: {e}")))?;
-        if reconciled != Default::default() {
-            tracing::info!(
-                kept = reconciled.kept,
-                dropped = reconciled.dropped,
-                due_now = reconciled.due_now,
-                "outbox reconciled with the stored files"
-            );
-        }
         let store = Store::open(&config.data_dir).map_err(|e| StartError(format!("store: {e}")))?;
-        debug_assert_eq!(store.files_root(), files_root);
         let policy = CallbackPolicy::try_new(&config.callback_allow)
             .map_err(|e| StartError(format!("callback_allow: {e}")))?;
         let pool = CallbackPool::try_new(

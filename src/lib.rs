@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod callback;
+#[cfg(any(test, feature = "check"))]
 pub mod checks;
 pub mod cli;
 pub mod client;
@@ -19,8 +20,10 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod download;
+pub mod error;
 pub mod health;
-pub mod http;
+/// The protocol crate, under the name the node has always used for it.
+pub use upgate_http as http;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
@@ -28,6 +31,7 @@ pub mod node;
 pub mod notify;
 pub mod register;
 pub mod registry;
+pub mod routes;
 pub mod server;
 pub mod storage;
 pub mod upload;

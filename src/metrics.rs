@@ -6,6 +6,7 @@
 //! Instrumentation is one call per event ([`request_done`], [`timeout`], [`callback_done`], …);
 //! the reference of every series is in `docs/operations.md`.
 
+use crate::error::Blame;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -267,6 +268,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     pub accept_errors: Counter,
     pub timeouts: [Counter; TimeoutKind::COUNT],
+    /// Error responses by whose fault they were (`crate::error::Blame`).
+    pub errors: [Counter; Blame::COUNT],
     pub log_lines_dropped: Counter,
 }
 
@@ -296,6 +299,7 @@ impl Metrics {
             connections_refused: Counter::new(),
             accept_errors: Counter::new(),
             timeouts: [const { Counter::new() }; TimeoutKind::COUNT],
+            errors: [const { Counter::new() }; Blame::COUNT],
             log_lines_dropped: Counter::new(),
         }
     }
@@ -333,6 +337,11 @@ pub fn fixed_buffer_wait() {
 }
 
 /// A timer expired.
+/// An error response was sent; `blame` says whose fault it was.
+pub fn error_blamed(blame: Blame) {
+    METRICS.errors[blame.index()].inc();
+}
+
 pub fn timeout(kind: TimeoutKind) {
     METRICS.timeouts[kind as usize].inc();
 }
@@ -593,6 +602,15 @@ pub fn render() -> String {
         TimeoutKind::ALL
             .iter()
             .map(|k| (k.as_str(), m.timeouts[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
+        "upgate_errors_total",
+        "Error responses by whose fault they were: client, app (its callback), storage, internal.",
+        "blame",
+        Blame::ALL
+            .iter()
+            .map(|b| (b.as_str(), m.errors[b.index()].get())),
     );
     counter(
         o,

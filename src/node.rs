@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 
 use crate::app::{App, StartError};
 use crate::config::Config;
-use crate::server::{self, Router, ServerHandle};
+use crate::routes::Router;
+use crate::server::{self, ServerHandle};
 
 /// A running node.
 pub struct Node {
@@ -22,6 +23,18 @@ impl Node {
     /// Opens the registry and store, binds the listeners and starts every thread.
     pub fn start(config: Config) -> Result<Node, StartError> {
         let app = App::open(config.clone())?;
+        // Before anything is sent or accepted: drop the notifications whose file a crash kept
+        // from appearing, and make interrupted first attempts due now.
+        let reconciled = crate::notify::reconcile(&app.registry, app.store.files_root())
+            .map_err(|e| StartError(format!("outbox: {e}")))?;
+        if reconciled != Default::default() {
+            tracing::info!(
+                kept = reconciled.kept,
+                dropped = reconciled.dropped,
+                due_now = reconciled.due_now,
+                "outbox reconciled with the stored files"
+            );
+        }
         let router_app = app.clone();
         let server = server::start(config, move || Router::new(router_app.clone()))
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", app.config.listen)))?;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use upgate::config::Config;
 use upgate::http::Response;
-use upgate::server::{self, Exchange, Handler, Router, ServerHandle};
+use upgate::routes::Router;
+use upgate::server::{self, Exchange, Handler, ServerHandle};
 
 /// How long a node may take to close after a response that ends the connection.
 const CLOSE_WITHIN: Duration = Duration::from_secs(3);
@@ -334,14 +335,14 @@ impl Handler for EchoBody {
             return self.0.handle(ex).await;
         }
         if let Err(e) = ex.accept_body().await {
-            return e.response();
+            return upgate::error::render(&e);
         }
         let mut n = 0;
         loop {
             match ex.next_chunk().await {
                 Ok(Some(bytes)) => n += bytes.len(),
                 Ok(None) => return Response::json(200, format!("{{\"bytes\":{n}}}")),
-                Err(e) => return e.response(),
+                Err(e) => return upgate::error::render(&e),
             }
         }
     }

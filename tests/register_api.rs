@@ -29,7 +29,7 @@ impl Handler for TestRouter {
         if ex.head().path_only().starts_with(b"/upload/register") {
             upgate::register::handler::handle(ex, &self.registry).await
         } else {
-            Response::error(404, "not_found", "no such route")
+            upgate::error::respond(ex.access(), &upgate::error::RouteError::NotFound)
         }
     }
 }

@@ -173,10 +173,10 @@ impl Handler for Decider {
     async fn handle(&self, ex: &mut Exchange<'_>) -> Response {
         tokio::time::sleep(Duration::from_millis(300)).await;
         if ex.head().value("x-decide") != Some(b"accept") {
-            return Response::error(403, "vetoed", "no");
+            return Response::json(403, upgate::error::error_body("vetoed", "no"));
         }
         if let Err(e) = ex.accept_body().await {
-            return e.response();
+            return upgate::error::render(&e);
         }
         let mut total = 0usize;
         let mut sum = 0u64;
@@ -187,7 +187,7 @@ impl Handler for Decider {
                     sum += b.iter().map(|&x| x as u64).sum::<u64>();
                 }
                 Ok(None) => break,
-                Err(e) => return e.response(),
+                Err(e) => return upgate::error::render(&e),
             }
         }
         Response::json(200, format!(r#"{{"bytes":{total},"sum":{sum}}}"#))

@@ -24,25 +24,6 @@ pub enum Veto {
     BadGateway { detail: String },
 }
 
-impl Veto {
-    pub fn status(&self) -> u16 {
-        match self {
-            Veto::Denied { .. } | Veto::NotAllowed { .. } => 403,
-            Veto::Timeout => 504,
-            Veto::BadGateway { .. } => 502,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Veto::Denied { .. } => "vetoed",
-            Veto::NotAllowed { .. } => "callback_not_allowed",
-            Veto::Timeout => "callback_timeout",
-            Veto::BadGateway { .. } => "callback_failed",
-        }
-    }
-}
-
 impl std::fmt::Display for Veto {
     /// The human message of the error body.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

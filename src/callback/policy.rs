@@ -41,18 +41,6 @@ pub enum PolicyError {
     Restricted { ip: IpAddr },
 }
 
-impl PolicyError {
-    /// The HTTP status for the client: always 403.
-    pub fn status(&self) -> u16 {
-        403
-    }
-
-    /// The error code of the JSON error body: always `callback_not_allowed`.
-    pub fn code(&self) -> &'static str {
-        "callback_not_allowed"
-    }
-}
-
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

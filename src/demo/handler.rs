@@ -57,7 +57,7 @@ impl Handler for DemoHandler {
             }
             (b"/pre" | b"/post", _) => not_allowed("POST"),
             (b"/" | b"/uploads.json" | b"/healthz", _) => not_allowed("GET, HEAD"),
-            _ => Response::error(404, "not_found", "no such route"),
+            _ => error(404, "not_found", "no such route"),
         }
     }
 }
@@ -167,9 +167,9 @@ async fn read_body(ex: &mut Exchange<'_>) -> Result<Bytes, Response> {
     {
         return Err(too_large());
     }
-    ex.accept_body().await.map_err(|e| e.response())?;
+    ex.accept_body().await.map_err(|e| body_error(&e))?;
     let mut body = BytesMut::new();
-    while let Some(chunk) = ex.next_chunk().await.map_err(|e| e.response())? {
+    while let Some(chunk) = ex.next_chunk().await.map_err(|e| body_error(&e))? {
         if body.len() + chunk.len() > MAX_CALLBACK_BODY {
             return Err(too_large());
         }
@@ -208,5 +208,14 @@ fn with_body(status: u16, content_type: &str, body: String) -> Response {
 }
 
 fn not_allowed(allow: &'static str) -> Response {
-    Response::error(405, "method_not_allowed", "method not allowed here").header("Allow", allow)
+    error(405, "method_not_allowed", "method not allowed here").header("Allow", allow)
+}
+
+/// The contract's error body, as the node writes it.
+fn error(status: u16, code: &str, message: &str) -> Response {
+    Response::json(status, crate::error::error_body(code, message))
+}
+
+fn body_error(e: &crate::server::BodyError) -> Response {
+    crate::error::render(e)
 }

@@ -12,24 +12,54 @@ use crate::storage::{mime, path, Store};
 
 use range::RangeDecision;
 
+/// Why a download has no file to send (statuses in `crate::error::status`).
+#[derive(Debug)]
+pub enum DownloadError {
+    BadPath(path::PathError),
+    NotFound,
+    /// The range lies outside the file (416, with `Content-Range: bytes */size`).
+    RangeNotSatisfiable {
+        size: u64,
+        validators: Validators,
+    },
+}
+
+impl std::fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownloadError::BadPath(e) => write!(f, "{e}"),
+            DownloadError::NotFound => f.write_str("no such file"),
+            DownloadError::RangeNotSatisfiable { .. } => {
+                f.write_str("the range is outside the file")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DownloadError {}
+
 /// Answers a download request.
 pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
-    let target = match path::parse(ex.head().path_only()) {
-        Ok(t) => t,
-        Err(e) => return Response::error(400, "bad_path", &e.to_string()),
-    };
+    match serve(ex, store).await {
+        Ok(resp) => resp,
+        Err(e) => crate::error::respond(ex.access(), &e),
+    }
+}
+
+async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, DownloadError> {
+    let target = path::parse(ex.head().path_only()).map_err(DownloadError::BadPath)?;
     let file_path = store.final_path(&target);
     let file = match tokio_uring::fs::File::open(&file_path).await {
         Ok(f) => f,
-        Err(_) => return not_found(),
+        Err(_) => return Err(DownloadError::NotFound),
     };
     let stat = match file.statx().await {
         Ok(s) => s,
-        Err(_) => return not_found(),
+        Err(_) => return Err(DownloadError::NotFound),
     };
     if u32::from(stat.stx_mode) & libc::S_IFMT != libc::S_IFREG {
         let _ = file.close().await;
-        return not_found();
+        return Err(DownloadError::NotFound);
     }
     let size = stat.stx_size;
     let mtime = UNIX_EPOCH + Duration::new(stat.stx_mtime.tv_sec as u64, stat.stx_mtime.tv_nsec);
@@ -37,7 +67,7 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
     let head = ex.head();
     if validators.not_modified(head.value("if-none-match"), head.value("if-modified-since")) {
         let _ = file.close().await;
-        return validators.apply(Response::new(304));
+        return Ok(validators.apply(Response::new(304)));
     }
     let content_type = mime::content_type(target.filename());
     // A range applies to GET only, and only while `If-Range` still names this version.
@@ -55,13 +85,7 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
         RangeDecision::Partial { start, end } => (206, start, end - start + 1),
         RangeDecision::Unsatisfiable => {
             let _ = file.close().await;
-            return validators
-                .apply(Response::error(
-                    416,
-                    "range_not_satisfiable",
-                    "the range is outside the file",
-                ))
-                .header("Content-Range", format!("bytes */{size}"));
+            return Err(DownloadError::RangeNotSatisfiable { size, validators });
         }
     };
     let mut resp = validators
@@ -74,14 +98,11 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
     }
     resp.body = ResponseBody::Sized(len);
     ex.attach_file(file, offset, len);
-    resp
-}
-
-fn not_found() -> Response {
-    Response::error(404, "not_found", "no such file")
+    Ok(resp)
 }
 
 /// `ETag` and `Last-Modified` of one file version.
+#[derive(Debug)]
 pub struct Validators {
     etag: String,
     last_modified: String,
@@ -135,9 +156,19 @@ impl Validators {
         }
     }
 
-    pub fn apply(&self, resp: Response) -> Response {
-        resp.header("ETag", self.etag.clone())
-            .header("Last-Modified", self.last_modified.clone())
+    pub fn apply(&self, mut resp: Response) -> Response {
+        for (name, value) in self.headers() {
+            resp = resp.header(name, value);
+        }
+        resp
+    }
+
+    /// The validator fields of a response about this version.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ETag", self.etag.clone()),
+            ("Last-Modified", self.last_modified.clone()),
+        ]
     }
 
     pub fn etag(&self) -> &str {

@@ -15,26 +15,80 @@ use serde::Serialize;
 
 use super::auth::{self, Credentials, Denied, Principal};
 use super::request::{self, BodyKind};
+use crate::error::RouteError;
 use crate::http::{Method, RequestHead, Response};
 use crate::registry::{valid_appid, AppRecord, Change, Registered, Registry, RegistryError};
-use crate::server::Exchange;
+use crate::server::{BodyError, Exchange};
 
 /// The path every route of this API starts with.
 pub const PREFIX: &str = "/upload/register";
 /// Largest registration body; beyond it 413 `body_too_large`.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Why a registration request was refused (statuses in `crate::error::status`).
+#[derive(Debug)]
+pub enum RegisterError {
+    /// No such route under the prefix, or not for this method.
+    Route(RouteError),
+    /// The appid in the path or header is invalid, repeated or contradicts the other.
+    BadAppid(&'static str),
+    /// The body is not a valid registration.
+    BadRequest(request::RequestError),
+    Unauthorized(&'static str),
+    Forbidden(&'static str),
+    /// An app named loopback, link-local or private callback addresses.
+    CallbackNotAllowed,
+    UnsupportedMediaType,
+    /// Over [`MAX_BODY`].
+    TooLarge,
+    Body(BodyError),
+    Registry(RegistryError),
+}
+
+impl std::fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegisterError::Route(e) => write!(f, "{e}"),
+            RegisterError::BadAppid(why)
+            | RegisterError::Unauthorized(why)
+            | RegisterError::Forbidden(why) => f.write_str(why),
+            RegisterError::BadRequest(e) => f.write_str(&e.message()),
+            RegisterError::CallbackNotAllowed => f.write_str(
+                "an app may not name loopback, link-local or private addresses; ask the operator",
+            ),
+            RegisterError::UnsupportedMediaType => {
+                f.write_str("send application/x-www-form-urlencoded or application/json")
+            }
+            RegisterError::TooLarge => f.write_str("a registration body is at most 64 KiB"),
+            RegisterError::Body(e) => write!(f, "{e}"),
+            RegisterError::Registry(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RegisterError {}
+
+impl From<RegistryError> for RegisterError {
+    fn from(e: RegistryError) -> Self {
+        RegisterError::Registry(e)
+    }
+}
+
+impl From<BodyError> for RegisterError {
+    fn from(e: BodyError) -> Self {
+        RegisterError::Body(e)
+    }
+}
+
 /// Serves one request whose path starts with [`PREFIX`].
 pub async fn handle(ex: &mut Exchange<'_>, registry: &Registry) -> Response {
-    let route = match Route::of(ex.head()) {
-        Ok(route) => route,
-        Err(resp) => return resp,
+    let answered = match Route::of(ex.head()) {
+        Ok(Route::Register(path_appid)) => register(ex, registry, path_appid).await,
+        Ok(Route::Show(appid)) => show(ex, registry, &appid),
+        Ok(Route::Delete(appid)) => delete(ex, registry, &appid).await,
+        Err(e) => Err(e),
     };
-    match route {
-        Route::Register(path_appid) => register(ex, registry, path_appid).await,
-        Route::Show(appid) => show(ex, registry, &appid),
-        Route::Delete(appid) => delete(ex, registry, &appid).await,
-    }
+    answered.unwrap_or_else(|e| crate::error::respond(ex.access(), &e))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -45,8 +99,8 @@ enum Route {
 }
 
 impl Route {
-    fn of(head: &RequestHead) -> Result<Route, Response> {
-        let not_found = || Response::error(404, "not_found", "no such route");
+    fn of(head: &RequestHead) -> Result<Route, RegisterError> {
+        let not_found = || RegisterError::Route(RouteError::NotFound);
         let rest = head
             .path_only()
             .strip_prefix(PREFIX.as_bytes())
@@ -59,24 +113,24 @@ impl Route {
         let Some(segment) = segment else {
             return match head.method() {
                 Method::Post => Ok(Route::Register(None)),
-                _ => {
-                    Err(Response::error(405, "method_not_allowed", "use POST")
-                        .header("Allow", "POST"))
-                }
+                _ => Err(RegisterError::Route(RouteError::MethodNotAllowed {
+                    allow: "POST",
+                    hint: "use POST",
+                })),
             };
         };
         let appid = match std::str::from_utf8(segment) {
             Ok(a) if valid_appid(a) => a.to_string(),
-            _ => return Err(error(&RegistryError::BadAppid)),
+            _ => return Err(RegistryError::BadAppid.into()),
         };
         match head.method() {
             Method::Get | Method::Head => Ok(Route::Show(appid)),
             Method::Delete => Ok(Route::Delete(appid)),
             Method::Post => Ok(Route::Register(Some(appid))),
-            _ => Err(
-                Response::error(405, "method_not_allowed", "use GET, HEAD, POST or DELETE")
-                    .header("Allow", "GET, HEAD, POST, DELETE"),
-            ),
+            _ => Err(RegisterError::Route(RouteError::MethodNotAllowed {
+                allow: "GET, HEAD, POST, DELETE",
+                hint: "use GET, HEAD, POST or DELETE",
+            })),
         }
     }
 }
@@ -86,45 +140,25 @@ async fn register(
     ex: &mut Exchange<'_>,
     registry: &Registry,
     path_appid: Option<String>,
-) -> Response {
-    let head_appid = match head_appid(ex.head(), path_appid) {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let (principal, current) = match authenticate(ex, registry, head_appid.as_deref()) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    let kind = match ex
+) -> Result<Response, RegisterError> {
+    let head_appid = head_appid(ex.head(), path_appid)?;
+    let (principal, current) = authenticate(ex, registry, head_appid.as_deref())?;
+    let kind = ex
         .head()
         .value("content-type")
         .and_then(BodyKind::from_content_type)
-    {
-        Some(kind) => kind,
-        None => {
-            return Response::error(
-                415,
-                "unsupported_media_type",
-                "send application/x-www-form-urlencoded or application/json",
-            )
-        }
-    };
+        .ok_or(RegisterError::UnsupportedMediaType)?;
     if ex
         .head()
         .info()
         .content_length()
         .is_some_and(|n| n > MAX_BODY as u64)
     {
-        return too_large();
+        return Err(RegisterError::TooLarge);
     }
-    let body = match read_body(ex).await {
-        Ok(body) => body,
-        Err(resp) => return resp,
-    };
-    let reg = match request::parse(kind, &body, head_appid.as_deref()) {
-        Ok(reg) => reg,
-        Err(e) => return Response::error(400, e.code(), &e.message()),
-    };
+    let body = read_body(ex).await?;
+    let reg =
+        request::parse(kind, &body, head_appid.as_deref()).map_err(RegisterError::BadRequest)?;
     let result = match &principal {
         Principal::Operator => {
             registry
@@ -132,36 +166,30 @@ async fn register(
                 .await
         }
         Principal::App(appid) => {
-            if let Err(resp) = app_may_change(appid, current.as_ref(), &reg) {
-                return resp;
-            }
+            app_may_change(appid, current.as_ref(), &reg)?;
             registry.update_async(&reg, crate::clock::unix_secs()).await
         }
     };
-    match result {
-        Ok(done) => registered(&principal, &done),
-        Err(e) => error(&e),
-    }
+    Ok(registered(&principal, &result?))
 }
 
 /// The appid the request names before its body: the path's, or an `appid` header (which lets an
 /// app authenticate with its own secret on `POST /upload/register`).
-fn head_appid(head: &RequestHead, path_appid: Option<String>) -> Result<Option<String>, Response> {
+fn head_appid(
+    head: &RequestHead,
+    path_appid: Option<String>,
+) -> Result<Option<String>, RegisterError> {
     let mut values = head.values("appid");
     let header = match (values.next(), values.next()) {
         (None, _) => None,
         (Some(v), None) => match std::str::from_utf8(v) {
             Ok(a) if valid_appid(a.trim()) => Some(a.trim().to_string()),
-            _ => return Err(error(&RegistryError::BadAppid)),
+            _ => return Err(RegistryError::BadAppid.into()),
         },
-        (Some(_), Some(_)) => {
-            return Err(Response::error(400, "bad_appid", "repeated appid header"))
-        }
+        (Some(_), Some(_)) => return Err(RegisterError::BadAppid("repeated appid header")),
     };
     match (path_appid, header) {
-        (Some(p), Some(h)) if p != h => Err(Response::error(
-            400,
-            "bad_appid",
+        (Some(p), Some(h)) if p != h => Err(RegisterError::BadAppid(
             "the appid header differs from the appid in the path",
         )),
         (Some(p), _) => Ok(Some(p)),
@@ -175,9 +203,11 @@ fn app_may_change(
     appid: &str,
     current: Option<&AppRecord>,
     reg: &crate::registry::Registration,
-) -> Result<(), Response> {
+) -> Result<(), RegisterError> {
     if reg.appid != appid {
-        return Err(unauthorized("an app secret manages only its own record"));
+        return Err(RegisterError::Unauthorized(
+            "an app secret manages only its own record",
+        ));
     }
     let limit_now = current.and_then(|r| r.max_body_bytes);
     let limit_changes = match reg.max_body_bytes {
@@ -186,9 +216,7 @@ fn app_may_change(
         Change::Set(n) => limit_now != Some(n),
     };
     if limit_changes {
-        return Err(Response::error(
-            403,
-            "forbidden",
+        return Err(RegisterError::Forbidden(
             "max_body_bytes can be changed with the admin token only",
         ));
     }
@@ -198,11 +226,7 @@ fn app_may_change(
         .any(|c| matches!(c, Change::Set(u) if request::names_internal_host(u)));
     let internal_host = matches!(&reg.callback_hosts, Change::Set(hosts) if hosts.iter().any(|h| request::names_internal_host(h)));
     if internal_url || internal_host {
-        return Err(Response::error(
-            403,
-            "callback_not_allowed",
-            "an app may not name loopback, link-local or private addresses; ask the operator",
-        ));
+        return Err(RegisterError::CallbackNotAllowed);
     }
     Ok(())
 }
@@ -232,11 +256,10 @@ fn registered(by: &Principal, done: &Registered) -> Response {
 }
 
 /// `GET`/`HEAD /upload/register/{appid}`.
-fn show(ex: &Exchange<'_>, registry: &Registry, appid: &str) -> Response {
-    match authenticate(ex, registry, Some(appid)) {
-        Ok((_, Some(record))) => json(200, &AppView::of(&record)),
-        Ok((_, None)) => error(&RegistryError::UnknownAppid),
-        Err(resp) => resp,
+fn show(ex: &Exchange<'_>, registry: &Registry, appid: &str) -> Result<Response, RegisterError> {
+    match authenticate(ex, registry, Some(appid))? {
+        (_, Some(record)) => Ok(json(200, &AppView::of(&record))),
+        (_, None) => Err(RegistryError::UnknownAppid.into()),
     }
 }
 
@@ -267,26 +290,28 @@ impl<'a> AppView<'a> {
 }
 
 /// `DELETE /upload/register/{appid}`.
-async fn delete(ex: &Exchange<'_>, registry: &Registry, appid: &str) -> Response {
-    let principal = match authenticate(ex, registry, Some(appid)) {
-        Ok((p, Some(_))) => p,
-        Ok((_, None)) => return error(&RegistryError::UnknownAppid),
-        Err(resp) => return resp,
+async fn delete(
+    ex: &Exchange<'_>,
+    registry: &Registry,
+    appid: &str,
+) -> Result<Response, RegisterError> {
+    let principal = match authenticate(ex, registry, Some(appid))? {
+        (p, Some(_)) => p,
+        (_, None) => return Err(RegistryError::UnknownAppid.into()),
     };
-    match registry.delete_async(appid).await {
-        Ok(Some(_)) => {
+    match registry.delete_async(appid).await? {
+        Some(_) => {
             tracing::info!(appid, by = ?principal, "application deleted");
-            json(
+            Ok(json(
                 200,
                 &RegisterAnswer {
                     appid,
                     success: "true",
                     secret: None,
                 },
-            )
+            ))
         }
-        Ok(None) => error(&RegistryError::UnknownAppid),
-        Err(e) => error(&e),
+        None => Err(RegistryError::UnknownAppid.into()),
     }
 }
 
@@ -295,9 +320,9 @@ fn authenticate(
     ex: &Exchange<'_>,
     registry: &Registry,
     target: Option<&str>,
-) -> Result<(Principal, Option<AppRecord>), Response> {
+) -> Result<(Principal, Option<AppRecord>), RegisterError> {
     let record = match target {
-        Some(appid) => registry.get(appid).map_err(|e| error(&e))?,
+        Some(appid) => registry.get(appid)?,
         None => None,
     };
     let authorization: Vec<&[u8]> = ex.head().values("authorization").collect();
@@ -311,48 +336,22 @@ fn authenticate(
     };
     match auth::authorize(&creds) {
         Ok(p) => Ok((p, record)),
-        Err(Denied::Unauthorized(why)) => Err(unauthorized(why)),
-        Err(Denied::Forbidden(why)) => Err(Response::error(403, "forbidden", why)),
+        Err(Denied::Unauthorized(why)) => Err(RegisterError::Unauthorized(why)),
+        Err(Denied::Forbidden(why)) => Err(RegisterError::Forbidden(why)),
     }
 }
 
 /// Reads the whole body (at most [`MAX_BODY`]), sending `100 Continue` when it is awaited.
-async fn read_body(ex: &mut Exchange<'_>) -> Result<Vec<u8>, Response> {
-    if let Err(e) = ex.accept_body().await {
-        return Err(e.response());
-    }
+async fn read_body(ex: &mut Exchange<'_>) -> Result<Vec<u8>, RegisterError> {
+    ex.accept_body().await?;
     let mut body = Vec::new();
-    loop {
-        match ex.next_chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(e.response()),
+    while let Some(chunk) = ex.next_chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(RegisterError::TooLarge);
         }
+        body.extend_from_slice(&chunk);
     }
-}
-
-fn too_large() -> Response {
-    Response::error(
-        413,
-        "body_too_large",
-        "a registration body is at most 64 KiB",
-    )
-}
-
-fn unauthorized(why: &str) -> Response {
-    Response::error(401, "unauthorized", why).header("WWW-Authenticate", "Bearer")
-}
-
-fn error(e: &RegistryError) -> Response {
-    if e.status() >= 500 {
-        tracing::error!(error = %e, "registry failed");
-    }
-    Response::error(e.status(), e.code(), &e.to_string())
+    Ok(body)
 }
 
 fn json(status: u16, value: &impl Serialize) -> Response {

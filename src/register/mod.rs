@@ -14,3 +14,4 @@ pub mod request;
 mod tests;
 
 pub use form::{parse_form, FormError};
+pub use handler::RegisterError;

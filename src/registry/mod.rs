@@ -46,29 +46,6 @@ pub enum RegistryError {
     Corrupt(String),
 }
 
-impl RegistryError {
-    /// HTTP status for the registration API.
-    pub fn status(&self) -> u16 {
-        match self {
-            RegistryError::BadAppid | RegistryError::BadEventId => 400,
-            RegistryError::UnknownAppid => 404,
-            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => 500,
-        }
-    }
-
-    /// The contract's JSON error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RegistryError::BadAppid => "bad_appid",
-            RegistryError::UnknownAppid => "unknown_appid",
-            RegistryError::BadEventId => "bad_event_id",
-            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => {
-                "registry_error"
-            }
-        }
-    }
-}
-
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,3 +1,4 @@
+use crate::error::Fault;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

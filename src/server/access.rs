@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::error::Blame;
 use crate::metrics::Route;
 
 /// The target of access-log events (`log_level = "info,upgate::access=off"` silences them).
@@ -22,6 +23,9 @@ pub struct AccessLog {
     pub appid: Option<String>,
     pub upload_id: Option<String>,
     pub timings: Timings,
+    /// Whose fault the error response was, and its code (set by `crate::error::respond`).
+    pub blame: Option<Blame>,
+    pub error: Option<&'static str>,
 }
 
 impl Default for AccessLog {
@@ -31,6 +35,8 @@ impl Default for AccessLog {
             appid: None,
             upload_id: None,
             timings: Timings::default(),
+            blame: None,
+            error: None,
         }
     }
 }
@@ -107,6 +113,8 @@ pub(super) fn emit(line: &Line<'_>, log: &AccessLog) {
         commit_ms = ms(t.commit),
         post_callback_ms = ms(t.post_callback),
         upload_id = log.upload_id.as_deref(),
+        error = log.error,
+        blame = log.blame.map(Blame::as_str),
         write_failed = line.write_failed.then_some(true),
         "request"
     );

@@ -15,8 +15,9 @@ use tokio_uring::net::TcpStream;
 
 use super::access::{self, AccessLog};
 use super::exchange::Exchange;
-use super::route::Handler;
+use super::handler::Handler;
 use super::ThreadCtx;
+use crate::error::{respond, RouteError};
 use crate::http::{CloseMode, Event, H1Conn, ProtocolError, RequestHead, Response};
 use crate::metrics::{self, TimeoutKind};
 
@@ -91,16 +92,13 @@ pub async fn serve<H: Handler>(
             Ok(head) => head,
             Err(NoHead::Closed) => break,
             Err(NoHead::Protocol(e)) => {
-                c.finish(Response::from_protocol_error(e)).await;
+                let resp = respond(&mut c.access, &e);
+                c.finish(resp).await;
                 break;
             }
             Err(NoHead::Timeout) => {
                 metrics::timeout(TimeoutKind::Header);
-                let resp = Response::error(
-                    408,
-                    "header_timeout",
-                    "the request head did not arrive in time",
-                );
+                let resp = respond(&mut c.access, &RouteError::HeaderTimeout);
                 c.finish(resp).await;
                 break;
             }

@@ -13,7 +13,7 @@ use tokio_uring::buf::fixed::FixedBufPool;
 use super::access::AccessLog;
 use super::driver::{BodyIoError, Connection, FileBody};
 use crate::config::Config;
-use crate::http::{Event, ExternalError, Piece, ProtocolError, RequestHead, Response};
+use crate::http::{Event, ExternalError, Piece, ProtocolError, RequestHead, WrongState};
 use crate::metrics::{self, BodyPath, TimeoutKind};
 use crate::storage::fixed::{self, BodyBuf};
 use crate::storage::splice::Pipe;
@@ -36,29 +36,8 @@ pub enum BodyError {
     Io(std::io::Error),
     /// No registered I/O buffer of this thread came free within `body_idle_timeout_ms`.
     NoBuffer,
-}
-
-impl BodyError {
-    /// The response to give the client, when one can still reach it.
-    pub fn response(&self) -> Response {
-        match self {
-            BodyError::Protocol(e) => Response::from_protocol_error(*e),
-            BodyError::IdleTimeout => {
-                Response::error(408, "body_timeout", "the request body stalled")
-            }
-            BodyError::Io(_) => Response::error(
-                400,
-                "body_read_failed",
-                "the request body could not be read",
-            ),
-            BodyError::NoBuffer => Response::error(
-                503,
-                "io_buffers_busy",
-                "no I/O buffer came free in time; retry later",
-            )
-            .header("Retry-After", "1"),
-        }
-    }
+    /// The node called the protocol out of order: a bug in the node, never the client's fault.
+    WrongState(WrongState),
 }
 
 impl fmt::Display for BodyError {
@@ -68,6 +47,7 @@ impl fmt::Display for BodyError {
             BodyError::IdleTimeout => f.write_str("body idle timeout"),
             BodyError::Io(e) => write!(f, "body read failed: {e}"),
             BodyError::NoBuffer => f.write_str("no registered I/O buffer came free"),
+            BodyError::WrongState(e) => write!(f, "protocol called out of order: {e}"),
         }
     }
 }
@@ -122,7 +102,7 @@ impl From<SpliceError> for ReceiveError {
 fn external_error(e: ExternalError) -> ReceiveError {
     ReceiveError::Body(match e {
         ExternalError::Protocol(e) => BodyError::Protocol(e),
-        ExternalError::WrongState(e) => BodyError::Io(io::Error::other(e.to_string())),
+        ExternalError::WrongState(e) => BodyError::WrongState(e),
     })
 }
 
@@ -166,11 +146,7 @@ impl<'c> Exchange<'c> {
     /// this only once the request is acceptable. Without this call the body stays unread in the
     /// socket, and the response closes the connection with a lingering close.
     pub async fn accept_body(&mut self) -> Result<(), BodyError> {
-        let interim = self
-            .c
-            .conn
-            .accept_body()
-            .map_err(|e| BodyError::Io(std::io::Error::other(e.to_string())))?;
+        let interim = self.c.conn.accept_body().map_err(BodyError::WrongState)?;
         if let Some(bytes) = interim {
             self.c
                 .write(Bytes::from_static(bytes))
@@ -225,9 +201,10 @@ impl<'c> Exchange<'c> {
             pipe.drain_to(file, offset, n)
                 .await
                 .map_err(SpliceError::File)?;
-            self.c.conn.skip_body(n as u64).map_err(|e| {
-                SpliceError::Body(BodyError::Io(std::io::Error::other(e.to_string())))
-            })?;
+            self.c
+                .conn
+                .skip_body(n as u64)
+                .map_err(|e| SpliceError::Body(BodyError::WrongState(e)))?;
             self.c.bytes_in += n as u64;
             crate::metrics::received(n);
             offset += n as u64;
@@ -312,7 +289,7 @@ impl<'c> Exchange<'c> {
             .c
             .conn
             .take_undecoded()
-            .map_err(|e| BodyError::Io(io::Error::other(e.to_string())))?;
+            .map_err(BodyError::WrongState)?;
         let mut held: Option<BodyBuf> = None;
         let mut nowait_works = true;
         loop {
@@ -421,8 +398,11 @@ impl<'c> Exchange<'c> {
     }
 }
 
+/// An event that cannot come while a body is read (the node read out of order).
 fn wrong_state(event: Event) -> BodyError {
-    BodyError::Io(io::Error::other(format!(
-        "body read in the wrong state: {event:?}"
-    )))
+    tracing::debug!(?event, "body read in the wrong state");
+    BodyError::WrongState(WrongState {
+        op: "read body",
+        state: "no body to read",
+    })
 }

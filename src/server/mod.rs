@@ -7,8 +7,8 @@ pub mod access;
 mod date;
 mod driver;
 mod exchange;
+mod handler;
 mod listener;
-pub mod route;
 
 use std::cell::Cell;
 use std::io;
@@ -22,11 +22,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::http::Response;
+use crate::error::RouteError;
 
 pub use access::{AccessLog, Step, Timings};
 pub use exchange::{BodyError, BodyPlan, Exchange, ReceiveError, SpliceError};
-pub use route::{Handler, Router};
+pub use handler::Handler;
 
 /// Shared by the connections of one io_uring thread.
 pub struct ThreadCtx {
@@ -279,12 +279,7 @@ const MAX_REFUSALS_LINGERING: usize = 256;
 /// close (when `linger`), so the client reads the 503 instead of a reset caused by its unread
 /// request.
 async fn refuse(stream: tokio_uring::net::TcpStream, linger: bool) {
-    let resp = Response::error(
-        503,
-        "too_many_connections",
-        "the node is at its connection limit",
-    )
-    .header("Retry-After", "1");
+    let resp = crate::error::respond(&mut AccessLog::default(), &RouteError::TooManyConnections);
     let mut conn = crate::http::H1Conn::new(Default::default());
     if let Ok(out) = date::with_date(|d| conn.respond(&resp, d)) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(out.bytes)).await;

@@ -3,6 +3,7 @@
 
 use crate::callback::{CallbackPolicy, PolicyError};
 use crate::config::{Config, ExpectPolicy};
+use crate::error::Fault;
 use crate::http::{Expectation, RequestHead};
 use crate::registry::{valid_appid, AppRecord};
 use crate::storage::{mime, path};
@@ -16,6 +17,14 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
 }
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 impl Refusal {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {

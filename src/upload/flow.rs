@@ -40,7 +40,7 @@ pub async fn handle_upload(ex: &mut Exchange<'_>, app: &App) -> Response {
     ex.access().timings = timings;
     match result {
         Ok((req, stored, notified)) => reply::created(&req, &stored, notified),
-        Err(e) => reply::fail(e),
+        Err(e) => crate::error::respond(ex.access(), &e),
     }
 }
 
@@ -109,9 +109,7 @@ fn registered(app: &App, appid: &str) -> Result<Option<AppRecord>, FlowError> {
     if !valid_appid(appid) {
         return Ok(None);
     }
-    app.registry
-        .get(appid)
-        .map_err(|e| FlowError::Internal(e.to_string()))
+    app.registry.get(appid).map_err(FlowError::Registry)
 }
 
 /// Sends the first file info and waits for the app's decision without blocking the ring.
@@ -325,10 +323,8 @@ async fn record(
     };
     match app.registry.outbox().enqueue_async(&entry).await {
         Ok(()) => Ok(Some(entry)),
-        Err(e) => {
-            tracing::error!(error = %e, upload_id = %req.upload_id, "outbox write failed; upload dropped");
-            Err(FlowError::Unrecorded(e.to_string()))
-        }
+        // Logged for the operator by the error funnel, with the upload id.
+        Err(e) => Err(FlowError::Unrecorded(e)),
     }
 }
 
@@ -358,9 +354,9 @@ async fn withdraw(app: &App, note: &OutboxEntry, dest: &std::path::Path) {
 
 fn storage_error(e: std::io::Error) -> FlowError {
     if is_disk_full(&e) {
-        FlowError::DiskFull
+        FlowError::DiskFull(e)
     } else {
-        FlowError::Storage(e.to_string())
+        FlowError::Storage(e)
     }
 }
 

@@ -7,4 +7,6 @@ pub mod flow;
 pub mod model;
 pub mod reply;
 
+pub use condition::Refusal;
 pub use flow::handle_upload;
+pub use reply::FlowError;

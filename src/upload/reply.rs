@@ -1,15 +1,19 @@
-//! The completion JSON and the single map from flow errors to status codes.
+//! The completion JSON, and what can go wrong in the flow ([`FlowError`]; its statuses are
+//! in `crate::error::status`, with every other error's).
+
+use std::{fmt, io};
 
 use serde_json::json;
 
 use crate::callback::Veto;
 use crate::http::Response;
+use crate::registry::RegistryError;
 use crate::server::BodyError;
 
 use super::condition::Refusal;
 use super::model::{Notified, Stored, UploadRequest};
 
-/// Why an upload did not complete. Each variant answers one status.
+/// Why an upload did not complete. Each variant answers one status (`crate::error::status`).
 #[derive(Debug)]
 pub enum FlowError {
     /// A receive condition failed (400/404/403/413/417).
@@ -25,11 +29,14 @@ pub enum FlowError {
     /// A chunked body grew past the limit (413).
     TooLarge(u64),
     /// No space left for the body (507).
-    DiskFull,
+    DiskFull(io::Error),
     /// The file could not be written or placed (500).
-    Storage(String),
+    Storage(io::Error),
     /// The notification could not be recorded in the outbox; nothing was stored (503).
-    Unrecorded(String),
+    Unrecorded(RegistryError),
+    /// The registry could not be read (500).
+    Registry(RegistryError),
+    /// A bug or a vanished worker (500).
     Internal(String),
 }
 
@@ -39,48 +46,26 @@ impl From<Refusal> for FlowError {
     }
 }
 
-/// The error response for `e`.
-pub fn fail(e: FlowError) -> Response {
-    match e {
-        FlowError::Refused(r) => Response::error(r.status, r.code, &r.message),
-        FlowError::Exists => Response::error(409, "exists", "a file already exists at this path"),
-        FlowError::Busy => Response::error(
-            503,
-            "callback_queue_full",
-            "the callback queue is full; retry later",
-        )
-        .header("Retry-After", "1"),
-        FlowError::Veto(v) => Response::error(v.status(), v.code(), &v.to_string()),
-        FlowError::Body(b) => b.response(),
-        FlowError::TooLarge(limit) => Response::error(
-            413,
-            "too_large",
-            &format!("the body is larger than the limit of {limit} bytes"),
-        ),
-        FlowError::DiskFull => Response::error(
-            507,
-            "insufficient_storage",
-            "no space left to store the body",
-        ),
-        FlowError::Storage(detail) => {
-            tracing::error!(%detail, "storage failure");
-            Response::error(500, "storage_failed", "the file could not be stored")
-        }
-        FlowError::Unrecorded(detail) => {
-            tracing::error!(%detail, "outbox failure");
-            Response::error(
-                503,
-                "outbox_unavailable",
-                "the upload could not be recorded for its notification; nothing was stored; retry later",
-            )
-            .header("Retry-After", "5")
-        }
-        FlowError::Internal(detail) => {
-            tracing::error!(%detail, "internal failure");
-            Response::error(500, "internal", "internal error")
+impl fmt::Display for FlowError {
+    /// The operator's text (the client's is `Fault::message`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlowError::Refused(r) => write!(f, "refused: {}", r.message),
+            FlowError::Exists => f.write_str("a file already exists at this path"),
+            FlowError::Busy => f.write_str("the callback queue is full"),
+            FlowError::Veto(_) => f.write_str("pre-upload callback"),
+            FlowError::Body(_) => f.write_str("request body"),
+            FlowError::TooLarge(limit) => write!(f, "body over the limit of {limit} bytes"),
+            FlowError::DiskFull(_) => f.write_str("no space left for the body"),
+            FlowError::Storage(_) => f.write_str("storage failure"),
+            FlowError::Unrecorded(_) => f.write_str("outbox write failed; upload dropped"),
+            FlowError::Registry(_) => f.write_str("registry lookup failed"),
+            FlowError::Internal(detail) => write!(f, "internal failure: {detail}"),
         }
     }
 }
+
+impl std::error::Error for FlowError {}
 
 /// `201 Created` with the contract's completion JSON.
 pub fn created(req: &UploadRequest, stored: &Stored, notified: Notified) -> Response {

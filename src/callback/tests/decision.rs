@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use crate::callback::{post_delivered, pre_decision, Outcome, Veto, MAX_REASON_BYTES};
+use crate::error::Fault;
 
 fn answered(status: u16, body: &str) -> Outcome {
     Outcome::Answered {

@@ -1,6 +1,7 @@
 //! Pure policy tests. Nothing here opens a socket; private and public addresses appear only as
 //! text.
 
+use crate::error::Fault;
 use std::net::SocketAddr;
 
 use crate::callback::{AllowEntry, CallbackPolicy, Guard, GuardRefusal, PolicyError};

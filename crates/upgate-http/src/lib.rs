@@ -1,7 +1,25 @@
-//! The HTTP/1.1 protocol, sans-IO: bytes in, events and bytes-to-write out.
+//! upgate's HTTP/1.1 protocol, sans-IO: bytes in, events and bytes-to-write out.
 //!
-//! This module depends only on `bytes`, `httparse`, `memchr` and `itoa`: no sockets, no
-//! runtime, no clock, no filesystem (`make layering` checks it). The call protocol:
+//! This crate depends only on `bytes`, `httparse`, `memchr` and `smallvec` (its `Cargo.toml`):
+//! no sockets, no runtime, no clock, no filesystem, and the compiler keeps it so. It knows
+//! HTTP/1.1 framing, not what upgate's routes mean: the JSON error format, the routes and the
+//! upload flow live in the node crate (`upgate`).
+//!
+//! ## Layout
+//!
+//! | file | owns |
+//! |---|---|
+//! | `conn.rs` | [`H1Conn`]: receive / next_event / accept_body / respond, composing the rest |
+//! | `state.rs` | the read and write states and the only functions that change them |
+//! | `head.rs` | the request head: one httparse call, field index ranges over frozen bytes |
+//! | `framing.rs` | one pass over the fields: body framing, `Expect`, keep-alive, `Host` |
+//! | `decode.rs` | body decoders (`Content-Length`, chunked), over the connection's buffer or the caller's |
+//! | `encode.rs` | responses, `100 Continue`, chunks |
+//! | `error.rs` | [`ProtocolError`] (each with one status and one code) and [`WrongState`] |
+//! | `limits.rs` | the configured limits and their ceilings |
+//! | `check.rs` | fuzz and property-test oracles (feature `check`, never in production builds) |
+//!
+//! ## The call protocol
 //!
 //! ```text
 //! conn.receive(bytes) | lend_buffer/restore_buffer   bytes the driver read
@@ -17,6 +35,7 @@
 //! `accept_body`, which is how the pre-upload callback decides before any body byte is read.
 //! See `docs/state-machine.md` for the state diagram (kept in sync with `state.rs`).
 
+#[cfg(any(test, feature = "check"))]
 pub mod check;
 mod conn;
 mod decode;
@@ -29,9 +48,7 @@ mod state;
 
 pub use conn::{Event, ExternalError, H1Conn, Outgoing};
 pub use decode::{BodyDecoder, ChunkedState, Decoded, Piece};
-pub use encode::{
-    chunk, push_json_string, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK,
-};
+pub use encode::{chunk, reason, BodyFraming, Response, ResponseBody, CONTINUE, LAST_CHUNK};
 pub use error::{ProtocolError, WrongState};
 pub use framing::{parse_length, Expectation, Framing, MessageInfo, Version};
 pub use head::{

@@ -1,21 +1,23 @@
-//! What requests mean. The driver calls a [`Handler`] with each request head; the node's own
-//! handler is [`Router`].
+//! What requests mean: the node's [`Handler`], [`Router`], picks a route from the path and
+//! method and hands the exchange to that route's handler. The driver below knows only the
+//! `Handler` trait; this file is where the handlers meet it.
+//!
+//! | path | GET / HEAD | POST / PUT | other |
+//! |---|---|---|---|
+//! | `/healthz`, `/readyz`, `/metrics` | [`crate::health`] | 405 | 405 |
+//! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
+//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`] | 405 |
+//! | anything else | 404 | the upload flow (400 `bad_appid` / `bad_path`) | 404 |
 
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::error::{respond, RouteError};
 use crate::health;
 use crate::http::{Expectation, Method, Response};
 use crate::metrics::Route as Metric;
 
-use super::exchange::Exchange;
-
-/// Answers requests. One handler lives on each io_uring thread (it need not be `Send`); it may
-/// await anything before deciding whether to read the body.
-pub trait Handler: 'static {
-    fn handle(&self, ex: &mut Exchange<'_>) -> impl Future<Output = Response>;
-}
+use crate::server::{Exchange, Handler};
 
 /// The node's routes.
 pub struct Router {
@@ -63,17 +65,13 @@ impl Handler for Router {
         ex.access().route = metric_route(&r, method);
         if ex.head().info().expect == Expectation::Unsupported {
             ex.access().route = Metric::Other;
-            return Response::error(
-                417,
-                "expectation_failed",
-                "only Expect: 100-continue is supported",
-            );
+            return respond(ex.access(), &RouteError::ExpectationFailed);
         }
         match (r, method) {
             (Route::Health, Method::Get | Method::Head) => health::healthz(),
             (Route::Ready, Method::Get | Method::Head) => health::readyz(ex, &self.app).await,
             (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
-            (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed("GET, HEAD"),
+            (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed(ex, "GET, HEAD"),
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
             // An upload to a path that is no file address (`/app1`, `//x`, `/`) still goes
             // through the receive conditions, so it is answered `bad_appid` / `bad_path` as
@@ -84,8 +82,8 @@ impl Handler for Router {
             (Route::File, Method::Get | Method::Head) => {
                 crate::download::handle(ex, &self.app.store).await
             }
-            (Route::File, _) => not_allowed("GET, HEAD, POST, PUT"),
-            (Route::NotFound, _) => Response::error(404, "not_found", "no such route"),
+            (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT"),
+            (Route::NotFound, _) => respond(ex.access(), &RouteError::NotFound),
         }
     }
 }
@@ -103,6 +101,10 @@ fn metric_route(r: &Route, method: Method) -> Metric {
     }
 }
 
-fn not_allowed(allow: &'static str) -> Response {
-    Response::error(405, "method_not_allowed", "method not allowed here").header("Allow", allow)
+fn not_allowed(ex: &mut Exchange<'_>, allow: &'static str) -> Response {
+    let e = RouteError::MethodNotAllowed {
+        allow,
+        hint: "method not allowed here",
+    };
+    respond(ex.access(), &e)
 }

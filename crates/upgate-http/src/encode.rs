@@ -5,8 +5,6 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::error::ProtocolError;
-
 /// The interim response that releases a client waiting on `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -51,45 +49,10 @@ impl Response {
         }
     }
 
-    /// The contract's error body: `{"success":"false","error":…,"message":…}`.
-    pub fn error(status: u16, code: &str, message: &str) -> Self {
-        let mut body = String::with_capacity(64 + code.len() + message.len());
-        body.push_str("{\"success\":\"false\",\"error\":");
-        push_json_string(&mut body, code);
-        body.push_str(",\"message\":");
-        push_json_string(&mut body, message);
-        body.push('}');
-        Response::json(status, body)
-    }
-
-    /// The error response for a protocol error.
-    pub fn from_protocol_error(e: ProtocolError) -> Self {
-        Response::error(e.status(), e.code(), e.message())
-    }
-
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// How the body following a head is delimited on the wire.
@@ -114,6 +77,21 @@ pub(crate) struct HeadParams<'a> {
     pub framing: BodyFraming,
 }
 
+/// Appends `n` in decimal (status codes and lengths; no allocation).
+fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
 /// Encodes the status line, fields and (for `Full`) the body.
 pub(crate) fn encode_response(resp: &Response, p: &HeadParams<'_>) -> Bytes {
     let body_len = match &resp.body {
@@ -122,8 +100,7 @@ pub(crate) fn encode_response(resp: &Response, p: &HeadParams<'_>) -> Bytes {
     };
     let mut out = BytesMut::with_capacity(160 + body_len + resp.headers.len() * 40);
     out.put_slice(b"HTTP/1.1 ");
-    let mut status = itoa::Buffer::new();
-    out.put_slice(status.format(resp.status).as_bytes());
+    put_decimal(&mut out, u64::from(resp.status));
     out.put_u8(b' ');
     out.put_slice(reason(resp.status).as_bytes());
     out.put_slice(b"\r\nServer: upgate\r\nDate: ");
@@ -143,15 +120,13 @@ pub(crate) fn encode_response(resp: &Response, p: &HeadParams<'_>) -> Bytes {
             }
             (ResponseBody::Chunked, _) => {}
             (ResponseBody::Sized(n), _) => {
-                let mut len = itoa::Buffer::new();
                 out.put_slice(b"Content-Length: ");
-                out.put_slice(len.format(*n).as_bytes());
+                put_decimal(&mut out, *n);
                 out.put_slice(b"\r\n");
             }
             _ => {
-                let mut len = itoa::Buffer::new();
                 out.put_slice(b"Content-Length: ");
-                out.put_slice(len.format(body_len).as_bytes());
+                put_decimal(&mut out, body_len as u64);
                 out.put_slice(b"\r\n");
             }
         }

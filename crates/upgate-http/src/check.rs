@@ -4,7 +4,7 @@
 //! Every `check_*` function takes arbitrary bytes, runs the parser on them, and panics (with
 //! `assert!`) when an invariant breaks. Returning normally means the input was handled as the
 //! protocol layer promises, whether it was a valid request or garbage. The functions use only
-//! the public API of [`crate::http`], so they test what the driver sees.
+//! the public API of [`crate`], so they test what the driver sees.
 //!
 //! | function | invariants |
 //! |---|---|
@@ -578,7 +578,7 @@ impl Driver<'_> {
                     assert_eq!(self.conn.next_event(), Err(e), "a protocol error is final");
                     let out = self
                         .conn
-                        .respond(&Response::from_protocol_error(e), DATE)
+                        .respond(&Response::json(e.status(), "{}"), DATE)
                         .expect("one error response after a protocol error");
                     assert_ne!(out.close, CloseMode::KeepAlive, "a protocol error closes");
                     assert!(out

@@ -1,5 +1,5 @@
 use super::*;
-use crate::http::framing::Expectation;
+use crate::framing::Expectation;
 use ProtocolError::*;
 
 /// What a head parses to: method as sent, `path_only()`, version.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::http::encode::CONTINUE;
+use crate::encode::CONTINUE;
 use ProtocolError::*;
 
 const DATE: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
@@ -227,9 +227,7 @@ fn respond_before_accept_body_lingers() {
     for (name, raw) in cases {
         let mut c = conn_with(raw);
         assert!(matches!(pull(&mut c)[..], [Ev::Head(..), P]), "{name}");
-        let out = c
-            .respond(&Response::error(403, "denied", "no"), DATE)
-            .unwrap();
+        let out = c.respond(&Response::json(403, "{}"), DATE).unwrap();
         assert_eq!(out.close, CloseMode::Linger, "{name}");
         assert!(text(&out).contains("\r\nConnection: close\r\n"), "{name}");
         assert!(!text(&out).contains("100 Continue"), "{name}");
@@ -251,9 +249,7 @@ fn respond_before_accept_body_lingers() {
 fn respond_before_accept_with_empty_body_keeps_alive() {
     let mut c = conn_with(b"POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\nGET /n HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(pull(&mut c), [Ev::Head("POST", "/u"), P]);
-    let out = c
-        .respond(&Response::error(403, "denied", "no"), DATE)
-        .unwrap();
+    let out = c.respond(&Response::json(403, "{}"), DATE).unwrap();
     assert_eq!(out.close, CloseMode::KeepAlive);
     assert!(!text(&out).contains("Connection:"));
     assert_eq!(pull(&mut c), [Ev::Head("GET", "/n"), P]);
@@ -265,9 +261,7 @@ fn respond_mid_body_lingers() {
     assert_eq!(pull(&mut c), [Ev::Head("POST", "/u"), P]);
     assert_eq!(c.accept_body(), Ok(None));
     assert_eq!(pull(&mut c), [Ev::Data("hello"), N]);
-    let out = c
-        .respond(&Response::error(413, "too_large", "no"), DATE)
-        .unwrap();
+    let out = c.respond(&Response::json(413, "{}"), DATE).unwrap();
     assert_eq!(out.close, CloseMode::Linger);
     assert!(text(&out).contains("\r\nConnection: close\r\n"));
     assert_eq!(pull(&mut c), [C]);
@@ -524,9 +518,7 @@ fn unsolicited_response_lingers() {
         let mut c = conn_with(partial);
         assert_eq!(pull(&mut c), [N]);
         assert_eq!(c.in_request(), !partial.is_empty());
-        let out = c
-            .respond(&Response::error(408, "header_timeout", "slow"), DATE)
-            .unwrap();
+        let out = c.respond(&Response::json(408, "{}"), DATE).unwrap();
         assert_eq!(out.close, CloseMode::Linger);
         assert!(text(&out).starts_with("HTTP/1.1 408 Request Timeout\r\n"));
         assert!(text(&out).contains("\r\nConnection: close\r\n"));
@@ -575,7 +567,7 @@ fn eof_handling() {
     c.accept_body().unwrap();
     assert_eq!(pull(&mut c), [Ev::Data("abc"), Ev::Err(IncompleteBody)]);
     let out = c
-        .respond(&Response::from_protocol_error(IncompleteBody), DATE)
+        .respond(&Response::json(IncompleteBody.status(), "{}"), DATE)
         .unwrap();
     assert_eq!(out.close, CloseMode::Linger);
     // A complete body before the EOF is fine, and the EOF then ends the connection.
@@ -662,7 +654,10 @@ fn malformed_input_fails_with_status_and_close() {
         assert_eq!(pull(&mut c), [Ev::Err(want)], "{name}: the error is sticky");
         assert!(c.is_closed(), "{name}");
         let out = c
-            .respond(&Response::from_protocol_error(want), DATE)
+            .respond(
+                &Response::json(want.status(), format!("{{\"error\":\"{}\"}}", want.code())),
+                DATE,
+            )
             .unwrap();
         assert_eq!(out.close, CloseMode::Linger, "{name}");
         let wire = text(&out);
@@ -713,7 +708,10 @@ fn malformed_body_fails_after_accept() {
         let evs = pull(&mut c);
         assert_eq!(evs.last(), Some(&Ev::Err(*want)), "{name}: {evs:?}");
         let out = c
-            .respond(&Response::from_protocol_error(*want), DATE)
+            .respond(
+                &Response::json(want.status(), format!("{{\"error\":\"{}\"}}", want.code())),
+                DATE,
+            )
             .unwrap();
         assert_eq!(out.close, CloseMode::Linger, "{name}");
         assert!(text(&out).contains("\r\nConnection: close\r\n"), "{name}");
@@ -815,7 +813,7 @@ fn drive(chunks: &[&[u8]], limits: Limits) -> Vec<Rec> {
             Err(e) => {
                 out.push(Rec::Err(e));
                 assert!([400, 414, 431, 501, 505].contains(&e.status()));
-                respond(&mut c, &mut out, &Response::from_protocol_error(e));
+                respond(&mut c, &mut out, &Response::json(e.status(), "{}"));
             }
         }
     }

@@ -1,0 +1,362 @@
+//! Every error type's status, JSON code and blame, in one place. A new error type that can
+//! answer a request gets its `impl Fault` here.
+
+use super::{Blame, Fault, RouteError};
+use crate::callback::{PolicyError, Veto};
+use crate::download::DownloadError;
+use crate::http::ProtocolError;
+use crate::register::RegisterError;
+use crate::registry::RegistryError;
+use crate::server::BodyError;
+use crate::upload::{FlowError, Refusal};
+
+impl Fault for ProtocolError {
+    fn status(&self) -> u16 {
+        ProtocolError::status(*self)
+    }
+    fn code(&self) -> &'static str {
+        ProtocolError::code(*self)
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn message(&self) -> String {
+        ProtocolError::message(*self).to_string()
+    }
+}
+
+impl Fault for RouteError {
+    fn status(&self) -> u16 {
+        match self {
+            RouteError::NotFound | RouteError::NoSuchFile => 404,
+            RouteError::MethodNotAllowed { .. } => 405,
+            RouteError::ExpectationFailed => 417,
+            RouteError::HeaderTimeout => 408,
+            RouteError::TooManyConnections => 503,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RouteError::NotFound | RouteError::NoSuchFile => "not_found",
+            RouteError::MethodNotAllowed { .. } => "method_not_allowed",
+            RouteError::ExpectationFailed => "expectation_failed",
+            RouteError::HeaderTimeout => "header_timeout",
+            RouteError::TooManyConnections => "too_many_connections",
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            RouteError::TooManyConnections => Blame::Internal,
+            _ => Blame::Client,
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            RouteError::MethodNotAllowed { allow, .. } => vec![("Allow", allow.to_string())],
+            RouteError::TooManyConnections => vec![("Retry-After", "1".into())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Fault for BodyError {
+    fn status(&self) -> u16 {
+        match self {
+            BodyError::Protocol(e) => e.status(),
+            BodyError::IdleTimeout => 408,
+            BodyError::Io(_) => 400,
+            BodyError::NoBuffer => 503,
+            BodyError::WrongState(_) => 500,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            BodyError::Protocol(e) => e.code(),
+            BodyError::IdleTimeout => "body_timeout",
+            BodyError::Io(_) => "body_read_failed",
+            BodyError::NoBuffer => "io_buffers_busy",
+            BodyError::WrongState(_) => "internal",
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            BodyError::Protocol(_) | BodyError::IdleTimeout | BodyError::Io(_) => Blame::Client,
+            BodyError::NoBuffer | BodyError::WrongState(_) => Blame::Internal,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            BodyError::Protocol(e) => e.message().to_string(),
+            BodyError::IdleTimeout => "the request body stalled".into(),
+            BodyError::Io(_) => "the request body could not be read".into(),
+            BodyError::NoBuffer => "no I/O buffer came free in time; retry later".into(),
+            BodyError::WrongState(_) => "internal error".into(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            BodyError::NoBuffer => vec![("Retry-After", "1".into())],
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BodyError::Io(e) => Some(e),
+            BodyError::WrongState(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Fault for Refusal {
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn code(&self) -> &'static str {
+        self.code
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn message(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl Fault for PolicyError {
+    fn status(&self) -> u16 {
+        403
+    }
+    fn code(&self) -> &'static str {
+        "callback_not_allowed"
+    }
+    /// The URL came with the request (client-carried callbacks).
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+}
+
+impl Fault for Veto {
+    fn status(&self) -> u16 {
+        match self {
+            Veto::Denied { .. } | Veto::NotAllowed { .. } => 403,
+            Veto::Timeout => 504,
+            Veto::BadGateway { .. } => 502,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Veto::Denied { .. } => "vetoed",
+            Veto::NotAllowed { .. } => "callback_not_allowed",
+            Veto::Timeout => "callback_timeout",
+            Veto::BadGateway { .. } => "callback_failed",
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::App
+    }
+}
+
+impl Fault for FlowError {
+    fn status(&self) -> u16 {
+        match self {
+            FlowError::Refused(r) => r.status(),
+            FlowError::Exists => 409,
+            FlowError::Busy => 503,
+            FlowError::Veto(v) => v.status(),
+            FlowError::Body(b) => b.status(),
+            FlowError::TooLarge(_) => 413,
+            FlowError::DiskFull(_) => 507,
+            FlowError::Storage(_) => 500,
+            FlowError::Unrecorded(_) => 503,
+            FlowError::Registry(_) | FlowError::Internal(_) => 500,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            FlowError::Refused(r) => r.code(),
+            FlowError::Exists => "exists",
+            FlowError::Busy => "callback_queue_full",
+            FlowError::Veto(v) => v.code(),
+            FlowError::Body(b) => b.code(),
+            FlowError::TooLarge(_) => "too_large",
+            FlowError::DiskFull(_) => "insufficient_storage",
+            FlowError::Storage(_) => "storage_failed",
+            FlowError::Unrecorded(_) => "outbox_unavailable",
+            FlowError::Registry(_) => "registry_error",
+            FlowError::Internal(_) => "internal",
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            FlowError::Refused(r) => r.blame(),
+            FlowError::Exists | FlowError::TooLarge(_) => Blame::Client,
+            FlowError::Busy => Blame::Internal,
+            FlowError::Veto(v) => v.blame(),
+            FlowError::Body(b) => b.blame(),
+            FlowError::DiskFull(_)
+            | FlowError::Storage(_)
+            | FlowError::Unrecorded(_)
+            | FlowError::Registry(_) => Blame::Storage,
+            FlowError::Internal(_) => Blame::Internal,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            FlowError::Refused(r) => r.message(),
+            FlowError::Exists => "a file already exists at this path".into(),
+            FlowError::Busy => "the callback queue is full; retry later".into(),
+            FlowError::Veto(v) => v.message(),
+            FlowError::Body(b) => b.message(),
+            FlowError::TooLarge(limit) => {
+                format!("the body is larger than the limit of {limit} bytes")
+            }
+            FlowError::DiskFull(_) => "no space left to store the body".into(),
+            FlowError::Storage(_) => "the file could not be stored".into(),
+            FlowError::Unrecorded(_) => "the upload could not be recorded for its notification; \
+                                         nothing was stored; retry later"
+                .into(),
+            FlowError::Registry(_) | FlowError::Internal(_) => "internal error".into(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            FlowError::Busy => vec![("Retry-After", "1".into())],
+            FlowError::Unrecorded(_) => vec![("Retry-After", "5".into())],
+            FlowError::Body(b) => b.headers(),
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FlowError::Body(b) => Some(b),
+            FlowError::DiskFull(e) | FlowError::Storage(e) => Some(e),
+            FlowError::Unrecorded(e) | FlowError::Registry(e) => Some(e),
+            FlowError::Veto(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl Fault for RegistryError {
+    fn status(&self) -> u16 {
+        match self {
+            RegistryError::BadAppid | RegistryError::BadEventId => 400,
+            RegistryError::UnknownAppid => 404,
+            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => 500,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RegistryError::BadAppid => "bad_appid",
+            RegistryError::UnknownAppid => "unknown_appid",
+            RegistryError::BadEventId => "bad_event_id",
+            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => {
+                "registry_error"
+            }
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            RegistryError::BadAppid | RegistryError::BadEventId | RegistryError::UnknownAppid => {
+                Blame::Client
+            }
+            _ => Blame::Storage,
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self)
+    }
+}
+
+impl Fault for RegisterError {
+    fn status(&self) -> u16 {
+        match self {
+            RegisterError::Route(e) => e.status(),
+            RegisterError::Body(e) => e.status(),
+            RegisterError::Registry(e) => e.status(),
+            RegisterError::BadRequest(_) | RegisterError::BadAppid(_) => 400,
+            RegisterError::Unauthorized(_) => 401,
+            RegisterError::Forbidden(_) | RegisterError::CallbackNotAllowed => 403,
+            RegisterError::UnsupportedMediaType => 415,
+            RegisterError::TooLarge => 413,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RegisterError::Route(e) => e.code(),
+            RegisterError::Body(e) => e.code(),
+            RegisterError::Registry(e) => e.code(),
+            RegisterError::BadRequest(e) => e.code(),
+            RegisterError::BadAppid(_) => "bad_appid",
+            RegisterError::Unauthorized(_) => "unauthorized",
+            RegisterError::Forbidden(_) => "forbidden",
+            RegisterError::CallbackNotAllowed => "callback_not_allowed",
+            RegisterError::UnsupportedMediaType => "unsupported_media_type",
+            RegisterError::TooLarge => "body_too_large",
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            RegisterError::Route(e) => e.blame(),
+            RegisterError::Body(e) => e.blame(),
+            RegisterError::Registry(e) => e.blame(),
+            _ => Blame::Client,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            RegisterError::Route(e) => e.message(),
+            RegisterError::Body(e) => e.message(),
+            RegisterError::Registry(e) if e.blame() == Blame::Client => e.to_string(),
+            RegisterError::Registry(_) => "the registry failed; retry later".into(),
+            RegisterError::BadRequest(e) => e.message(),
+            _ => self.to_string(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            RegisterError::Route(e) => e.headers(),
+            RegisterError::Body(e) => e.headers(),
+            RegisterError::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer".into())],
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegisterError::Body(e) => Some(e),
+            RegisterError::Registry(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Fault for DownloadError {
+    fn status(&self) -> u16 {
+        match self {
+            DownloadError::BadPath(_) => 400,
+            DownloadError::NotFound => 404,
+            DownloadError::RangeNotSatisfiable { .. } => 416,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            DownloadError::BadPath(_) => "bad_path",
+            DownloadError::NotFound => "not_found",
+            DownloadError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            DownloadError::RangeNotSatisfiable { size, validators } => {
+                let mut h = validators.headers();
+                h.push(("Content-Range", format!("bytes */{size}")));
+                h
+            }
+            _ => Vec::new(),
+        }
+    }
+}
