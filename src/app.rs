@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::callback::{CallbackPolicy, CallbackPool};
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::storage::Store;
+use crate::storage::{LocalStore, Store};
 
 /// The node's shared state. Handlers hold it through an `Arc`.
 pub struct App {
@@ -41,7 +41,9 @@ impl App {
             .map_err(|e| StartError(format!("data_dir {}: {e}", config.data_dir.display())))?;
         let registry =
             Registry::open(&config.data_dir).map_err(|e| StartError(format!("registry: {e}")))?;
-        let store = Store::open(&config.data_dir).map_err(|e| StartError(format!("store: {e}")))?;
+        let store = LocalStore::open(&config.data_dir)
+            .map(Store::Local)
+            .map_err(|e| StartError(format!("store: {e}")))?;
         let policy = CallbackPolicy::try_new(&config.callback_allow)
             .map_err(|e| StartError(format!("callback_allow: {e}")))?;
         let pool = CallbackPool::try_new(

@@ -1,8 +1,7 @@
 //! The operator's endpoints: `/healthz` (the process answers), `/readyz` (it can take uploads
 //! now) and `/metrics` (Prometheus text).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use crate::storage::ObjectStore;
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
@@ -74,26 +73,9 @@ pub async fn readyz(ex: &Exchange<'_>, app: &App) -> Response {
     }
 }
 
-/// Creates, writes and removes a probe file where bodies are written.
+/// Whether the store can take a body now ([`ObjectStore::ready`]).
 async fn probe_data_dir(app: &App) -> Result<(), String> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let probe = app
-        .store
-        .tmp_dir()
-        .join(format!(".readyz-{}-{n}", std::process::id()));
-    let file = tokio_uring::fs::File::create(&probe)
-        .await
-        .map_err(|e| format!("{}: {e}", app.store.tmp_dir().display()))?;
-    let (written, _) = file.write_at(&b"ok"[..], 0).submit().await;
-    let _ = file.close().await;
-    let removed = tokio_uring::fs::remove_file(&probe).await;
-    written.map_err(|e| format!("{}: {e}", probe.display()))?;
-    removed.map_err(|e| format!("{}: {e}", probe.display()))?;
-    tokio_uring::fs::statx(app.store.files_root())
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {e}", app.store.files_root().display()))
+    app.store.ready().await.map_err(|e| e.to_string())
 }
 
 /// `GET /metrics`: every series, with the callback pool sampled now.

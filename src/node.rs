@@ -25,7 +25,7 @@ impl Node {
         let app = App::open(config.clone())?;
         // Before anything is sent or accepted: drop the notifications whose file a crash kept
         // from appearing, and make interrupted first attempts due now.
-        let reconciled = crate::notify::reconcile(&app.registry, app.store.files_root())
+        let reconciled = crate::notify::reconcile(&app.registry, &app.store)
             .map_err(|e| StartError(format!("outbox: {e}")))?;
         if reconciled != Default::default() {
             tracing::info!(

@@ -197,7 +197,7 @@ fn staged_entry(
         file: Some(upgate::registry::OutboxFile {
             rel: rel.into(),
             size,
-            ino,
+            version: upgate::storage::Version(ino.to_string()),
             placed: false,
         }),
     }

@@ -51,6 +51,7 @@ pub use policy::{AllowEntry, CallbackPolicy, CheckedUrl, EntryError, PolicyError
 pub use sign::{new_secret, sign, signature_header, verify, VerifyError};
 pub use wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
 
+pub use worker::Answerer;
 use worker::Envelope;
 
 /// The `User-Agent` of every callback.
@@ -146,17 +147,6 @@ pub enum PoolError {
 }
 
 impl PoolError {
-    pub fn status(&self) -> u16 {
-        503
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            PoolError::QueueFull => "callback_queue_full",
-            PoolError::Closed => "callback_unavailable",
-        }
-    }
-
     /// The `Retry-After` value, in seconds.
     pub fn retry_after_secs(&self) -> u32 {
         RETRY_AFTER_SECS
@@ -202,12 +192,23 @@ impl CallbackPool {
         queue: usize,
         timeout: Duration,
     ) -> std::io::Result<CallbackPool> {
+        CallbackPool::with_answerer(workers, queue, timeout, Answerer::Http)
+    }
+
+    /// Like [`CallbackPool::try_new`], with the calls answered by `answerer` (a function
+    /// standing in for the application, in tests of the flow without sockets).
+    pub fn with_answerer(
+        workers: usize,
+        queue: usize,
+        timeout: Duration,
+        answerer: Answerer,
+    ) -> std::io::Result<CallbackPool> {
         let workers = workers.max(1);
         let (tx, rx) = crossbeam_channel::bounded(queue.max(1));
         let alive = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
             // Detached: a worker ends when the channel disconnects.
-            worker::spawn(index, rx.clone(), timeout, alive.clone())?;
+            worker::spawn(index, rx.clone(), timeout, alive.clone(), answerer.clone())?;
         }
         Ok(CallbackPool {
             tx,

@@ -16,6 +16,25 @@ use super::guard::{Guard, GuardRefusal};
 use super::sign::signature_header;
 use super::{Job, Outcome, MAX_ANSWER_BYTES, USER_AGENT};
 
+/// Who answers the pool's calls.
+#[derive(Clone)]
+pub enum Answerer {
+    /// The application, over HTTP (ureq): every node.
+    Http,
+    /// A function standing in for the application: tests of the whole upload flow without
+    /// sockets. It runs on the worker thread, as a call would, and may block.
+    Function(Arc<dyn Fn(&Job) -> Outcome + Send + Sync>),
+}
+
+impl std::fmt::Debug for Answerer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answerer::Http => "Http",
+            Answerer::Function(_) => "Function",
+        })
+    }
+}
+
 /// A queued job with the channel its outcome goes back on.
 pub(crate) struct Envelope {
     pub(crate) job: Job,
@@ -30,13 +49,14 @@ pub(crate) fn spawn(
     rx: Receiver<Envelope>,
     timeout: Duration,
     alive: Arc<AtomicUsize>,
+    answerer: Answerer,
 ) -> io::Result<JoinHandle<()>> {
     let counted = Alive::new(alive);
     std::thread::Builder::new()
         .name(format!("upgate-callback-{index}"))
         .spawn(move || {
             let _counted = counted;
-            run(rx, timeout)
+            run(rx, timeout, answerer)
         })
 }
 
@@ -57,11 +77,14 @@ impl Drop for Alive {
     }
 }
 
-fn run(rx: Receiver<Envelope>, timeout: Duration) {
+fn run(rx: Receiver<Envelope>, timeout: Duration, answerer: Answerer) {
     let trusted = trusted_agent(timeout);
     for Envelope { job, reply } in rx.iter() {
-        let outcome = catch_unwind(AssertUnwindSafe(|| call(&trusted, timeout, &job)))
-            .unwrap_or_else(|_| Outcome::Failed("callback worker panicked".to_owned()));
+        let outcome = catch_unwind(AssertUnwindSafe(|| match &answerer {
+            Answerer::Http => call(&trusted, timeout, &job),
+            Answerer::Function(answer) => answer(&job),
+        }))
+        .unwrap_or_else(|_| Outcome::Failed("callback worker panicked".to_owned()));
         tracing::debug!(url = %job.url, webhook_id = %job.webhook_id, ?outcome, "callback done");
         // The waiting task may be gone (client disconnected); the outcome is then dropped.
         let _ = reply.send(outcome);

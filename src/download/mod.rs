@@ -4,11 +4,11 @@
 
 pub mod range;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::{Method, Response, ResponseBody};
 use crate::server::Exchange;
-use crate::storage::{mime, path, Store};
+use crate::storage::{mime, path, ObjectStore, Store};
 
 use range::RangeDecision;
 
@@ -48,25 +48,16 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
 
 async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, DownloadError> {
     let target = path::parse(ex.head().path_only()).map_err(DownloadError::BadPath)?;
-    let file_path = store.final_path(&target);
-    let file = match tokio_uring::fs::File::open(&file_path).await {
-        Ok(f) => f,
-        Err(_) => return Err(DownloadError::NotFound),
+    let object = match store.open(&target).await {
+        Ok(Some(object)) => object,
+        // A file that cannot be opened is not served; to the client it does not exist.
+        Ok(None) | Err(_) => return Err(DownloadError::NotFound),
     };
-    let stat = match file.statx().await {
-        Ok(s) => s,
-        Err(_) => return Err(DownloadError::NotFound),
-    };
-    if u32::from(stat.stx_mode) & libc::S_IFMT != libc::S_IFREG {
-        let _ = file.close().await;
-        return Err(DownloadError::NotFound);
-    }
-    let size = stat.stx_size;
-    let mtime = UNIX_EPOCH + Duration::new(stat.stx_mtime.tv_sec as u64, stat.stx_mtime.tv_nsec);
-    let validators = Validators::new(size, mtime);
+    let (size, body) = (object.meta.size, object.body);
+    let validators = Validators::new(size, object.meta.modified);
     let head = ex.head();
     if validators.not_modified(head.value("if-none-match"), head.value("if-modified-since")) {
-        let _ = file.close().await;
+        body.close().await;
         return Ok(validators.apply(Response::new(304)));
     }
     let content_type = mime::content_type(target.filename());
@@ -84,7 +75,7 @@ async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, Downloa
         RangeDecision::Full => (200, 0, size),
         RangeDecision::Partial { start, end } => (206, start, end - start + 1),
         RangeDecision::Unsatisfiable => {
-            let _ = file.close().await;
+            body.close().await;
             return Err(DownloadError::RangeNotSatisfiable { size, validators });
         }
     };
@@ -97,7 +88,7 @@ async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, Downloa
         resp = resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
     }
     resp.body = ResponseBody::Sized(len);
-    ex.attach_file(file, offset, len);
+    ex.attach_body(body, offset, len);
     Ok(resp)
 }
 

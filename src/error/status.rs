@@ -2,7 +2,7 @@
 //! answer a request gets its `impl Fault` here.
 
 use super::{Blame, Fault, RouteError};
-use crate::callback::{PolicyError, Veto};
+use crate::callback::{PolicyError, PoolError, Veto};
 use crate::download::DownloadError;
 use crate::http::ProtocolError;
 use crate::register::RegisterError;
@@ -136,6 +136,25 @@ impl Fault for PolicyError {
     }
 }
 
+impl Fault for PoolError {
+    fn status(&self) -> u16 {
+        503
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            PoolError::QueueFull => "callback_queue_full",
+            PoolError::Closed => "callback_unavailable",
+        }
+    }
+    /// The node is out of callback capacity: not the client's fault, nor the app's.
+    fn blame(&self) -> Blame {
+        Blame::Internal
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![("Retry-After", self.retry_after_secs().to_string())]
+    }
+}
+
 impl Fault for Veto {
     fn status(&self) -> u16 {
         match self {
@@ -162,7 +181,7 @@ impl Fault for FlowError {
         match self {
             FlowError::Refused(r) => r.status(),
             FlowError::Exists => 409,
-            FlowError::Busy => 503,
+            FlowError::Busy(p) => p.status(),
             FlowError::Veto(v) => v.status(),
             FlowError::Body(b) => b.status(),
             FlowError::TooLarge(_) => 413,
@@ -176,7 +195,7 @@ impl Fault for FlowError {
         match self {
             FlowError::Refused(r) => r.code(),
             FlowError::Exists => "exists",
-            FlowError::Busy => "callback_queue_full",
+            FlowError::Busy(p) => p.code(),
             FlowError::Veto(v) => v.code(),
             FlowError::Body(b) => b.code(),
             FlowError::TooLarge(_) => "too_large",
@@ -191,7 +210,7 @@ impl Fault for FlowError {
         match self {
             FlowError::Refused(r) => r.blame(),
             FlowError::Exists | FlowError::TooLarge(_) => Blame::Client,
-            FlowError::Busy => Blame::Internal,
+            FlowError::Busy(p) => p.blame(),
             FlowError::Veto(v) => v.blame(),
             FlowError::Body(b) => b.blame(),
             FlowError::DiskFull(_)
@@ -205,7 +224,7 @@ impl Fault for FlowError {
         match self {
             FlowError::Refused(r) => r.message(),
             FlowError::Exists => "a file already exists at this path".into(),
-            FlowError::Busy => "the callback queue is full; retry later".into(),
+            FlowError::Busy(p) => p.message(),
             FlowError::Veto(v) => v.message(),
             FlowError::Body(b) => b.message(),
             FlowError::TooLarge(limit) => {
@@ -221,7 +240,7 @@ impl Fault for FlowError {
     }
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            FlowError::Busy => vec![("Retry-After", "1".into())],
+            FlowError::Busy(p) => p.headers(),
             FlowError::Unrecorded(_) => vec![("Retry-After", "5".into())],
             FlowError::Body(b) => b.headers(),
             _ => Vec::new(),

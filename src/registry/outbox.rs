@@ -65,11 +65,14 @@ pub struct OutboxFile {
     pub rel: String,
     /// Bytes, as stored.
     pub size: u64,
-    /// Inode of the temporary file, which the rename keeps: while the entry is staged, a file
-    /// at `rel` with another inode is some other upload's.
-    pub ino: u64,
-    /// The rename returned (recorded without a flush: a crash may lose it, and the inode then
-    /// decides).
+    /// The store's version of the upload, which the commit keeps (the local store: the
+    /// temporary file's inode, which the rename keeps): while the entry is staged, an object at
+    /// `rel` with another version is some other upload's. Entries recorded before the store
+    /// interface call it `ino`.
+    #[serde(alias = "ino")]
+    pub version: crate::storage::Version,
+    /// The commit returned (recorded without a flush: a crash may lose it, and the version
+    /// then decides).
     #[serde(default)]
     pub placed: bool,
 }

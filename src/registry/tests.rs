@@ -60,7 +60,7 @@ fn staged(id: &str, next_at: u64) -> OutboxEntry {
         file: Some(OutboxFile {
             rel: format!("dir/{id}.bin"),
             size: 42,
-            ino: 4242,
+            version: crate::storage::Version("4242".into()),
             placed: false,
         }),
         ..entry(id, next_at)

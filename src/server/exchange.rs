@@ -2,26 +2,19 @@
 //! body (sending `100 Continue` when the client waits for it) or answer without reading it.
 
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 
 use bytes::Bytes;
-use tokio::time::timeout;
-use tokio_uring::buf::fixed::FixedBufPool;
 
 use super::access::AccessLog;
-use super::driver::{BodyIoError, Connection, FileBody};
+use super::connection::{Attached, BodyIoError, Connection};
 use crate::config::Config;
-use crate::http::{Event, ExternalError, Piece, ProtocolError, RequestHead, WrongState};
-use crate::metrics::{self, BodyPath, TimeoutKind};
-use crate::storage::fixed::{self, BodyBuf};
-use crate::storage::splice::Pipe;
-use crate::storage::{ops, BodySink};
+use crate::http::{Event, ProtocolError, RequestHead, WrongState};
+use crate::storage::ObjectBody;
 
 /// One request in progress.
 pub struct Exchange<'c> {
-    c: &'c mut Connection,
+    pub(super) c: &'c mut Connection,
     head: RequestHead,
 }
 
@@ -53,63 +46,6 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
-
-/// Why a splice of body bytes into a file stopped.
-#[derive(Debug)]
-pub enum SpliceError {
-    /// Reading the body failed (the client's side).
-    Body(BodyError),
-    /// Writing the file failed (the node's side: full disk, I/O error).
-    File(std::io::Error),
-}
-
-/// How an upload body may travel to its file.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyPlan {
-    /// Splice the rest of a `Content-Length` body socket → pipe → file (`zero_copy`, and no
-    /// digest to compute: spliced bytes are never seen by the node).
-    pub splice: bool,
-    /// Largest body accepted: a chunked body growing past it fails with `TooLarge`.
-    pub limit: u64,
-}
-
-/// Why a body could not be received into its file.
-#[derive(Debug)]
-pub enum ReceiveError {
-    /// Reading the body failed (the client's side).
-    Body(BodyError),
-    /// Writing the file failed (the node's side: full disk, I/O error).
-    File(io::Error),
-    /// A chunked body grew past the limit.
-    TooLarge(u64),
-}
-
-impl From<BodyError> for ReceiveError {
-    fn from(e: BodyError) -> Self {
-        ReceiveError::Body(e)
-    }
-}
-
-impl From<SpliceError> for ReceiveError {
-    fn from(e: SpliceError) -> Self {
-        match e {
-            SpliceError::Body(b) => ReceiveError::Body(b),
-            SpliceError::File(e) => ReceiveError::File(e),
-        }
-    }
-}
-
-fn external_error(e: ExternalError) -> ReceiveError {
-    ReceiveError::Body(match e {
-        ExternalError::Protocol(e) => BodyError::Protocol(e),
-        ExternalError::WrongState(e) => BodyError::WrongState(e),
-    })
-}
-
-fn idle_timeout() -> ReceiveError {
-    metrics::timeout(TimeoutKind::Body);
-    ReceiveError::Body(BodyError::IdleTimeout)
-}
 
 impl<'c> Exchange<'c> {
     pub(super) fn new(c: &'c mut Connection, head: RequestHead) -> Self {
@@ -156,226 +92,10 @@ impl<'c> Exchange<'c> {
         Ok(())
     }
 
-    /// Sends `len` bytes of `file` from `offset` as the body of the response the handler
-    /// returns (which must use `ResponseBody::Sized(len)`). For HEAD the file is not read.
-    pub fn attach_file(&mut self, file: tokio_uring::fs::File, offset: u64, len: u64) {
-        self.c.file_body = Some(FileBody { file, offset, len });
-    }
-
-    /// Body bytes that can be spliced now: the rest of a `Content-Length` body once nothing of
-    /// it is left in the read buffer (`None` otherwise: take `next_chunk` first).
-    pub fn splice_ready(&self) -> Option<u64> {
-        match self.c.conn.body_remaining() {
-            Some(rest) if rest > 0 && self.c.conn.buffered() == 0 => Some(rest),
-            _ => None,
-        }
-    }
-
-    /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
-    /// the bytes never enter user space. Each socket read is bounded by
-    /// `body_idle_timeout_ms`. Returns the bytes moved (all of `len` unless it fails).
-    pub async fn splice_into(
-        &mut self,
-        file: RawFd,
-        mut offset: u64,
-        len: u64,
-    ) -> Result<u64, SpliceError> {
-        let pipe = Pipe::take().map_err(SpliceError::File)?;
-        let socket = self.c.socket_fd();
-        let idle = self.c.ctx.config.body_idle_timeout();
-        let mut moved = 0;
-        while moved < len {
-            let want = (len - moved).min(pipe.capacity() as u64) as usize;
-            // On any failure the pipe may hold bytes: it is dropped, not returned to the pool.
-            let n = match tokio::time::timeout(idle, pipe.fill_from(socket, want)).await {
-                Err(_) => return Err(SpliceError::Body(BodyError::IdleTimeout)),
-                Ok(Err(e)) => return Err(SpliceError::Body(BodyError::Io(e))),
-                Ok(Ok(0)) => {
-                    self.c.conn.receive_eof();
-                    return Err(SpliceError::Body(BodyError::Protocol(
-                        ProtocolError::IncompleteBody,
-                    )));
-                }
-                Ok(Ok(n)) => n,
-            };
-            pipe.drain_to(file, offset, n)
-                .await
-                .map_err(SpliceError::File)?;
-            self.c
-                .conn
-                .skip_body(n as u64)
-                .map_err(|e| SpliceError::Body(BodyError::WrongState(e)))?;
-            self.c.bytes_in += n as u64;
-            crate::metrics::received(n);
-            offset += n as u64;
-            moved += n as u64;
-        }
-        pipe.put_back();
-        Ok(moved)
-    }
-
-    /// Receives the whole body into `sink` (requires `accept_body` first), each byte by the
-    /// cheapest path allowed:
-    ///
-    /// 1. bytes already in the connection's buffer (read with the head) are written from it;
-    /// 2. with `plan.splice`, the rest of a `Content-Length` body is spliced socket → pipe →
-    ///    file and never enters user space;
-    /// 3. everything else (chunked bodies; all bodies without `plan.splice`) goes through the
-    ///    thread's registered buffers: `READ_FIXED` from the socket, the decoder run over the
-    ///    buffer in place, `WRITE_FIXED` of each data range from the same buffer
-    ///    ([`crate::storage::fixed`]); plain reads into the connection's buffer only when the
-    ///    kernel refused to register them.
-    ///
-    /// `seen` is shown every body byte of paths 1 and 3, in order (the digest).
-    pub async fn receive_into(
-        &mut self,
-        sink: &mut BodySink,
-        plan: BodyPlan,
-        seen: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), ReceiveError> {
-        loop {
-            match self.c.conn.next_event().map_err(BodyError::Protocol)? {
-                Event::Data(bytes) => {
-                    let len = bytes.len();
-                    self.c.bytes_in += len as u64;
-                    if sink.written() + len as u64 > plan.limit {
-                        return Err(ReceiveError::TooLarge(plan.limit));
-                    }
-                    seen(&bytes);
-                    sink.write(bytes).await.map_err(ReceiveError::File)?;
-                    metrics::body_bytes(BodyPath::Buffered, len);
-                    continue;
-                }
-                Event::EndOfMessage => return Ok(()),
-                Event::NeedData => {}
-                other => return Err(wrong_state(other).into()),
-            }
-            if let (true, Some(rest)) = (plan.splice, self.splice_ready()) {
-                let n = self
-                    .splice_into(sink.raw_fd(), sink.written(), rest)
-                    .await?;
-                sink.advance(n);
-                metrics::body_bytes(BodyPath::Splice, n as usize);
-                continue;
-            }
-            match fixed::pool() {
-                Some(pool) => return self.fixed_into(&pool, sink, plan.limit, seen).await,
-                None => match self.c.read_body_more().await {
-                    Ok(_) => {}
-                    Err(BodyIoError::IdleTimeout) => return Err(BodyError::IdleTimeout.into()),
-                    Err(BodyIoError::Io(e)) => return Err(BodyError::Io(e).into()),
-                },
-            }
-        }
-    }
-
-    /// The rest of the body through registered buffers, to its end. A buffer is taken only
-    /// once the socket is readable and given back when a non-blocking read finds it drained,
-    /// so a slow client pins none between its bursts.
-    async fn fixed_into(
-        &mut self,
-        pool: &FixedBufPool<Vec<u8>>,
-        sink: &mut BodySink,
-        limit: u64,
-        seen: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), ReceiveError> {
-        let socket = self.c.socket_fd();
-        let file = sink.raw_fd();
-        let idle = self.c.ctx.config.body_idle_timeout();
-        // What the decoder could not use yet from the connection's buffer: part of a
-        // chunk-size or trailer line (a few bytes of framing), carried into the registered
-        // buffer ahead of the next read.
-        let mut carry = self
-            .c
-            .conn
-            .take_undecoded()
-            .map_err(BodyError::WrongState)?;
-        let mut held: Option<BodyBuf> = None;
-        let mut nowait_works = true;
-        loop {
-            let (buf, nowait) = match held.take() {
-                Some(buf) => (buf, nowait_works),
-                None => {
-                    match timeout(idle, ops::readable(socket)).await {
-                        Err(_) => return Err(idle_timeout()),
-                        Ok(Err(e)) => return Err(BodyError::Io(e).into()),
-                        Ok(Ok(())) => {}
-                    }
-                    let mut buf = BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?;
-                    if !buf.put(&carry) {
-                        let e = io::Error::other("carried framing larger than an I/O buffer");
-                        return Err(BodyError::Io(e).into());
-                    }
-                    carry.clear();
-                    (buf, false)
-                }
-            };
-            // A Content-Length body is never read past its end: nothing to hand back after it.
-            let want = match self.c.conn.body_remaining() {
-                Some(rest) => rest.min(buf.room() as u64) as usize,
-                None => buf.room(),
-            };
-            let (res, mut buf) = match timeout(idle, buf.read_from(socket, want, nowait)).await {
-                Err(_) => return Err(idle_timeout()),
-                Ok(r) => r,
-            };
-            let n = match res {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Drained for now: the buffer goes back to the pool until the next poll.
-                    carry.extend_from_slice(buf.pending());
-                    continue;
-                }
-                Err(e) if nowait && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                    nowait_works = false;
-                    held = Some(buf);
-                    continue;
-                }
-                Err(e) => return Err(BodyError::Io(e).into()),
-            };
-            if n == 0 {
-                self.c.conn.receive_eof();
-            } else {
-                self.c.bytes_in += n as u64;
-                metrics::received(n);
-            }
-            loop {
-                let at = buf.pending_start();
-                let (used, piece) = self
-                    .c
-                    .conn
-                    .decode_external(buf.pending())
-                    .map_err(external_error)?;
-                match piece {
-                    Piece::Data(r) => {
-                        let len = r.len();
-                        if sink.written() + len as u64 > limit {
-                            return Err(ReceiveError::TooLarge(limit));
-                        }
-                        let range = at + r.start..at + r.end;
-                        seen(buf.bytes(range.clone()));
-                        let (res, b) = buf.write_to(file, range, sink.written()).await;
-                        buf = b;
-                        res.map_err(ReceiveError::File)?;
-                        sink.advance(len as u64);
-                        metrics::body_bytes(BodyPath::Fixed, len);
-                        buf.consume(used);
-                    }
-                    Piece::NeedData => {
-                        buf.consume(used);
-                        break;
-                    }
-                    Piece::End => {
-                        buf.consume(used);
-                        // Bytes after the body (a pipelined request) go back to the connection.
-                        self.c.conn.receive(buf.pending());
-                        return Ok(());
-                    }
-                }
-            }
-            buf.compact();
-            held = Some(buf);
-        }
+    /// Sends `len` bytes of a stored object from `offset` as the body of the response the
+    /// handler returns (which must use `ResponseBody::Sized(len)`). For HEAD nothing is read.
+    pub fn attach_body(&mut self, body: ObjectBody, offset: u64, len: u64) {
+        self.c.attached = Some(Attached { body, offset, len });
     }
 
     /// The next piece of the body, or `None` at its end. Requires `accept_body` first.
@@ -399,7 +119,7 @@ impl<'c> Exchange<'c> {
 }
 
 /// An event that cannot come while a body is read (the node read out of order).
-fn wrong_state(event: Event) -> BodyError {
+pub(super) fn wrong_state(event: Event) -> BodyError {
     tracing::debug!(?event, "body read in the wrong state");
     BodyError::WrongState(WrongState {
         op: "read body",

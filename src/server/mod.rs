@@ -1,14 +1,31 @@
 //! The io_uring server core: one tokio-uring runtime per thread, each with its own
 //! `SO_REUSEPORT` listener and one task per connection; a connection cap shared by all
 //! threads; graceful shutdown (stop accepting, let in-flight requests finish within
-//! `shutdown_timeout_ms`).
+//! `shutdown_timeout_ms`). It knows the [`Handler`] trait and nothing of what requests mean.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | threads, accept loops, the connection cap, shutdown |
+//! | `transport.rs` | [`Transport`]: the bytes under a connection (TCP; in memory for tests) |
+//! | `memory.rs` | the in-memory transport's two ends |
+//! | `connection.rs` | one connection's state and I/O: reads, writes, responses, closes |
+//! | `driver.rs` | the request loop: head, handler, response, keep-alive or close |
+//! | `exchange.rs` | [`Exchange`]: what a handler sees of one request; [`BodyError`] |
+//! | `ingest.rs` | a request body into an upload: splice, registered buffers or buffered |
+//! | `linger.rs` | the lingering close |
+//! | `handler.rs`, `access.rs`, `date.rs`, `listener.rs` | the handler trait, the access log, the `Date` cache, the listeners |
 
 pub mod access;
+mod connection;
 mod date;
 mod driver;
 mod exchange;
 mod handler;
+mod ingest;
+mod linger;
 mod listener;
+pub mod memory;
+mod transport;
 
 use std::cell::Cell;
 use std::io;
@@ -25,8 +42,10 @@ use crate::config::Config;
 use crate::error::RouteError;
 
 pub use access::{AccessLog, Step, Timings};
-pub use exchange::{BodyError, BodyPlan, Exchange, ReceiveError, SpliceError};
+pub use exchange::{BodyError, Exchange};
 pub use handler::Handler;
+pub use ingest::{BodyPlan, ReceiveError, SpliceError};
+pub use transport::Transport;
 
 /// Shared by the connections of one io_uring thread.
 pub struct ThreadCtx {
@@ -176,7 +195,8 @@ async fn accept_loop<H: Handler>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let stream = Transport::Tcp(stream);
+        stream.set_nodelay();
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);
             crate::metrics::connection_refused();
@@ -278,22 +298,43 @@ const MAX_REFUSALS_LINGERING: usize = 256;
 /// Over `max_connections`: answer 503 without reading the request, then a short lingering
 /// close (when `linger`), so the client reads the 503 instead of a reset caused by its unread
 /// request.
-async fn refuse(stream: tokio_uring::net::TcpStream, linger: bool) {
+async fn refuse(stream: Transport, linger: bool) {
     let resp = crate::error::respond(&mut AccessLog::default(), &RouteError::TooManyConnections);
     let mut conn = crate::http::H1Conn::new(Default::default());
     if let Ok(out) = date::with_date(|d| conn.respond(&resp, d)) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(out.bytes)).await;
     }
     if linger {
-        let bounds = driver::LingerBounds {
+        let bounds = linger::LingerBounds {
             total: Duration::from_secs(1),
             gap: Duration::from_millis(300),
             max_bytes: 256 * 1024,
         };
-        driver::linger(&stream, bounds).await;
+        linger::linger(&stream, bounds).await;
     } else {
         let _ = stream.shutdown(std::net::Shutdown::Write);
     }
     // Completes a read the linger deadline abandoned, so the descriptor closes now.
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Serves one connection over `transport` on the current tokio-uring runtime, with `handler`,
+/// until it closes: the whole request path without a listener (tests drive a
+/// [`memory::MemoryPeer`] against it, the quinn-proto `Pair` way). `shutdown` drains it as
+/// SIGTERM drains a node.
+pub async fn serve_connection<H: Handler>(
+    transport: Transport,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    shutdown: watch::Receiver<bool>,
+    handler: Rc<H>,
+) {
+    let ctx = Rc::new(ThreadCtx {
+        config,
+        shutdown,
+        open: Arc::new(AtomicUsize::new(1)),
+        local_open: Cell::new(1),
+        refusing: Cell::new(0),
+    });
+    driver::serve(transport, peer, ctx, handler).await;
 }

@@ -1,65 +1,151 @@
-//! Stored files: layout under `data_dir`, the body sink, and the io_uring file operations.
+//! Storage behind one interface ([`ObjectStore`], [`UploadHandle`]): the upload flow, downloads
+//! and the outbox ask for objects by `{appid}/{path}` and never see files, inodes or `statx`.
 //!
-//! ```text
-//! data_dir/registry/      sled (apps, outbox)
-//! data_dir/files/{appid}/{path}   committed uploads, served for download
-//! data_dir/tmp/{upload_id}.part   bodies being received; emptied at startup
-//! ```
+//! | file | owns |
+//! |---|---|
+//! | `object.rs` | the interface: [`ObjectStore`], [`UploadHandle`], [`Version`], [`ObjectMeta`] |
+//! | `local.rs` | [`LocalStore`]: files under `data_dir` (the node's store) |
+//! | `memory.rs` | [`MemoryStore`]: the in-memory twin for tests without a disk |
+//! | `path.rs` | request path → [`Target`] (`{appid}/{path}`), refusing traversal |
+//! | `mime.rs` | content types by extension |
+//! | `ops.rs`, `splice.rs`, `fixed.rs` | io_uring operations, splice pipes, registered buffers |
+//!
+//! The node holds [`Store`], the closed set of implementations (an S3 origin is the next
+//! variant); see [`object`] for why it is an enum and not a trait object.
 
 pub mod fixed;
+mod local;
+mod memory;
 pub mod mime;
+mod object;
 pub mod ops;
 pub mod path;
-pub mod sink;
 pub mod splice;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::RawFd;
 
+use bytes::Bytes;
+
+pub use local::{LocalStore, LocalUpload};
+pub use memory::{MemoryStore, MemoryUpload};
+pub use object::{
+    is_disk_full, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
+    UploadHandle, Version,
+};
 pub use path::Target;
-pub use sink::{BodySink, CommitError};
 
-/// The file store's directories.
-#[derive(Debug, Clone)]
-pub struct Store {
-    files: PathBuf,
-    tmp: PathBuf,
+/// The node's store.
+#[derive(Clone)]
+pub enum Store {
+    Local(LocalStore),
+    Memory(MemoryStore),
+}
+
+/// An upload of [`Store`].
+pub enum Upload {
+    Local(LocalUpload),
+    Memory(MemoryUpload),
 }
 
 impl Store {
-    /// Creates the directories and removes temporary files left by a crash. Runs once at
-    /// startup, before any runtime thread, so plain blocking calls are fine here.
-    pub fn open(data_dir: &Path) -> io::Result<Store> {
-        let files = data_dir.join("files");
-        let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&files)?;
-        std::fs::create_dir_all(&tmp)?;
-        for entry in std::fs::read_dir(&tmp)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::remove_file(entry.path())?;
-            }
+    /// The local store when that is what this is (operations that report its directories).
+    pub fn local(&self) -> Option<&LocalStore> {
+        match self {
+            Store::Local(s) => Some(s),
+            Store::Memory(_) => None,
         }
-        Ok(Store { files, tmp })
+    }
+}
+
+/// Forwards a call to the implementation.
+macro_rules! each {
+    ($self:expr, $s:ident => $call:expr) => {
+        match $self {
+            Store::Local($s) => $call,
+            Store::Memory($s) => $call,
+        }
+    };
+}
+
+impl ObjectStore for Store {
+    type Upload = Upload;
+
+    async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<Upload> {
+        match self {
+            Store::Local(s) => s.begin(upload_id, size_hint).await.map(Upload::Local),
+            Store::Memory(s) => s.begin(upload_id, size_hint).await.map(Upload::Memory),
+        }
     }
 
-    /// Root of committed files.
-    pub fn files_root(&self) -> &Path {
-        &self.files
+    async fn resume(&self, upload_id: &str) -> io::Result<Option<Upload>> {
+        Ok(match self {
+            Store::Local(s) => s.resume(upload_id).await?.map(Upload::Local),
+            Store::Memory(s) => s.resume(upload_id).await?.map(Upload::Memory),
+        })
     }
 
-    /// Where a target is stored.
-    pub fn final_path(&self, t: &Target) -> PathBuf {
-        self.files.join(&t.appid).join(&t.rel)
+    async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
+        each!(self, s => s.head(key).await)
     }
 
-    /// The temporary file of an upload.
-    pub fn tmp_path(&self, upload_id: &str) -> PathBuf {
-        self.tmp.join(format!("{upload_id}.part"))
+    async fn open(&self, key: &Target) -> io::Result<Option<Object>> {
+        each!(self, s => s.open(key).await)
     }
 
-    /// Temporary files present now (tests and the crash checks use it).
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp
+    async fn list(&self, appid: &str) -> io::Result<Vec<(String, ObjectMeta)>> {
+        each!(self, s => s.list(appid).await)
+    }
+
+    async fn delete(&self, key: &Target) -> io::Result<bool> {
+        each!(self, s => s.delete(key).await)
+    }
+
+    async fn ready(&self) -> io::Result<()> {
+        each!(self, s => s.ready().await)
+    }
+
+    fn head_blocking(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
+        each!(self, s => s.head_blocking(key))
+    }
+}
+
+/// Forwards a call to the upload's implementation.
+macro_rules! each_upload {
+    ($self:expr, $u:ident => $call:expr) => {
+        match $self {
+            Upload::Local($u) => $call,
+            Upload::Memory($u) => $call,
+        }
+    };
+}
+
+impl UploadHandle for Upload {
+    fn written(&self) -> u64 {
+        each_upload!(self, u => u.written())
+    }
+
+    fn version(&self) -> &Version {
+        each_upload!(self, u => u.version())
+    }
+
+    fn splice_target(&self) -> Option<RawFd> {
+        each_upload!(self, u => u.splice_target())
+    }
+
+    fn advance(&mut self, n: u64) {
+        each_upload!(self, u => u.advance(n))
+    }
+
+    async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
+        each_upload!(self, u => u.append_at(offset, data).await)
+    }
+
+    async fn commit(self, key: &Target, opts: CommitOptions) -> Result<ObjectMeta, CommitError> {
+        each_upload!(self, u => u.commit(key, opts).await)
+    }
+
+    async fn abort(self) {
+        each_upload!(self, u => u.abort().await)
     }
 }

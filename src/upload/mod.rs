@@ -5,6 +5,7 @@ pub mod condition;
 pub mod digest;
 pub mod flow;
 pub mod model;
+mod phases;
 pub mod reply;
 
 pub use condition::Refusal;

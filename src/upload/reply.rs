@@ -5,7 +5,7 @@ use std::{fmt, io};
 
 use serde_json::json;
 
-use crate::callback::Veto;
+use crate::callback::{PoolError, Veto};
 use crate::http::Response;
 use crate::registry::RegistryError;
 use crate::server::BodyError;
@@ -20,8 +20,8 @@ pub enum FlowError {
     Refused(Refusal),
     /// The target exists and `overwrite = false` (409).
     Exists,
-    /// The callback queue is full (503 + Retry-After).
-    Busy,
+    /// The callback queue is full, or the pool is down (503 + Retry-After).
+    Busy(PoolError),
     /// The pre-callback vetoed or failed (403/504/502).
     Veto(Veto),
     /// The body could not be read (its protocol status, 408 on a stall).
@@ -52,7 +52,7 @@ impl fmt::Display for FlowError {
         match self {
             FlowError::Refused(r) => write!(f, "refused: {}", r.message),
             FlowError::Exists => f.write_str("a file already exists at this path"),
-            FlowError::Busy => f.write_str("the callback queue is full"),
+            FlowError::Busy(p) => write!(f, "{p}"),
             FlowError::Veto(_) => f.write_str("pre-upload callback"),
             FlowError::Body(_) => f.write_str("request body"),
             FlowError::TooLarge(limit) => write!(f, "body over the limit of {limit} bytes"),

@@ -1,177 +1,40 @@
-//! The outbox sender: a background thread that retries post-callbacks recorded in sled until
-//! the application answers 2xx, with exponential backoff, across restarts. Each retry carries
-//! the same `webhook-id` and the exact body first recorded.
-//!
-//! A notification is recorded before its file becomes visible (`upload::flow::commit`), so it is
-//! sent only while its file is visible ([`placement`]): [`reconcile`] drops, at startup, the
-//! entries whose file a crash kept from appearing, and [`spawn`]'s sender checks again before
-//! every attempt. No path sends a post-callback for a file that is not there.
+//! Which notifications may be sent: only those whose object is visible. [`placement`] asks
+//! the store before every attempt; [`reconcile`] settles the outbox at startup, before
+//! anything is sent or accepted.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use crate::app::App;
-use crate::callback::{post_delivered, Job, Outcome};
-use crate::metrics::{self, CallbackKind, CallbackOutcome};
-use crate::registry::{backoff_jittered_within, OutboxEntry, Registry, RegistryError};
+use crate::registry::{OutboxEntry, Registry, RegistryError};
+use crate::storage::{ObjectStore, Store, Target};
 
-/// How often the sender looks for due entries.
-const TICK: Duration = Duration::from_millis(200);
-/// Entries taken per tick.
-const BATCH: usize = 64;
-/// How often the outbox gauges (backlog, oldest age) are sampled: counting is O(backlog), so
-/// it happens here, off the io_uring threads, rather than on every scrape.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-/// Runs the sender until `stop` is set.
-pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("upgate-outbox".into())
-        .spawn(move || {
-            let mut sampled: Option<Instant> = None;
-            while !stop.load(Ordering::Relaxed) {
-                if sampled.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
-                    sample(&app);
-                    sampled = Some(Instant::now());
-                }
-                let due = app
-                    .registry
-                    .outbox()
-                    .due(crate::clock::unix_ms(), BATCH)
-                    .unwrap_or_default();
-                for entry in due {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    attempt(&app, entry);
-                }
-                std::thread::sleep(TICK);
-            }
-        })
-}
-
-/// One delivery attempt of `entry`, blocking this (non-ring) thread until the worker answers.
-fn attempt(app: &App, entry: OutboxEntry) {
-    match placement(app.store.files_root(), &entry) {
-        Placement::Visible => {}
-        Placement::Missing if entry.file.as_ref().is_some_and(|f| f.placed) => {
-            tracing::warn!(event_id = %entry.event_id, "file gone; post-callback dropped");
-            let _ = app.registry.outbox().discard(&entry.event_id);
-            return;
-        }
-        // Staged: the upload is still placing its file (a long sync), or failed to and could not
-        // withdraw the entry; the next start decides.
-        Placement::Missing => {
-            reschedule(app, &entry, "file not visible yet".into());
-            return;
-        }
-        Placement::Unreadable(e) => {
-            reschedule(app, &entry, format!("file: {e}"));
-            return;
-        }
-    }
-    let secrets = app
-        .registry
-        .secrets_for_signing(&entry.appid, crate::clock::unix_ms() / 1000)
-        .unwrap_or_default();
-    let guard = if entry.guarded {
-        let hosts = app
-            .registry
-            .get(&entry.appid)
-            .ok()
-            .flatten()
-            .map(|a| a.callback_hosts)
-            .unwrap_or_default();
-        match app.policy().check(&entry.url, &hosts) {
-            Ok(checked) => Some(checked.into_parts().1),
-            Err(e) => {
-                reschedule(app, &entry, format!("policy: {e}"));
-                return;
-            }
-        }
-    } else {
-        None
-    };
-    let job = Job {
-        url: entry.url.clone(),
-        body: entry.body.clone(),
-        webhook_id: entry.event_id.clone(),
-        secrets,
-        guard,
-    };
-    let started = Instant::now();
-    let outcome = match app.pool.submit(job) {
-        Ok(rx) => rx
-            .blocking_recv()
-            .unwrap_or(Outcome::Failed("worker vanished".into())),
-        Err(_) => {
-            metrics::callback_rejected(CallbackKind::Retry);
-            Outcome::Failed("callback queue full".into())
-        }
-    };
-    metrics::callback_done(
-        CallbackKind::Retry,
-        CallbackOutcome::of_answer(&outcome),
-        started.elapsed(),
-    );
-    if post_delivered(&outcome).is_some() {
-        let _ = app.registry.outbox().delivered(&entry.event_id);
-        tracing::info!(event_id = %entry.event_id, attempts = entry.attempts + 1, "post-callback delivered");
-    } else {
-        reschedule(app, &entry, format!("{outcome:?}"));
-    }
-}
-
-/// Publishes the outbox's backlog and the age of its oldest entry.
-fn sample(app: &App) {
-    let outbox = app.registry.outbox();
-    let oldest = outbox.oldest_created_ms().ok().flatten();
-    metrics::outbox_sampled(outbox.len(), oldest);
-}
-
-/// Records a failed attempt of `entry` and when to try next (exponential backoff with jitter,
-/// capped by `outbox_retry_max_ms`).
-pub fn reschedule(app: &App, entry: &OutboxEntry, error: String) {
-    let attempts = entry.attempts + 1;
-    let cap = Duration::from_millis(app.config.outbox_retry_max_ms).max(TICK);
-    let delay = backoff_jittered_within(attempts, &entry.event_id, cap);
-    let next = crate::clock::unix_ms() + delay.as_millis() as u64;
-    let _ = app
-        .registry
-        .outbox()
-        .reschedule(&entry.event_id, attempts, next, Some(error));
-}
-
-/// Whether the file an entry announces is visible under `files_root`.
+/// Whether the file an entry announces is visible in the store.
 #[derive(Debug)]
 pub enum Placement {
     /// The upload's file is in place (or the entry predates file tracking): it may be sent.
     Visible,
     /// No file at the path, or, while the entry is staged, a file that is not the upload's
-    /// (another inode or size: some other upload won the path).
+    /// (another version or size: some other upload won the path).
     Missing,
     /// The path could not be examined (permissions, I/O): decide later.
     Unreadable(io::Error),
 }
 
-/// Where `entry`'s file stands. A staged entry's file must be the very file the upload wrote
-/// (same inode, same size); a placed entry's file need only exist (`overwrite` may have replaced
-/// it since).
-pub fn placement(files_root: &Path, entry: &OutboxEntry) -> Placement {
+/// Where `entry`'s file stands. A staged entry's file must be the very object the upload wrote
+/// (same version, same size); a placed entry's file need only exist (`overwrite` may have
+/// replaced it since).
+pub fn placement(store: &Store, entry: &OutboxEntry) -> Placement {
     let Some(file) = &entry.file else {
         return Placement::Visible;
     };
-    match std::fs::symlink_metadata(files_root.join(&entry.appid).join(&file.rel)) {
-        Ok(m) if m.is_file() && (file.placed || (m.ino() == file.ino && m.len() == file.size)) => {
+    let key = Target {
+        appid: entry.appid.clone(),
+        rel: file.rel.clone(),
+    };
+    match store.head_blocking(&key) {
+        Ok(Some(m)) if file.placed || (m.version == file.version && m.size == file.size) => {
             Placement::Visible
         }
         Ok(_) => Placement::Missing,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Placement::Missing,
         Err(e) => Placement::Unreadable(e),
     }
 }
@@ -193,14 +56,14 @@ pub struct Reconciled {
 /// its rename never got `201`, and may have retried); a staged entry whose file is visible is
 /// marked placed; an entry whose first attempt never finished (no attempt recorded) is made due
 /// now rather than after the first-attempt window. Flushed before returning.
-pub fn reconcile(registry: &Registry, files_root: &Path) -> Result<Reconciled, RegistryError> {
+pub fn reconcile(registry: &Registry, store: &Store) -> Result<Reconciled, RegistryError> {
     let outbox = registry.outbox();
     let now = crate::clock::unix_ms();
     let mut done = Reconciled::default();
     // sled iterators tolerate writes: each key is visited once, whatever the loop changes.
     for entry in outbox.entries() {
         let entry = entry?;
-        match placement(files_root, &entry) {
+        match placement(store, &entry) {
             Placement::Missing => {
                 tracing::warn!(
                     event_id = %entry.event_id,
@@ -236,10 +99,16 @@ pub fn reconcile(registry: &Registry, files_root: &Path) -> Result<Reconciled, R
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::registry::OutboxFile;
+    use crate::storage::{LocalStore, Version};
+    use std::sync::atomic::Ordering;
+
+    fn ino(v: u64) -> Version {
+        Version(v.to_string())
+    }
 
     struct Dir(PathBuf);
 
@@ -283,7 +152,7 @@ mod tests {
         OutboxFile {
             rel: rel.into(),
             size: bytes.len() as u64,
-            ino: std::fs::metadata(&path).unwrap().ino(),
+            version: ino(std::fs::metadata(&path).unwrap().ino()),
             placed,
         }
     }
@@ -292,17 +161,18 @@ mod tests {
     fn placement_needs_the_uploads_own_file_while_staged_and_any_file_once_placed() {
         let d = dir();
         let root = d.0.join("files");
+        let store = Store::Local(LocalStore::open(&d.0).unwrap());
         let ours = stored(&root, "a.bin", b"abc", false);
         assert!(matches!(
-            placement(&root, &entry("e", Some(ours.clone()), 0, 0)),
+            placement(&store, &entry("e", Some(ours.clone()), 0, 0)),
             Placement::Visible
         ));
         let other_inode = OutboxFile {
-            ino: ours.ino + 1,
+            version: ino(ours.version.0.parse::<u64>().unwrap() + 1),
             ..ours.clone()
         };
         assert!(matches!(
-            placement(&root, &entry("e", Some(other_inode.clone()), 0, 0)),
+            placement(&store, &entry("e", Some(other_inode.clone()), 0, 0)),
             Placement::Missing
         ));
         let other_size = OutboxFile {
@@ -310,7 +180,7 @@ mod tests {
             ..ours.clone()
         };
         assert!(matches!(
-            placement(&root, &entry("e", Some(other_size), 0, 0)),
+            placement(&store, &entry("e", Some(other_size), 0, 0)),
             Placement::Missing
         ));
         let placed = OutboxFile {
@@ -318,7 +188,7 @@ mod tests {
             ..other_inode
         };
         assert!(matches!(
-            placement(&root, &entry("e", Some(placed.clone()), 0, 0)),
+            placement(&store, &entry("e", Some(placed.clone()), 0, 0)),
             Placement::Visible
         ));
         let gone = OutboxFile {
@@ -326,11 +196,11 @@ mod tests {
             ..placed
         };
         assert!(matches!(
-            placement(&root, &entry("e", Some(gone), 0, 0)),
+            placement(&store, &entry("e", Some(gone), 0, 0)),
             Placement::Missing
         ));
         assert!(matches!(
-            placement(&root, &entry("e", None, 0, 0)),
+            placement(&store, &entry("e", None, 0, 0)),
             Placement::Visible
         ));
     }
@@ -339,6 +209,7 @@ mod tests {
     fn reconcile_drops_entries_without_their_file_and_sends_interrupted_ones_now() {
         let d = dir();
         let root = d.0.join("files");
+        let store = Store::Local(LocalStore::open(&d.0).unwrap());
         let registry = Registry::open(&d.0).unwrap();
         let ob = registry.outbox();
         let far = crate::clock::unix_ms() + 3_600_000;
@@ -351,7 +222,7 @@ mod tests {
                 Some(OutboxFile {
                     rel: "none.bin".into(),
                     size: 3,
-                    ino: 7,
+                    version: ino(7),
                     placed: false,
                 }),
                 0,
@@ -361,7 +232,7 @@ mod tests {
             entry(
                 "lost_the_race",
                 Some(OutboxFile {
-                    ino: taken.ino + 1,
+                    version: ino(taken.version.0.parse::<u64>().unwrap() + 1),
                     ..taken
                 }),
                 0,
@@ -372,7 +243,7 @@ mod tests {
                 Some(OutboxFile {
                     rel: "deleted.bin".into(),
                     size: 1,
-                    ino: 9,
+                    version: ino(9),
                     placed: true,
                 }),
                 2,
@@ -384,7 +255,7 @@ mod tests {
         for e in &entries {
             ob.enqueue(e).unwrap();
         }
-        let done = reconcile(&registry, &root).unwrap();
+        let done = reconcile(&registry, &store).unwrap();
         assert_eq!(
             done,
             Reconciled {
@@ -419,6 +290,6 @@ mod tests {
         // Durable: a second start finds the same outbox and has nothing to drop.
         let registry = Registry::open(&d.0).unwrap();
         assert_eq!(registry.outbox().len(), 3);
-        assert_eq!(reconcile(&registry, &root).unwrap().dropped, 0);
+        assert_eq!(reconcile(&registry, &store).unwrap().dropped, 0);
     }
 }

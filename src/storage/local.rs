@@ -1,0 +1,363 @@
+//! The local file store, the node's first [`ObjectStore`]:
+//!
+//! ```text
+//! data_dir/files/{appid}/{path}   committed uploads, served for download
+//! data_dir/tmp/{upload_id}.part   bodies being received; emptied at startup
+//! ```
+//!
+//! An upload is a temporary file written in order (from the connection's buffer, by splice, or
+//! from registered buffers through [`UploadHandle::splice_target`]), then synced, renamed into
+//! place and its directory synced. Until the rename nothing is visible under `files/`. A
+//! version is the file's inode number, which the rename keeps.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio_uring::fs::{File, OpenOptions};
+
+use super::object::{
+    out_of_order, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
+    UploadHandle, Version,
+};
+use super::ops;
+use super::path::Target;
+
+/// The file store's directories.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    files: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalStore {
+    /// Creates the directories and removes temporary files left by a crash. Runs once at
+    /// startup, before any runtime thread, so plain blocking calls are fine here.
+    pub fn open(data_dir: &Path) -> io::Result<LocalStore> {
+        let files = data_dir.join("files");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&files)?;
+        std::fs::create_dir_all(&tmp)?;
+        for entry in std::fs::read_dir(&tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(LocalStore { files, tmp })
+    }
+
+    /// Root of committed files.
+    pub fn files_root(&self) -> &Path {
+        &self.files
+    }
+
+    /// Where a target is stored.
+    pub fn final_path(&self, t: &Target) -> PathBuf {
+        self.files.join(&t.appid).join(&t.rel)
+    }
+
+    /// The temporary file of an upload.
+    pub fn tmp_path(&self, upload_id: &str) -> PathBuf {
+        self.tmp.join(format!("{upload_id}.part"))
+    }
+
+    /// Temporary files present now (tests and the crash checks use it).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+fn meta_of_statx(st: &libc::statx) -> ObjectMeta {
+    ObjectMeta {
+        size: st.stx_size,
+        version: Version(st.stx_ino.to_string()),
+        modified: UNIX_EPOCH + Duration::new(st.stx_mtime.tv_sec as u64, st.stx_mtime.tv_nsec),
+    }
+}
+
+fn is_regular(st: &libc::statx) -> bool {
+    u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFREG
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl ObjectStore for LocalStore {
+    type Upload = LocalUpload;
+
+    async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<LocalUpload> {
+        let tmp = self.tmp_path(upload_id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await?;
+        let up = LocalUpload::new(file, tmp, self.files.clone(), 0).await?;
+        if let Some(size) = size_hint {
+            if let Err(e) = up.preallocate(size).await {
+                up.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(up)
+    }
+
+    async fn resume(&self, upload_id: &str) -> io::Result<Option<LocalUpload>> {
+        let tmp = self.tmp_path(upload_id);
+        let Some(file) = not_found_is_none(OpenOptions::new().write(true).open(&tmp).await)? else {
+            return Ok(None);
+        };
+        let size = file.statx().await?.stx_size;
+        Ok(Some(
+            LocalUpload::new(file, tmp, self.files.clone(), size).await?,
+        ))
+    }
+
+    async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
+        let st = not_found_is_none(tokio_uring::fs::statx(self.final_path(key)).await)?;
+        Ok(st.filter(is_regular).map(|st| meta_of_statx(&st)))
+    }
+
+    async fn open(&self, key: &Target) -> io::Result<Option<Object>> {
+        let Some(file) = not_found_is_none(File::open(self.final_path(key)).await)? else {
+            return Ok(None);
+        };
+        let st = match file.statx().await {
+            Ok(st) if is_regular(&st) => st,
+            other => {
+                let _ = file.close().await;
+                return other.map(|_| None);
+            }
+        };
+        Ok(Some(Object {
+            meta: meta_of_statx(&st),
+            body: ObjectBody::File(file),
+        }))
+    }
+
+    async fn list(&self, appid: &str) -> io::Result<Vec<(String, ObjectMeta)>> {
+        // Directory walks have no io_uring operation; a listing is rare and small enough to
+        // walk here.
+        let root = self.files.join(appid);
+        let mut out = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other?,
+            };
+            for entry in entries {
+                let entry = entry?;
+                let m = entry.metadata()?;
+                if m.is_dir() {
+                    dirs.push(entry.path());
+                } else if m.is_file() {
+                    let rel = entry
+                        .path()
+                        .strip_prefix(&root)
+                        .map_err(io::Error::other)?
+                        .to_string_lossy()
+                        .into_owned();
+                    out.push((rel, meta_of_std(&m)));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &Target) -> io::Result<bool> {
+        not_found_is_none(ops::unlink(&self.final_path(key)).await).map(|r| r.is_some())
+    }
+
+    /// Creates, writes and removes a probe file where bodies are written, and looks at the
+    /// files directory.
+    async fn ready(&self) -> io::Result<()> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let probe = self.tmp.join(format!(".readyz-{}-{n}", std::process::id()));
+        let named =
+            |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let file = File::create(&probe)
+            .await
+            .map_err(|e| named(&self.tmp, e))?;
+        let (written, _) = file.write_at(&b"ok"[..], 0).submit().await;
+        let _ = file.close().await;
+        let removed = tokio_uring::fs::remove_file(&probe).await;
+        written.map_err(|e| named(&probe, e))?;
+        removed.map_err(|e| named(&probe, e))?;
+        tokio_uring::fs::statx(&self.files)
+            .await
+            .map(|_| ())
+            .map_err(|e| named(&self.files, e))
+    }
+
+    fn head_blocking(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
+        let m = not_found_is_none(std::fs::symlink_metadata(self.final_path(key)))?;
+        Ok(m.filter(|m| m.is_file()).map(|m| meta_of_std(&m)))
+    }
+}
+
+fn meta_of_std(m: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        size: m.len(),
+        version: Version(m.ino().to_string()),
+        modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
+/// An upload body being written into its temporary file.
+pub struct LocalUpload {
+    file: Option<File>,
+    tmp: PathBuf,
+    root: PathBuf,
+    written: u64,
+    version: Version,
+}
+
+impl LocalUpload {
+    async fn new(file: File, tmp: PathBuf, root: PathBuf, written: u64) -> io::Result<Self> {
+        let version = match file.statx().await {
+            Ok(st) => Version(st.stx_ino.to_string()),
+            Err(e) => {
+                let _ = file.close().await;
+                let _ = ops::unlink(&tmp).await;
+                return Err(e);
+            }
+        };
+        Ok(LocalUpload {
+            file: Some(file),
+            tmp,
+            root,
+            written,
+            version,
+        })
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("upload closed"))
+    }
+
+    /// Reserves the declared body size before any byte arrives (`IORING_OP_FALLOCATE`, mode
+    /// 0), so a disk without room fails before `100 Continue` rather than midway, and the
+    /// file's blocks are allocated once instead of extent by extent. Mode 0 sets the file's
+    /// size: a body that ends short fails (the decoder's `IncompleteBody`) and its file is
+    /// removed, so a committed file is exactly its body. A filesystem without `fallocate` is
+    /// not an error.
+    async fn preallocate(&self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        match self.file()?.fallocate(0, len, 0).await {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The parent directories of `dest` below the root are created; with `fsync` the file,
+    /// then each new directory's entry and the file's own are synced.
+    async fn place(&self, dest: &Path, opts: CommitOptions) -> Result<(), CommitError> {
+        let parent = dest.parent().unwrap_or(&self.root);
+        let placed = async {
+            let created = ops::mkdir_below(&self.root, parent).await?;
+            ops::rename(&self.tmp, dest, opts.replace).await?;
+            Ok::<_, io::Error>(created)
+        }
+        .await;
+        let created = match placed {
+            Ok(created) => created,
+            Err(e) => {
+                let _ = ops::unlink(&self.tmp).await;
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    CommitError::Exists
+                } else {
+                    CommitError::Io(e)
+                });
+            }
+        };
+        if opts.fsync {
+            // The file's entry lives in `parent`; each new directory's entry lives in the one
+            // above it, so those are synced too, or a crash could lose the whole new branch.
+            for dir in created.iter().filter_map(|d| d.parent()) {
+                ops::sync_dir(dir).await.map_err(CommitError::Io)?;
+            }
+            ops::sync_dir(parent).await.map_err(CommitError::Io)?;
+        }
+        Ok(())
+    }
+}
+
+impl UploadHandle for LocalUpload {
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn version(&self) -> &Version {
+        &self.version
+    }
+
+    fn splice_target(&self) -> Option<std::os::fd::RawFd> {
+        self.file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.written += n;
+    }
+
+    async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
+        if offset != self.written {
+            return Err(out_of_order(offset, self.written));
+        }
+        let len = data.len() as u64;
+        let (res, _) = self.file()?.write_all_at(data, offset).await;
+        res?;
+        self.written += len;
+        Ok(())
+    }
+
+    async fn commit(
+        mut self,
+        key: &Target,
+        opts: CommitOptions,
+    ) -> Result<ObjectMeta, CommitError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| CommitError::Io(io::Error::other("upload closed")))?;
+        let synced = if opts.fsync {
+            file.sync_all().await
+        } else {
+            Ok(())
+        };
+        let closed = file.close().await;
+        if let Err(e) = synced.and(closed) {
+            let _ = ops::unlink(&self.tmp).await;
+            return Err(CommitError::Io(e));
+        }
+        let dest = self.root.join(&key.appid).join(&key.rel);
+        self.place(&dest, opts).await?;
+        Ok(ObjectMeta {
+            size: self.written,
+            version: self.version.clone(),
+            modified: SystemTime::now(),
+        })
+    }
+
+    async fn abort(mut self) {
+        if let Some(file) = self.file.take() {
+            let _ = file.close().await;
+        }
+        let _ = ops::unlink(&self.tmp).await;
+    }
+}

@@ -1,0 +1,154 @@
+//! The object-store interface: what the upload flow, downloads and the outbox ask of storage,
+//! without naming files, inodes or `statx` (pingora-cache's `Storage` with its hit and miss
+//! handles; the `object_store` crate's `put_multipart`, `get`, `list`, `delete`, and a version
+//! on every object).
+//!
+//! An upload is a handle ([`UploadHandle`]): appended to in order (or at its current length,
+//! for an upload resumed later), then committed to its destination or aborted. Until the
+//! commit nothing is visible; a commit makes the whole object visible at once.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::path::Target;
+
+/// An opaque token naming one version of an object: the same token as long as the object is
+/// the one that was committed, another once something replaced it. The local store uses the
+/// file's inode number, an S3 origin would use its ETag; nobody else looks inside.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Version(pub String);
+
+/// Also reads the inode numbers (`"ino": 1234`) that outbox entries written before the store
+/// interface recorded.
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Text(s) => Version(s),
+            Raw::Number(n) => Version(n.to_string()),
+        })
+    }
+}
+
+/// What is known of a stored object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub version: Version,
+    pub modified: SystemTime,
+}
+
+/// A stored object opened for reading (downloads).
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: ObjectBody,
+}
+
+/// Where an object's bytes come from when sent.
+pub enum ObjectBody {
+    /// A local file: sent with splice (file → pipe → socket) or read in blocks.
+    File(tokio_uring::fs::File),
+    /// Bytes in memory (the in-memory store).
+    Bytes(Bytes),
+}
+
+impl ObjectBody {
+    /// Releases what the body holds (closes a file) when it is not sent after all.
+    pub async fn close(self) {
+        if let ObjectBody::File(f) = self {
+            let _ = f.close().await;
+        }
+    }
+}
+
+/// How a commit places the object.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitOptions {
+    /// Make the object durable before it is visible (`fsync`: file, then directories).
+    pub fsync: bool,
+    /// Replace an existing object (`overwrite`); otherwise an existing one wins.
+    pub replace: bool,
+}
+
+/// Why a finished body could not be stored.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The destination exists and `replace` is off (or another upload of the path won the race).
+    Exists,
+    Io(io::Error),
+}
+
+/// A store of objects addressed by [`Target`] (`{appid}/{path}`).
+///
+/// Called on io_uring threads: the futures are `!Send` on purpose (they run on the thread's
+/// own ring), which is why the methods are `async fn` in a trait that is never made an object;
+/// the node holds the closed set [`super::Store`]. The `_blocking` methods are for plain
+/// threads (the outbox sender).
+#[allow(async_fn_in_trait)]
+pub trait ObjectStore {
+    type Upload: UploadHandle;
+
+    /// Begins the upload `upload_id`, reserving `size_hint` bytes when known, so that a store
+    /// without room fails here, before the client is told to send (507 before `100 Continue`).
+    async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<Self::Upload>;
+    /// Reopens an upload begun earlier and not committed, to append at its current length.
+    async fn resume(&self, upload_id: &str) -> io::Result<Option<Self::Upload>>;
+    /// The object at `key`, if any.
+    async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>>;
+    /// Opens the object at `key` for reading.
+    async fn open(&self, key: &Target) -> io::Result<Option<Object>>;
+    /// Paths and metadata of an app's objects, sorted by path.
+    async fn list(&self, appid: &str) -> io::Result<Vec<(String, ObjectMeta)>>;
+    /// Removes the object at `key`; false when there was none.
+    async fn delete(&self, key: &Target) -> io::Result<bool>;
+    /// Whether the store can take a body now (`/readyz`); the error names what failed.
+    async fn ready(&self) -> io::Result<()>;
+    /// [`ObjectStore::head`] for a plain thread.
+    fn head_blocking(&self, key: &Target) -> io::Result<Option<ObjectMeta>>;
+}
+
+/// One upload being written. Dropping it without [`UploadHandle::commit`] or
+/// [`UploadHandle::abort`] leaves its partial body for [`ObjectStore::resume`] (and for the
+/// next start's clean-up).
+#[allow(async_fn_in_trait)]
+pub trait UploadHandle {
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// The version the object will have once committed.
+    fn version(&self) -> &Version;
+    /// A descriptor body bytes may be spliced or written into directly at
+    /// [`UploadHandle::written`] (then [`UploadHandle::advance`]); `None` when the store has no
+    /// such file (memory, a remote origin): bytes then go through [`UploadHandle::append`].
+    fn splice_target(&self) -> Option<RawFd>;
+    /// Records `n` bytes written through [`UploadHandle::splice_target`].
+    fn advance(&mut self, n: u64);
+    /// Writes `data` at `offset`, which must be the current length (appends are in order).
+    async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()>;
+    /// Makes the object durable (when asked) and visible at `key`, whole or not at all.
+    async fn commit(self, key: &Target, opts: CommitOptions) -> Result<ObjectMeta, CommitError>;
+    /// Drops the partial body.
+    async fn abort(self);
+}
+
+/// An append at an offset other than the current length.
+pub(super) fn out_of_order(offset: u64, written: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("append at {offset}, but the upload has {written} bytes"),
+    )
+}
+
+/// True for "no space left" (and quota) errors, which answer 507.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}

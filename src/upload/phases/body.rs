@@ -1,0 +1,67 @@
+//! Phases 204–205 / 306–307: the upload's sink in the store, then the body into it.
+
+use crate::app::App;
+use crate::server::{BodyPlan, Exchange, ReceiveError};
+use crate::storage::{is_disk_full, ObjectStore, Upload, UploadHandle};
+use crate::upload::digest::{BodyDigest, Claims};
+use crate::upload::model::UploadRequest;
+use crate::upload::FlowError;
+
+/// The upload's handle in the store, with a `Content-Length` body's size reserved: a store
+/// without room answers 507 here, before `100 Continue`.
+pub(crate) async fn open_sink(app: &App, req: &UploadRequest) -> Result<Upload, FlowError> {
+    app.store
+        .begin(&req.upload_id, req.size)
+        .await
+        .map_err(storage_error)
+}
+
+/// Streams the body into the sink ([`Exchange::receive_into`] picks the path per
+/// byte: splice, registered buffers, or the connection's buffer). With `checksum = "sha256"`
+/// the body is digested on its way and checked against the client's claims (400
+/// `digest_mismatch`); returns the digest (hex) when computed. On any failure the temporary
+/// file is removed.
+pub(crate) async fn receive_body(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    req: &UploadRequest,
+    mut sink: Upload,
+    claims: Option<Claims>,
+) -> Result<(Upload, Option<String>), FlowError> {
+    let mut digest = claims.map(BodyDigest::new);
+    // Spliced bytes never pass through the node, so a digest takes registered buffers.
+    let plan = BodyPlan {
+        splice: app.config.zero_copy && digest.is_none(),
+        limit: req.limit,
+    };
+    let mut seen = |bytes: &[u8]| {
+        if let Some(d) = digest.as_mut() {
+            d.update(bytes);
+        }
+    };
+    let checked = match ex.receive_into(&mut sink, plan, &mut seen).await {
+        Ok(()) => digest
+            .map(BodyDigest::finish)
+            .transpose()
+            .map_err(|m| FlowError::Refused(m.refusal())),
+        Err(ReceiveError::Body(e)) => Err(FlowError::Body(e)),
+        Err(ReceiveError::File(e)) => Err(storage_error(e)),
+        Err(ReceiveError::TooLarge(limit)) => Err(FlowError::TooLarge(limit)),
+    };
+    match checked {
+        Ok(sha256) => Ok((sink, sha256)),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// A storage failure: 507 for a full disk, 500 otherwise (the cause kept for the log).
+pub(crate) fn storage_error(e: std::io::Error) -> FlowError {
+    if is_disk_full(&e) {
+        FlowError::DiskFull(e)
+    } else {
+        FlowError::Storage(e)
+    }
+}

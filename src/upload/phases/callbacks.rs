@@ -1,0 +1,83 @@
+//! Phases 203/305 and 205/307: the pre-upload callback (the app decides), and the first
+//! attempt of the post-upload callback (through the one delivery path, `crate::notify`).
+
+use std::time::{Duration, Instant};
+
+use crate::app::App;
+use crate::callback::{pre_decision, FirstInfo, Job, Outcome};
+use crate::metrics::{self, CallbackKind, CallbackOutcome};
+use crate::notify::deliver::{self, Attempt};
+use crate::registry::OutboxEntry;
+use crate::upload::model::{Notified, UploadRequest};
+use crate::upload::FlowError;
+
+/// Sends the first file info and waits for the app's decision without blocking the ring: a
+/// veto, a failure or a timeout is the error that answers the client.
+pub(crate) async fn pre_callback(app: &App, req: &UploadRequest) -> Result<(), FlowError> {
+    let info = FirstInfo {
+        appid: req.target.appid.clone(),
+        filename: req.target.filename().to_owned(),
+        path: req.target.rel.clone(),
+        size: req.size,
+        content_type: req.content_type.clone(),
+        upload_id: req.upload_id.clone(),
+        client_ip: req.client_ip.clone(),
+    };
+    let job = Job {
+        url: req.pre.url.to_string(),
+        body: serde_json::to_vec(&info).map_err(|e| FlowError::Internal(e.to_string()))?,
+        webhook_id: req.pre_event_id(),
+        secrets: req.secrets.clone(),
+        guard: req.pre.guard.clone(),
+    };
+    let started = Instant::now();
+    let decision = pre_decision(&call(app, job, CallbackKind::Pre).await?);
+    metrics::callback_done(
+        CallbackKind::Pre,
+        CallbackOutcome::of_pre(&decision),
+        started.elapsed(),
+    );
+    decision.map_err(FlowError::Veto)
+}
+
+/// Submits a job and awaits its outcome, bounded: a job that waited in a busy queue past the
+/// callback timeout counts as a timeout rather than an unbounded wait.
+async fn call(app: &App, job: Job, kind: CallbackKind) -> Result<Outcome, FlowError> {
+    let rx = app.pool.submit(job).map_err(|e| {
+        metrics::callback_rejected(kind);
+        FlowError::Busy(e)
+    })?;
+    let bound = app.config.callback_timeout() * 2 + Duration::from_secs(1);
+    match tokio::time::timeout(bound, rx).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(_)) => Err(FlowError::Internal("callback worker vanished".into())),
+        Err(_) => Ok(Outcome::TimedOut),
+    }
+}
+
+/// The first attempt of the notification [`commit`] recorded. A failed attempt stays in the
+/// outbox, which retries it with backoff until the app answers 2xx (across restarts).
+pub(crate) async fn post_callback(
+    app: &App,
+    req: &UploadRequest,
+    note: Option<OutboxEntry>,
+) -> Notified {
+    let (Some(post), Some(entry)) = (&req.post, note) else {
+        return Notified::NoCallback;
+    };
+    let job = deliver::job(&entry, req.secrets.clone(), post.guard.clone());
+    let started = Instant::now();
+    let outcome = match call(app, job, CallbackKind::Post).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    match deliver::settle(app, &entry, &outcome, Attempt::First, started.elapsed()) {
+        Some(answer) => Notified::Delivered(answer),
+        None => {
+            // Before a `201 pending`, the placed mark is made durable too: the entry then no
+            // longer depends on the object's version (which `overwrite` may replace).
+            let _ = app.registry.flush_async().await;
+            Notified::Pending
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Phase 202/304: the receive conditions, on the head alone.
+
+use crate::app::App;
+use crate::config::Checksum;
+use crate::registry::{valid_appid, AppRecord};
+use crate::server::Exchange;
+use crate::storage::{path, ObjectStore};
+use crate::upload::condition;
+use crate::upload::digest::Claims;
+use crate::upload::model::UploadRequest;
+use crate::upload::FlowError;
+
+/// A request that met every receive condition.
+pub(crate) struct Admitted {
+    pub req: UploadRequest,
+    /// The digests the client claims, when `checksum = "sha256"` (checked after the body).
+    pub claims: Option<Claims>,
+}
+
+/// Checks the head: appid, registration or allowed header-carried callbacks, path, size,
+/// expectation ([`condition::check`]); with `checksum = "sha256"`, that a digest the client
+/// sends parses (400 `bad_digest` before the pre-callback and any `100 Continue`); with
+/// `overwrite = false`, that nothing is stored at the path yet (409). Names the upload (a new
+/// upload id) and records its appid and id for the access log.
+pub(crate) async fn receive_conditions(
+    ex: &mut Exchange<'_>,
+    app: &App,
+) -> Result<Admitted, FlowError> {
+    let appid = String::from_utf8_lossy(path::first_segment(ex.head().path_only())).into_owned();
+    ex.access().appid = valid_appid(&appid).then(|| appid.clone());
+    let record = registered(app, &appid)?;
+    let policy = app.policy();
+    let req = condition::check(
+        ex.head(),
+        &app.config,
+        &policy,
+        record.as_ref(),
+        new_upload_id(),
+        ex.peer().ip().to_string(),
+    )?;
+    ex.access().upload_id = Some(req.upload_id.clone());
+    let claims = match app.config.checksum {
+        Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(|e| e.refusal())?),
+        Checksum::None => None,
+    };
+    if !app.config.overwrite && app.store.head(&req.target).await.ok().flatten().is_some() {
+        return Err(FlowError::Exists);
+    }
+    Ok(Admitted { req, claims })
+}
+
+/// The app's registration. An invalid appid has none: [`condition::check`] then answers 400
+/// `bad_appid` (a registry lookup would fail, and that is not the node's fault).
+fn registered(app: &App, appid: &str) -> Result<Option<AppRecord>, FlowError> {
+    if !valid_appid(appid) {
+        return Ok(None);
+    }
+    app.registry.get(appid).map_err(FlowError::Registry)
+}
+
+/// 128 random bits, hex.
+fn new_upload_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::getrandom(&mut b).is_err() {
+        // Fall back to time and a counter: unique within this process.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        b[..8].copy_from_slice(&crate::clock::unix_ms().to_be_bytes());
+        b[8..].copy_from_slice(&n.to_be_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
