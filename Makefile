@@ -48,12 +48,14 @@ fuzz:
 	done
 
 ## The protocol crate is sans-IO: its only dependencies are bytes, httparse, memchr and smallvec
-## (the compiler enforces the rest); this checks that list, and that the driver imports no handler.
+## (the compiler enforces the rest); this checks that list, that the driver imports no handler,
+## and that no two files import each other, directly or around a circle.
 layering:
 	@deps=$$($(CARGO) tree -p upgate-http -e normal --depth 1 --prefix none | tail -n +2 | cut -d' ' -f1 | sort | tr '\n' ' '); \
 		[ "$$deps" = "bytes httparse memchr smallvec " ] || { echo "upgate-http depends on: $$deps"; exit 1; }
 	@! grep -nE 'crate::(routes|upload|download|register|health|node|app)\b' src/server/*.rs \
 		|| (echo 'src/server (the driver) must not import handlers (see docs/architecture.md)'; exit 1)
+	@python3 scripts/import-cycles.py src crates/*/src
 
 ## The whole system on loopback, step by step: node, demo app, two uploads, a veto, the
 ## notifications, downloads compared by SHA-256; stops everything it started.

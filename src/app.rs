@@ -44,14 +44,26 @@ impl App {
         let store = LocalStore::open(&config.data_dir)
             .map(Store::Local)
             .map_err(|e| StartError(format!("store: {e}")))?;
-        let policy = CallbackPolicy::try_new(&config.callback_allow)
-            .map_err(|e| StartError(format!("callback_allow: {e}")))?;
         let pool = CallbackPool::try_new(
             config.callback_workers,
             config.callback_queue,
             config.callback_timeout(),
         )
         .map_err(|e| StartError(format!("callback pool: {e}")))?;
+        App::new(config, registry, store, pool)
+    }
+
+    /// The shared state from parts already open: the node's own (sled, files, HTTP callbacks)
+    /// through [`App::open`], or in-memory twins in tests of the whole flow without sockets or
+    /// disk (`Registry::in_memory`, `Store::Memory`, a pool whose calls a function answers).
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        store: Store,
+        pool: CallbackPool,
+    ) -> Result<Arc<App>, StartError> {
+        let policy = CallbackPolicy::try_new(&config.callback_allow)
+            .map_err(|e| StartError(format!("callback_allow: {e}")))?;
         Ok(Arc::new(App {
             config: Arc::new(config),
             registry,

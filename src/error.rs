@@ -9,43 +9,15 @@
 //! internal address, path or callback URL); the operator's log gets the `Display` text and
 //! every `source()` below it (the cause, with the `io::Error` kept as it came).
 
+pub mod blame;
 pub mod status;
+
+pub use blame::Blame;
 
 use std::fmt::{self, Write as _};
 
 use crate::http::Response;
 use crate::server::AccessLog;
-
-/// Whose fault an error is: the `blame` label of `upgate_errors_total` and the access log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blame {
-    /// The request itself: bad bytes, bad path, too large, too slow. A 4xx.
-    Client,
-    /// The application: its callback vetoed, failed, timed out or is not allowed.
-    App,
-    /// The node's storage: a full disk, a failed write, the registry or outbox.
-    Storage,
-    /// The node itself: a bug or an exhausted resource. Always a 5xx, never the client's.
-    Internal,
-}
-
-impl Blame {
-    pub const ALL: [Blame; 4] = [Blame::Client, Blame::App, Blame::Storage, Blame::Internal];
-    pub const COUNT: usize = Blame::ALL.len();
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Blame::Client => "client",
-            Blame::App => "app",
-            Blame::Storage => "storage",
-            Blame::Internal => "internal",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// An error that answers a request.
 pub trait Fault: fmt::Display + fmt::Debug {

@@ -131,6 +131,20 @@ impl Registry {
         })
     }
 
+    /// TEMPORARY (replaced by the in-memory twins): a throwaway sled database.
+    pub fn in_memory() -> Registry {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let apps = db.open_tree("apps").unwrap();
+        let flusher = Flusher::spawn(db.clone()).unwrap();
+        let outbox = Outbox::open(&db, flusher.clone()).unwrap();
+        Registry {
+            db,
+            apps,
+            outbox,
+            flusher,
+        }
+    }
+
     /// The post-callback outbox.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox

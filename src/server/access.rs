@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::error::Blame;
+use crate::error::blame::Blame;
 use crate::metrics::Route;
 
 /// The target of access-log events (`log_level = "info,upgate::access=off"` silences them).

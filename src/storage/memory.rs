@@ -24,6 +24,8 @@ struct Inner {
     /// Bytes held by objects and open uploads.
     used: u64,
     capacity: Option<u64>,
+    /// Every append fails with this OS error (a failing disk).
+    failing: Option<i32>,
     next_version: u64,
 }
 
@@ -44,6 +46,11 @@ impl MemoryStore {
         let s = Self::default();
         s.lock().capacity = Some(bytes);
         s
+    }
+
+    /// Makes every later append fail with the OS error `errno` (`libc::EIO`: a failing disk).
+    pub fn fail_appends(&self, errno: i32) {
+        self.lock().failing = Some(errno);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -202,6 +209,9 @@ impl UploadHandle for MemoryUpload {
             return Err(out_of_order(offset, self.written));
         }
         let mut inner = self.store.lock();
+        if let Some(errno) = inner.failing {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         inner.reserve(data.len() as u64)?;
         let body = inner
             .uploads

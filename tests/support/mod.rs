@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod callback_app;
+pub mod pair;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

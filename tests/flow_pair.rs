@@ -1,0 +1,311 @@
+//! The whole upload flow without sockets or disk (see `support::pair`): accept, veto, an app
+//! that never answers, a stalled body, a full store, and a crash between the commit and the
+//! notification. Each test asserts the bytes the client reads, what the store holds, and which
+//! callbacks the application saw.
+
+mod support;
+
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::pair::*;
+use upgate::callback::Outcome;
+use upgate::config::Config;
+use upgate::registry::Registry;
+use upgate::routes::Router;
+use upgate::server::memory::pair;
+use upgate::server::{serve_connection, Transport};
+use upgate::storage::MemoryStore;
+
+const HEAD_5: &str =
+    "PUT /app1/docs/a.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+
+#[test]
+fn accepted_upload_sends_100_only_after_the_app_accepts_and_notifies_once_stored() {
+    let (registry, store, app_server) =
+        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
+    register_app1(&registry);
+    let app = node(
+        config(),
+        &registry,
+        &store,
+        app_server.answerer(Arc::new(|_| ok())),
+    );
+    let server = app_server.clone();
+    converse(&app, |peer| async move {
+        peer.send(HEAD_5);
+        let mut seen = 0;
+        let interim = next_response(&peer, &mut seen).await;
+        assert_eq!(interim.status, 100);
+        // The pre-callback came first, and carried the first file info.
+        assert_eq!(server.paths(), ["pre"]);
+        let first = &server.calls()[0].body;
+        assert_eq!(
+            (first["path"].as_str(), first["size"].as_u64()),
+            (Some("docs/a.txt"), Some(5))
+        );
+        peer.send("hello");
+        let done = next_response(&peer, &mut seen).await;
+        assert_eq!(done.status, 201, "{}", String::from_utf8_lossy(&done.body));
+        assert_eq!(done.json()["callback"], "delivered");
+        assert_eq!(done.json()["size"], 5);
+    });
+    assert_eq!(
+        store.get(&key("docs/a.txt")).as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(store.open_uploads(), 0);
+    let calls = app_server.calls();
+    assert_eq!(app_server.paths(), ["pre", "post"]);
+    assert_eq!(calls[1].body["size"], 5);
+    assert!(calls[1].webhook_id.starts_with("evt_"));
+    assert_eq!(
+        registry.outbox().len(),
+        0,
+        "a delivered notification leaves the outbox"
+    );
+}
+
+#[test]
+fn vetoed_upload_gets_403_without_100_and_stores_nothing() {
+    let (registry, store, app_server) =
+        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
+    register_app1(&registry);
+    let script = Arc::new(|_: &str| Outcome::Answered {
+        status: 200,
+        body: br#"{"success":"false","reason":"no uploads today"}"#.to_vec(),
+    });
+    let app = node(config(), &registry, &store, app_server.answerer(script));
+    converse(&app, |peer| async move {
+        peer.send(HEAD_5);
+        let mut seen = 0;
+        let wire = next_response(&peer, &mut seen).await;
+        assert_eq!(wire.status, 403);
+        assert_eq!(wire.json()["error"], "vetoed");
+        assert_eq!(wire.json()["message"], "no uploads today");
+        assert!(wire.head.contains("Connection: close"));
+        assert!(!String::from_utf8_lossy(&peer.received()).contains("100 Continue"));
+    });
+    assert!(store.is_empty());
+    assert_eq!(store.open_uploads(), 0);
+    assert_eq!(
+        app_server.paths(),
+        ["pre"],
+        "no post-callback for a vetoed upload"
+    );
+    assert_eq!(registry.outbox().len(), 0);
+}
+
+#[test]
+fn an_app_that_never_answers_gets_504_within_the_bound() {
+    let (registry, store, app_server) =
+        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
+    register_app1(&registry);
+    let config = Config {
+        callback_timeout_ms: 100,
+        ..config()
+    };
+    // The worker hangs far past the call timeout: the flow's own bound
+    // (2 × callback_timeout + 1 s) must answer the client anyway.
+    let script = Arc::new(|_: &str| {
+        std::thread::sleep(Duration::from_secs(4));
+        ok()
+    });
+    let app = node(config, &registry, &store, app_server.answerer(script));
+    converse(&app, |peer| async move {
+        let started = Instant::now();
+        peer.send(HEAD_5);
+        let wire = next_response(&peer, &mut 0).await;
+        assert_eq!(
+            (wire.status, wire.json()["error"].as_str()),
+            (504, Some("callback_timeout"))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    assert!(store.is_empty());
+    assert_eq!(store.open_uploads(), 0);
+}
+
+#[test]
+fn a_stalled_body_gets_408_and_leaves_nothing() {
+    let (registry, store, app_server) =
+        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
+    register_app1(&registry);
+    let app = node(
+        config(),
+        &registry,
+        &store,
+        app_server.answerer(Arc::new(|_| ok())),
+    );
+    converse(&app, |peer| async move {
+        peer.send(HEAD_5);
+        let mut seen = 0;
+        assert_eq!(next_response(&peer, &mut seen).await.status, 100);
+        peer.send("he");
+        // Then nothing: body_idle_timeout_ms is 300.
+        let wire = next_response(&peer, &mut seen).await;
+        assert_eq!(
+            (wire.status, wire.json()["error"].as_str()),
+            (408, Some("body_timeout"))
+        );
+    });
+    assert!(store.is_empty());
+    assert_eq!(store.open_uploads(), 0, "the partial body is dropped");
+    assert_eq!(app_server.paths(), ["pre"]);
+}
+
+#[test]
+fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
+    let (registry, app_server) = (Registry::in_memory(), AppServer::new());
+    register_app1(&registry);
+    // Declared size over the room: refused before the client sends a byte.
+    let store = MemoryStore::with_capacity(4);
+    let app = node(
+        config(),
+        &registry,
+        &store,
+        app_server.answerer(Arc::new(|_| ok())),
+    );
+    converse(&app, |peer| async move {
+        peer.send(HEAD_5);
+        let wire = next_response(&peer, &mut 0).await;
+        assert_eq!(
+            (wire.status, wire.json()["error"].as_str()),
+            (507, Some("insufficient_storage"))
+        );
+        assert!(!String::from_utf8_lossy(&peer.received()).contains("100 Continue"));
+    });
+    // A chunked body (no declared size) that outgrows the room midway.
+    let chunked =
+        "PUT /app1/docs/b.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: 100-continue\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n";
+    converse(&app, |peer| async move {
+        peer.send(chunked);
+        let mut seen = 0;
+        assert_eq!(next_response(&peer, &mut seen).await.status, 100);
+        peer.send("3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n");
+        let wire = next_response(&peer, &mut seen).await;
+        assert_eq!(
+            (wire.status, wire.json()["error"].as_str()),
+            (507, Some("insufficient_storage"))
+        );
+    });
+    assert!(store.is_empty());
+    assert_eq!(store.open_uploads(), 0);
+    assert_eq!(
+        app_server.paths(),
+        ["pre", "pre"],
+        "no post-callback without a stored file"
+    );
+    assert_eq!(registry.outbox().len(), 0);
+}
+
+#[test]
+fn a_crash_between_commit_and_notification_delivers_it_once_after_restart() {
+    let (registry, store, app_server) =
+        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
+    register_app1(&registry);
+    // The first attempt of the post-callback hangs: the node "crashes" while waiting for it.
+    let (hung_tx, hung_rx) = crossbeam_channel::bounded::<()>(1);
+    let release = Arc::new(Mutex::new(hung_rx));
+    let script = Arc::new(move |path: &str| {
+        if path == "post" {
+            let _ = release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10));
+            return Outcome::Failed("the node crashed before this answer".into());
+        }
+        ok()
+    });
+    let app = node(config(), &registry, &store, app_server.answerer(script));
+    let server = app_server.clone();
+    tokio_uring::start(async {
+        let (stream, peer) = pair();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let task = tokio_uring::spawn(serve_connection(
+            Transport::Memory(stream),
+            "192.0.2.7:40000".parse().unwrap(),
+            app.config.clone(),
+            shutdown,
+            Rc::new(Router::new(app.clone())),
+        ));
+        peer.send(HEAD_5);
+        let mut seen = 0;
+        assert_eq!(next_response(&peer, &mut seen).await.status, 100);
+        peer.send("hello");
+        // Committed and being notified: the object is visible and the post-callback is out.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.paths() != ["pre", "post"] {
+            assert!(
+                Instant::now() < deadline,
+                "no post-callback: {:?}",
+                server.paths()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The crash: the request's task dies where it stands; the client never gets its 201.
+        task.abort();
+        let _ = task.await;
+        assert!(!String::from_utf8_lossy(&peer.received()).contains("201"));
+    });
+    drop(hung_tx);
+    assert_eq!(
+        store.get(&key("docs/a.txt")).as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(
+        registry.outbox().len(),
+        1,
+        "the notification was recorded before the 201"
+    );
+
+    // The restart: the durable parts survive; the app now answers.
+    let restarted = AppServer::new();
+    let app = node(
+        config(),
+        &registry,
+        &store,
+        restarted.answerer(Arc::new(|_| ok())),
+    );
+    let reconciled = upgate::notify::reconcile(&registry, &app.store).unwrap();
+    assert_eq!(
+        (reconciled.kept, reconciled.dropped, reconciled.due_now),
+        (1, 0, 1)
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = upgate::notify::spawn(app.clone(), stop.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !registry.outbox().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "never delivered after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A few sender ticks more: nothing is sent twice.
+    std::thread::sleep(Duration::from_millis(600));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().unwrap();
+    let calls = restarted.calls();
+    assert_eq!(
+        restarted.paths(),
+        ["post"],
+        "delivered exactly once: {calls:?}"
+    );
+    assert_eq!(
+        calls[0].webhook_id,
+        app_server.calls()[1].webhook_id,
+        "the same event id"
+    );
+    assert_eq!(
+        calls[0].body,
+        app_server.calls()[1].body,
+        "the exact body recorded"
+    );
+}
