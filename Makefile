@@ -3,7 +3,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url
 
-.PHONY: build run test lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
+.PHONY: build run test test-deps lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
 
 build:
 	$(CARGO) build --release
@@ -12,10 +12,16 @@ build:
 run:
 	$(CARGO) run --release -- serve
 
-## Every test: unit, end-to-end over loopback, property tests, the fuzz seed replay.
-test: layering
+## Every test: unit, end-to-end over loopback, property tests, the fuzz seed replay. Installs
+## what the tests need first (test-deps).
+test: test-deps layering
 	$(CARGO) test --workspace --all-features -- --test-threads=4
 	$(MAKE) browser-check
+
+## The system packages the tests need (.ci/packages: curl, promtool, chromium), installed with
+## apt-get only when missing (scripts/test-deps.sh; needs root then). Prints one line otherwise.
+test-deps:
+	@bash scripts/test-deps.sh
 
 ## Formatting and clippy with warnings denied.
 lint:
@@ -64,7 +70,7 @@ demo:
 
 ## The demo app's page in headless Chromium: the upload is listed and linked; writes
 ## target/demo-page.png. Part of `make test`.
-browser-check:
+browser-check: test-deps
 	bash scripts/browser-check.sh
 
 ## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB).
