@@ -143,9 +143,24 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
     }
 }
 
+thread_local! {
+    /// Why the last read of this thread's test client ended a response short: what a failing
+    /// test reports (end of stream, a reset, or the read timeout), so a rare failure names its
+    /// cause.
+    static LAST_READ_END: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
-    match s.read(&mut chunk) {
+    let read = s.read(&mut chunk);
+    if let Ok(0) | Err(_) = &read {
+        let why = match &read {
+            Ok(_) => "end of stream".to_string(),
+            Err(e) => format!("{:?}: {e}", e.kind()),
+        };
+        LAST_READ_END.with(|w| *w.borrow_mut() = why);
+    }
+    match read {
         Ok(0) | Err(_) => false,
         Ok(n) => {
             buf.extend_from_slice(&chunk[..n]);
@@ -181,7 +196,15 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> (Wire, TcpStream) {
     let mut s = connect(addr);
     s.write_all(request).unwrap();
     let mut buf = Vec::new();
-    let wire = read_response(&mut s, &mut buf).expect("a response");
+    let started = Instant::now();
+    let wire = read_response(&mut s, &mut buf).unwrap_or_else(|| {
+        panic!(
+            "no response from {addr} after {:?}: {} (bytes read: {:?})",
+            started.elapsed(),
+            LAST_READ_END.with(|w| w.borrow().clone()),
+            String::from_utf8_lossy(&buf)
+        )
+    });
     (wire, s)
 }
 
