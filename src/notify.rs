@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::callback::{post_delivered, Job, Outcome};
 use crate::metrics::{self, CallbackKind, CallbackOutcome};
+use crate::registry::OutboxJournal;
 use crate::registry::{backoff_jittered_within, OutboxEntry, Registry, RegistryError};
 
 /// How often the sender looks for due entries.

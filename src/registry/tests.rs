@@ -370,7 +370,7 @@ fn outbox_enqueue_of_a_known_id_replaces_it() {
     assert_eq!(ids(&ob.due(700, 10).unwrap()), ["a"]);
     assert!(matches!(
         ob.enqueue(&entry("", 1)),
-        Err(RegistryError::BadEventId)
+        Err(OutboxError::BadEventId)
     ));
 }
 

@@ -23,6 +23,7 @@ use crate::callback::{
 use crate::config::Checksum;
 use crate::http::Response;
 use crate::metrics::{self, CallbackKind, CallbackOutcome};
+use crate::registry::OutboxJournal;
 use crate::registry::{valid_appid, AppRecord, OutboxEntry, OutboxFile};
 use crate::server::{BodyPlan, Exchange, ReceiveError, Step, Timings};
 use crate::storage::{path, sink::is_disk_full, BodySink, CommitError};
