@@ -25,6 +25,8 @@ macro_rules! dispatch {
 mod apps;
 mod apps_memory;
 mod apps_sled;
+#[cfg(test)]
+mod behaviour_tests;
 mod flusher;
 mod outbox;
 mod outbox_memory;
