@@ -1,7 +1,34 @@
 //! The node's durable state besides files: registered applications (by appid) and the outbox of
-//! post-upload notifications. Each behind its interface ([`AppStore`], [`OutboxJournal`]), with a
-//! sled implementation and an in-memory twin; [`Registry`] is the facade the node holds.
-//! [`Registry::open`] puts both in one sled database at `<data_dir>/registry`:
+//! post-upload notifications. Two interfaces, each with a sled implementation (production) and an
+//! in-memory twin (tests, and the model the next backends are held to):
+//!
+//! - [`AppStore`]: the app registry (get, put with compare-and-swap, delete, list, signing
+//!   secrets, and a subscription to every committed change);
+//! - [`OutboxJournal`]: the durable queue of post-callbacks (staged → placed, due index,
+//!   reschedule, delivered, flush).
+//!
+//! [`Registry`] is the facade the node holds: one app store and one outbox journal, with the
+//! calls the handlers always made (`get`, `register_async`, `outbox()`, `flush_async`, …).
+//! [`Registry::open`] puts both on one sled database at `<data_dir>/registry` (one file lock,
+//! one flushing thread); [`Registry::in_memory`] uses both twins.
+//!
+//! ## Layout
+//!
+//! | file | owns | used where |
+//! |---|---|---|
+//! | `mod.rs` | [`Registry`] (the facade), [`RegistryError`] | the node (`app.rs`), handlers, `notify` |
+//! | `record.rs` | [`AppRecord`], [`Registration`], the create/update/rotate rules | every app store |
+//! | `apps.rs` | [`AppStore`], [`AppChange`], [`AppStoreError`], [`Apps`] (enum dispatch) | the facade |
+//! | `apps_sled.rs` | [`SledApps`]: tree `apps`, CAS retries, flushed writes | [`Registry::open`] |
+//! | `apps_memory.rs` | [`MemoryApps`]: a `Mutex<BTreeMap>` | [`Registry::in_memory`], tests |
+//! | `outbox.rs` | [`OutboxEntry`], [`OutboxJournal`], [`OutboxError`], [`Outbox`], backoff | the facade, `upload::flow`, `notify` |
+//! | `outbox_sled.rs` | [`SledOutbox`]: trees `outbox` + `outbox_due`, one transaction per change | [`Registry::open`] |
+//! | `outbox_memory.rs` | [`MemoryOutbox`]: a map and a due set under one lock | [`Registry::in_memory`], tests |
+//! | `sled_db.rs` | [`SledDb`]: the shared database, its lock wait and its flusher | the sled stores |
+//! | `flusher.rs` | the group-commit flushing thread | [`SledDb`] |
+//! | `tests.rs`, `behaviour_tests.rs` | facade and sled-only tests; the tests both twins pass | `cargo test` |
+//!
+//! On disk (sled):
 //!
 //! | tree | key | value |
 //! |---|---|---|
