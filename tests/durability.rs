@@ -11,6 +11,7 @@ use std::time::Duration;
 use support::callback_app::{Answer, CallbackApp};
 use support::*;
 use upgate::config::Config;
+use upgate::registry::OutboxJournal;
 
 fn upload(addr: SocketAddr, path: &str, extra: &str, body: &[u8]) -> Wire {
     let mut s = connect(addr);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use support::callback_app::{FlappingApp, Mode};
 use support::*;
 use upgate::config::Config;
+use upgate::registry::OutboxJournal;
 
 const CALLBACK_TIMEOUT: Duration = Duration::from_millis(400);
 const HANG: Duration = Duration::from_millis(1000);

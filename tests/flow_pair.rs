@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::pair::*;
 use upgate::callback::Outcome;
 use upgate::config::Config;
-use upgate::registry::Registry;
+use upgate::registry::{OutboxJournal, Registry};
 use upgate::routes::Router;
 use upgate::server::memory::pair;
 use upgate::server::{serve_connection, Transport};

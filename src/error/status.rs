@@ -250,7 +250,8 @@ impl Fault for FlowError {
         match self {
             FlowError::Body(b) => Some(b),
             FlowError::DiskFull(e) | FlowError::Storage(e) => Some(e),
-            FlowError::Unrecorded(e) | FlowError::Registry(e) => Some(e),
+            FlowError::Unrecorded(e) => Some(e),
+            FlowError::Registry(e) => Some(e),
             FlowError::Veto(v) => Some(v),
             _ => None,
         }
@@ -262,7 +263,9 @@ impl Fault for RegistryError {
         match self {
             RegistryError::BadAppid | RegistryError::BadEventId => 400,
             RegistryError::UnknownAppid => 404,
-            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => 500,
+            RegistryError::Locked(_)
+            | RegistryError::Unavailable(_)
+            | RegistryError::Corrupt(_) => 500,
         }
     }
     fn code(&self) -> &'static str {
@@ -270,9 +273,9 @@ impl Fault for RegistryError {
             RegistryError::BadAppid => "bad_appid",
             RegistryError::UnknownAppid => "unknown_appid",
             RegistryError::BadEventId => "bad_event_id",
-            RegistryError::Locked(_) | RegistryError::Storage(_) | RegistryError::Corrupt(_) => {
-                "registry_error"
-            }
+            RegistryError::Locked(_)
+            | RegistryError::Unavailable(_)
+            | RegistryError::Corrupt(_) => "registry_error",
         }
     }
     fn blame(&self) -> Blame {

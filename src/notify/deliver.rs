@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::callback::{post_delivered, Guard, Job, Outcome};
 use crate::metrics::{self, CallbackKind, CallbackOutcome};
-use crate::registry::{backoff_jittered_within, OutboxEntry};
+use crate::registry::{backoff_jittered_within, OutboxEntry, OutboxJournal};
 
 /// Which attempt of a notification this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::callback::Outcome;
 use crate::metrics::{self, CallbackKind};
-use crate::registry::OutboxEntry;
+use crate::registry::{OutboxEntry, OutboxJournal};
 
 use deliver::{reschedule, Attempt};
 pub use reconcile::{placement, reconcile, Placement, Reconciled};

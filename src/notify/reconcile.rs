@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::registry::{OutboxEntry, Registry, RegistryError};
+use crate::registry::{OutboxEntry, OutboxJournal, Registry, RegistryError};
 use crate::storage::{ObjectStore, Store, Target};
 
 /// Whether the file an entry announces is visible in the store.

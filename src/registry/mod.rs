@@ -1,5 +1,34 @@
 //! The node's durable state besides files: registered applications (by appid) and the outbox of
-//! post-upload notifications, in one sled database at `<data_dir>/registry`.
+//! post-upload notifications. Two interfaces, each with a sled implementation (production) and an
+//! in-memory twin (tests, and the model the next backends are held to):
+//!
+//! - [`AppStore`]: the app registry (get, put with compare-and-swap, delete, list, signing
+//!   secrets, and a subscription to every committed change);
+//! - [`OutboxJournal`]: the durable queue of post-callbacks (staged → placed, due index,
+//!   reschedule, delivered, flush).
+//!
+//! [`Registry`] is the facade the node holds: one app store and one outbox journal, with the
+//! calls the handlers always made (`get`, `register_async`, `outbox()`, `flush_async`, …).
+//! [`Registry::open`] puts both on one sled database at `<data_dir>/registry` (one file lock,
+//! one flushing thread); [`Registry::in_memory`] uses both twins.
+//!
+//! ## Layout
+//!
+//! | file | owns | used where |
+//! |---|---|---|
+//! | `mod.rs` | [`Registry`] (the facade), [`RegistryError`] | the node (`app.rs`), handlers, `notify` |
+//! | `record.rs` | [`AppRecord`], [`Registration`], the create/update/rotate rules | every app store |
+//! | `apps.rs` | [`AppStore`], [`AppChange`], [`AppStoreError`], [`Apps`] (enum dispatch) | the facade |
+//! | `apps_sled.rs` | [`SledApps`]: tree `apps`, CAS retries, flushed writes | [`Registry::open`] |
+//! | `apps_memory.rs` | [`MemoryApps`]: a `Mutex<BTreeMap>` | [`Registry::in_memory`], tests |
+//! | `outbox.rs` | [`OutboxEntry`], [`OutboxJournal`], [`OutboxError`], [`Outbox`], backoff | the facade, `upload::flow`, `notify` |
+//! | `outbox_sled.rs` | [`SledOutbox`]: trees `outbox` + `outbox_due`, one transaction per change | [`Registry::open`] |
+//! | `outbox_memory.rs` | [`MemoryOutbox`]: a map and a due set under one lock | [`Registry::in_memory`], tests |
+//! | `sled_db.rs` | [`SledDb`]: the shared database, its lock wait and its flusher | the sled stores |
+//! | `flusher.rs` | the group-commit flushing thread | [`SledDb`] |
+//! | `tests.rs`, `behaviour_tests.rs` | facade and sled-only tests; the tests both twins pass | `cargo test` |
+//!
+//! On disk (sled):
 //!
 //! | tree | key | value |
 //! |---|---|---|
@@ -8,28 +37,55 @@
 //! | `outbox_due` | next attempt (ms, big-endian) ++ event id | empty (index) |
 //!
 //! sled calls are short and in memory, but a flush is an `fsync`: on an io_uring thread use the
-//! `*_async` variants, which flush on sled's own I/O threads.
+//! `*_async` variants, which flush on sled's own flushing thread.
 
+/// Delegates a call to the store an enum dispatch type ([`Apps`], [`Outbox`]) holds.
+macro_rules! dispatch {
+    ($enum:ident, $self:expr, $store:ident => $call:expr) => {
+        match $self {
+            $enum::Sled($store) => $call,
+            $enum::Memory($store) => $call,
+        }
+    };
+}
+
+mod apps;
+mod apps_memory;
+mod apps_sled;
+#[cfg(test)]
+mod behaviour_tests;
 mod flusher;
 mod outbox;
+mod outbox_memory;
+mod outbox_sled;
 mod record;
+mod sled_db;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use flusher::Flusher;
+pub use apps::{AppChange, AppChanges, AppStore, AppStoreError, Apps, Put};
+pub use apps_memory::MemoryApps;
+pub use apps_sled::SledApps;
 pub use outbox::{
-    backoff, backoff_jittered, backoff_jittered_within, Outbox, OutboxEntry, OutboxFile,
-    BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
+    backoff, backoff_jittered, backoff_jittered_within, Outbox, OutboxEdit, OutboxEntry,
+    OutboxError, OutboxFile, OutboxJournal, BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
 };
+pub use outbox_memory::MemoryOutbox;
+pub use outbox_sled::SledOutbox;
 pub use record::{
     new_secret, valid_appid, AppRecord, Change, Registered, Registration, ROTATION_GRACE_SECS,
 };
+pub use sled_db::{SledDb, LOCK_WAIT};
 
-/// Why a registry operation failed.
+/// Why a storage operation failed: the cause a backend reports (kept whole, for the log).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a registry operation failed (the facade's error: an [`AppStoreError`] or an
+/// [`OutboxError`], or the database could not be opened). Statuses are chosen in
+/// `error/status.rs`.
 #[derive(Debug)]
 pub enum RegistryError {
     /// The appid is not 1-64 of `[A-Za-z0-9_-]`.
@@ -40,8 +96,8 @@ pub enum RegistryError {
     BadEventId,
     /// Another process (or a database not yet fully closed) holds the registry at this path.
     Locked(PathBuf),
-    /// The database failed.
-    Storage(sled::Error),
+    /// The storage behind the registry failed.
+    Unavailable(Cause),
     /// A stored value could not be decoded.
     Corrupt(String),
 }
@@ -49,15 +105,13 @@ pub enum RegistryError {
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegistryError::BadAppid => f.write_str("appid must be 1-64 of [A-Za-z0-9_-]"),
-            RegistryError::UnknownAppid => {
-                f.write_str("no application is registered under this appid")
-            }
-            RegistryError::BadEventId => f.write_str("event id must be 1-256 bytes"),
+            RegistryError::BadAppid => AppStoreError::BadAppid.fmt(f),
+            RegistryError::UnknownAppid => AppStoreError::UnknownAppid.fmt(f),
+            RegistryError::BadEventId => OutboxError::BadEventId.fmt(f),
             RegistryError::Locked(path) => {
                 write!(f, "{} is in use by another process", path.display())
             }
-            RegistryError::Storage(e) => write!(f, "registry storage failed: {e}"),
+            RegistryError::Unavailable(e) => write!(f, "registry storage failed: {e}"),
             RegistryError::Corrupt(what) => write!(f, "registry value unreadable: {what}"),
         }
     }
@@ -66,25 +120,39 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RegistryError::Storage(e) => Some(e),
+            RegistryError::Unavailable(e) => Some(e.as_ref()),
             _ => None,
         }
     }
 }
 
-impl From<sled::Error> for RegistryError {
-    fn from(e: sled::Error) -> Self {
-        RegistryError::Storage(e)
+impl From<AppStoreError> for RegistryError {
+    fn from(e: AppStoreError) -> Self {
+        match e {
+            AppStoreError::BadAppid => RegistryError::BadAppid,
+            AppStoreError::UnknownAppid => RegistryError::UnknownAppid,
+            AppStoreError::Unavailable(e) => RegistryError::Unavailable(e),
+            AppStoreError::Corrupt(what) => RegistryError::Corrupt(what),
+        }
     }
 }
 
-/// Handle on the registry (cheap to clone; every clone shares one database).
+impl From<OutboxError> for RegistryError {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::BadEventId => RegistryError::BadEventId,
+            OutboxError::Unavailable(e) => RegistryError::Unavailable(e),
+            OutboxError::Corrupt(what) => RegistryError::Corrupt(what),
+        }
+    }
+}
+
+/// Handle on the registry: an app store and an outbox journal (cheap to clone; every clone
+/// shares both).
 #[derive(Clone)]
 pub struct Registry {
-    db: sled::Db,
-    apps: sled::Tree,
+    apps: Apps,
     outbox: Outbox,
-    flusher: Flusher,
 }
 
 impl fmt::Debug for Registry {
@@ -93,56 +161,36 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// How long [`Registry::open`] waits for the database lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(3);
-
-/// How many times a registration retries its compare-and-swap against concurrent writers.
-const CAS_ATTEMPTS: usize = 64;
-
 impl Registry {
-    /// Opens (or creates) `<data_dir>/registry`. One process at a time may hold it: while another
-    /// holds it, this waits up to [`LOCK_WAIT`] (sled releases its file lock from a background
-    /// thread, so a database closed a moment ago in this process can still be locked), then
-    /// fails with [`RegistryError::Locked`].
+    /// Opens (or creates) `<data_dir>/registry`, a sled database holding both the apps and the
+    /// outbox. One process at a time may hold it: while another holds it, this waits up to
+    /// [`LOCK_WAIT`] (sled releases its file lock from a background thread, so a database closed
+    /// a moment ago in this process can still be locked), then fails with
+    /// [`RegistryError::Locked`].
     pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
-        let path = data_dir.join("registry");
-        let deadline = Instant::now() + LOCK_WAIT;
-        let db = loop {
-            match sled::Config::new().path(&path).open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                    if Instant::now() >= deadline {
-                        return Err(RegistryError::Locked(path));
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let apps = db.open_tree("apps")?;
-        let flusher = Flusher::spawn(db.clone())
-            .map_err(|e| RegistryError::Corrupt(format!("flush thread: {e}")))?;
-        let outbox = Outbox::open(&db, flusher.clone())?;
-        Ok(Registry {
-            db,
-            apps,
-            outbox,
-            flusher,
-        })
+        let db = SledDb::open(&data_dir.join("registry"))?;
+        let apps = SledApps::open(&db)?;
+        let outbox = SledOutbox::open(&db)?;
+        Ok(Registry::new(Apps::Sled(apps), Outbox::Sled(outbox)))
     }
 
-    /// TEMPORARY (replaced by the in-memory twins): a throwaway sled database.
+    /// A registry that lives in memory only (both twins): the same semantics, nothing on disk.
     pub fn in_memory() -> Registry {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let apps = db.open_tree("apps").unwrap();
-        let flusher = Flusher::spawn(db.clone()).unwrap();
-        let outbox = Outbox::open(&db, flusher.clone()).unwrap();
-        Registry {
-            db,
-            apps,
-            outbox,
-            flusher,
-        }
+        Registry::new(
+            Apps::Memory(MemoryApps::new()),
+            Outbox::Memory(MemoryOutbox::new()),
+        )
+    }
+
+    /// A registry made of any app store and outbox journal (say, apps from one backend and the
+    /// outbox on the local disk).
+    pub fn new(apps: Apps, outbox: Outbox) -> Registry {
+        Registry { apps, outbox }
+    }
+
+    /// The app store.
+    pub fn apps(&self) -> &Apps {
+        &self.apps
     }
 
     /// The post-callback outbox.
@@ -152,32 +200,22 @@ impl Registry {
 
     /// The record of `appid`, if registered.
     pub fn get(&self, appid: &str) -> Result<Option<AppRecord>, RegistryError> {
-        if !valid_appid(appid) {
-            return Err(RegistryError::BadAppid);
-        }
-        self.apps
-            .get(appid.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        Ok(self.apps.get(appid)?)
     }
 
     /// Creates or updates a registration, then flushes it to disk. A new app gets a secret; an
     /// existing one keeps its secret unless `rotate_secret` is set.
     pub fn register(&self, reg: &Registration, now: u64) -> Result<Registered, RegistryError> {
-        let out = self.apply(reg, now, true)?;
-        self.flush()?;
-        Ok(out)
+        Ok(self.apps.register(reg, now)?)
     }
 
-    /// [`Registry::register`] with the flush done on sled's I/O pool, for io_uring threads.
+    /// [`Registry::register`] with the flush done off the calling thread, for io_uring threads.
     pub async fn register_async(
         &self,
         reg: &Registration,
         now: u64,
     ) -> Result<Registered, RegistryError> {
-        let out = self.apply(reg, now, true)?;
-        self.flush_async().await?;
-        Ok(out)
+        Ok(self.apps.register_async(reg, now).await?)
     }
 
     /// Like [`Registry::register_async`] but never creates: `UnknownAppid` when the app is gone
@@ -187,114 +225,48 @@ impl Registry {
         reg: &Registration,
         now: u64,
     ) -> Result<Registered, RegistryError> {
-        let out = self.apply(reg, now, false)?;
-        self.flush_async().await?;
-        Ok(out)
+        Ok(self.apps.update_async(reg, now).await?)
     }
 
     /// Removes `appid` and flushes; the removed record, or `None` when it was not registered.
     pub fn delete(&self, appid: &str) -> Result<Option<AppRecord>, RegistryError> {
-        let removed = self.remove(appid)?;
-        self.flush()?;
-        Ok(removed)
+        Ok(self.apps.delete(appid)?)
     }
 
-    /// [`Registry::delete`] with the flush done on sled's I/O pool.
+    /// [`Registry::delete`] with the flush done off the calling thread.
     pub async fn delete_async(&self, appid: &str) -> Result<Option<AppRecord>, RegistryError> {
-        let removed = self.remove(appid)?;
-        self.flush_async().await?;
-        Ok(removed)
+        Ok(self.apps.delete_async(appid).await?)
     }
 
     /// The keys to sign `appid`'s callbacks with at `now` (unix seconds): its current secret and,
     /// during a rotation, the previous one. Empty when the app is not registered.
     pub fn secrets_for_signing(&self, appid: &str, now: u64) -> Result<Vec<String>, RegistryError> {
-        Ok(self
-            .get(appid)?
-            .map(|r| r.secrets_for_signing(now))
-            .unwrap_or_default())
+        Ok(self.apps.secrets_for_signing(appid, now)?)
     }
 
     /// Registered appids, in order (for operators and tests).
     pub fn appids(&self) -> Result<Vec<String>, RegistryError> {
-        self.apps
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
-            .collect()
+        Ok(self.apps.appids()?)
     }
 
-    /// Writes everything to disk (an `fsync`; blocks).
+    /// Every change committed to the app store from now on (see [`AppStore::subscribe`]).
+    pub fn subscribe(&self) -> AppChanges {
+        self.apps.subscribe()
+    }
+
+    /// Writes everything (apps and outbox) to disk (an `fsync`; blocks).
     pub fn flush(&self) -> Result<(), RegistryError> {
-        self.db.flush()?;
+        self.outbox.flush()?;
+        self.apps.flush()?;
         Ok(())
     }
 
-    /// [`Registry::flush`] on the flushing thread (group commit), awaited without blocking.
+    /// [`Registry::flush`] on the flushing thread (group commit: on one sled database both
+    /// requests are usually served by one `fsync`), awaited without blocking.
     pub async fn flush_async(&self) -> Result<(), RegistryError> {
-        self.flusher.flush().await
+        let (outbox, apps) = tokio::join!(self.outbox.flush_async(), self.apps.flush_async());
+        outbox?;
+        apps?;
+        Ok(())
     }
-
-    fn remove(&self, appid: &str) -> Result<Option<AppRecord>, RegistryError> {
-        if !valid_appid(appid) {
-            return Err(RegistryError::BadAppid);
-        }
-        self.apps
-            .remove(appid.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// Read, modify, compare-and-swap: concurrent registrations of one appid cannot lose each
-    /// other's changes or issue two different "new" secrets.
-    fn apply(
-        &self,
-        reg: &Registration,
-        now: u64,
-        may_create: bool,
-    ) -> Result<Registered, RegistryError> {
-        if !valid_appid(&reg.appid) {
-            return Err(RegistryError::BadAppid);
-        }
-        let key = reg.appid.as_bytes();
-        for _ in 0..CAS_ATTEMPTS {
-            let old = self.apps.get(key)?;
-            let mut new_secret = None;
-            let (record, created) = match &old {
-                Some(bytes) => {
-                    let current = decode(bytes)?;
-                    let next = current.updated(reg, now, || {
-                        let s = record::new_secret();
-                        new_secret = Some(s.clone());
-                        s
-                    });
-                    (next, false)
-                }
-                None if may_create => {
-                    let s = record::new_secret();
-                    new_secret = Some(s.clone());
-                    (AppRecord::create(reg, now, s), true)
-                }
-                None => return Err(RegistryError::UnknownAppid),
-            };
-            let bytes = serde_json::to_vec(&record).expect("an app record serialises");
-            match self.apps.compare_and_swap(key, old, Some(bytes))? {
-                Ok(()) => {
-                    return Ok(Registered {
-                        record,
-                        created,
-                        new_secret,
-                    })
-                }
-                Err(_) => continue,
-            }
-        }
-        Err(RegistryError::Storage(sled::Error::Unsupported(
-            "registration kept conflicting with concurrent writers".into(),
-        )))
-    }
-}
-
-fn decode(bytes: &[u8]) -> Result<AppRecord, RegistryError> {
-    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt(format!("app record: {e}")))
 }

@@ -1,14 +1,13 @@
 //! The durable queue of post-upload notifications (contract step 7): an entry is written and
 //! flushed before the notification is first sent, and stays until the application answers 2xx.
 //!
-//! Layout, in the registry's sled database:
-//! - tree `outbox`: `event_id` → the entry as JSON (the body as base64);
-//! - tree `outbox_due`: `next_attempt_at_ms` (8 bytes, big-endian) ++ `event_id` → empty, an
-//!   index ordered by due time, so [`Outbox::due`] reads only the entries that are due.
+//! One interface ([`OutboxJournal`]), two implementations: [`super::SledOutbox`] (production; its
+//! layout and transactions are documented there) and [`super::MemoryOutbox`] (its twin). The
+//! node holds an [`Outbox`], which dispatches to either.
 //!
-//! Both trees change together in one sled transaction. Delivery is at-least-once: `due` does not
-//! lease entries, so one retry driver per node should own the queue (or reschedule an entry to
-//! `now + timeout` before sending it); applications de-duplicate by `webhook-id`.
+//! Delivery is at-least-once: `due` does not lease entries, so one retry driver per node should
+//! own the queue (or reschedule an entry to `now + timeout` before sending it); applications
+//! de-duplicate by `webhook-id`.
 //!
 //! An entry is recorded *before* its file becomes visible (see `upload::flow::commit`), so it
 //! names its file ([`OutboxFile`]): while *staged* the file may not exist yet (or ever, if the
@@ -16,13 +15,12 @@
 //! upload's; once *placed* (after the rename) the path alone counts. `notify` sends an entry
 //! only while its file is visible, and drops at startup the entries whose file never appeared.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
-use super::RegistryError;
+use super::{Cause, MemoryOutbox, SledOutbox};
 
 /// First retry delay.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -77,221 +75,248 @@ pub struct OutboxFile {
     pub placed: bool,
 }
 
-/// Handle on the outbox trees (cheap to clone).
-#[derive(Clone)]
-pub struct Outbox {
-    db: sled::Db,
-    flusher: super::flusher::Flusher,
-    entries: sled::Tree,
-    due: sled::Tree,
+/// Why an outbox operation failed (no HTTP here; the facade's [`super::RegistryError`] takes
+/// every variant).
+#[derive(Debug)]
+pub enum OutboxError {
+    /// An event id is empty or longer than [`MAX_EVENT_ID`].
+    BadEventId,
+    /// The journal could not be read or written (the backend's own error is the cause).
+    Unavailable(Cause),
+    /// A stored entry could not be decoded.
+    Corrupt(String),
 }
 
-impl Outbox {
-    pub(super) fn open(
-        db: &sled::Db,
-        flusher: super::flusher::Flusher,
-    ) -> Result<Outbox, RegistryError> {
-        let outbox = Outbox {
-            db: db.clone(),
-            flusher,
-            entries: db.open_tree("outbox")?,
-            due: db.open_tree("outbox_due")?,
-        };
-        outbox.check_index()?;
-        Ok(outbox)
-    }
-
-    /// Records `entry` (replacing one with the same event id) and flushes it to disk.
-    pub fn enqueue(&self, entry: &OutboxEntry) -> Result<(), RegistryError> {
-        self.put(entry)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// [`Outbox::enqueue`] with the flush done on sled's I/O pool, for io_uring threads.
-    pub async fn enqueue_async(&self, entry: &OutboxEntry) -> Result<(), RegistryError> {
-        self.put(entry)?;
-        self.flusher.flush().await?;
-        Ok(())
-    }
-
-    /// Up to `limit` entries whose `next_attempt_at_ms <= now_ms`, earliest first.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, RegistryError> {
-        let iter = match now_ms.checked_add(1) {
-            Some(end) => self.due.range(..end.to_be_bytes()),
-            None => self.due.iter(),
-        };
-        let mut out = Vec::new();
-        for item in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = item?;
-            let Some(entry) = self.entries.get(&key[8..])? else {
-                continue; // removed since the scan began
-            };
-            out.push(decode(&entry)?);
+impl fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutboxError::BadEventId => f.write_str("event id must be 1-256 bytes"),
+            OutboxError::Unavailable(e) => write!(f, "outbox unavailable: {e}"),
+            OutboxError::Corrupt(what) => write!(f, "outbox value unreadable: {what}"),
         }
-        Ok(out)
     }
+}
+
+impl std::error::Error for OutboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OutboxError::Unavailable(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// What [`OutboxJournal::update`] changes in a queued entry besides its next attempt. The body,
+/// the URL and the event id never change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxEdit {
+    /// An attempt failed: the attempt count so far and why.
+    Attempted {
+        attempts: u32,
+        error: Option<String>,
+    },
+    /// The file was renamed into place (an entry without a file only moves).
+    Placed,
+}
+
+impl OutboxEdit {
+    /// `entry` edited and due at `next_at_ms`.
+    pub(super) fn apply(&self, entry: &mut OutboxEntry, next_at_ms: u64) {
+        match self {
+            OutboxEdit::Attempted { attempts, error } => {
+                entry.attempts = *attempts;
+                entry.last_error = error.clone();
+            }
+            OutboxEdit::Placed => {
+                if let Some(file) = &mut entry.file {
+                    file.placed = true;
+                }
+            }
+        }
+        entry.next_attempt_at_ms = next_at_ms;
+    }
+}
+
+/// The durable queue of post-callbacks.
+///
+/// Durability, which every implementation keeps (in memory, "durable" only means "kept"):
+/// [`OutboxJournal::enqueue`] and [`OutboxJournal::delivered`] flush before they return; the
+/// other writes do not (losing one in a crash is harmless: see each method). The next flush,
+/// [`OutboxJournal::flush`] or any flushing write, makes every earlier write durable.
+///
+/// The `async fn`s are not `Send` (io_uring callers) and keep the trait from being used as
+/// `dyn`: the node holds the enum [`Outbox`], which delegates to the journal it holds.
+#[allow(async_fn_in_trait)] // not `Send` on purpose (io_uring), see above
+pub trait OutboxJournal {
+    /// Records `entry` (replacing one with the same event id) and flushes it to disk.
+    fn enqueue(&self, entry: &OutboxEntry) -> Result<(), OutboxError>;
+
+    /// [`OutboxJournal::enqueue`] with the flush done off the calling thread, for io_uring
+    /// threads.
+    async fn enqueue_async(&self, entry: &OutboxEntry) -> Result<(), OutboxError>;
+
+    /// Up to `limit` entries whose `next_attempt_at_ms <= now_ms`, earliest first (ties in
+    /// event id order).
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError>;
 
     /// One entry by event id.
-    pub fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, RegistryError> {
-        self.entries
-            .get(event_id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+    fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, OutboxError>;
+
+    /// Removes an entry, not flushed; false when it was not queued. Callers say why:
+    /// [`OutboxJournal::delivered`], [`OutboxJournal::delivered_lazily`],
+    /// [`OutboxJournal::discard`].
+    fn remove(&self, event_id: &str) -> Result<bool, OutboxError>;
+
+    /// Changes a queued entry by `edit` and moves its next attempt to `next_at_ms`, atomically
+    /// (the entry and its place in the due order), not flushed. False when it is not queued.
+    fn update(
+        &self,
+        event_id: &str,
+        next_at_ms: u64,
+        edit: OutboxEdit,
+    ) -> Result<bool, OutboxError>;
+
+    /// Every entry, in event id order (startup reconciliation; O(n)). Writes made while
+    /// iterating are allowed: each entry is visited once.
+    fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, OutboxError>> + '_;
+
+    /// Writes everything to disk (an `fsync`; blocks).
+    fn flush(&self) -> Result<(), OutboxError>;
+
+    /// [`OutboxJournal::flush`] without blocking the calling thread.
+    async fn flush_async(&self) -> Result<(), OutboxError>;
+
+    /// Entries queued (O(n) for sled: for metrics and health, not per request).
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Removes a delivered entry and flushes; false when it was not (or no longer) queued.
-    pub fn delivered(&self, event_id: &str) -> Result<bool, RegistryError> {
+    fn delivered(&self, event_id: &str) -> Result<bool, OutboxError> {
         let removed = self.remove(event_id)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(removed)
     }
 
-    /// [`Outbox::delivered`] without waiting for the disk: the removal reaches it with sled's
-    /// next flush (the next upload's record, or `flush_every_ms`). A crash before that sends the
-    /// notification once more after restart (same webhook-id: at least once, de-duplicable),
-    /// which is the only cost; the upload's answer does not wait for a second disk flush.
-    pub fn delivered_lazily(&self, event_id: &str) -> Result<bool, RegistryError> {
+    /// [`OutboxJournal::delivered`] without waiting for the disk: the removal reaches it with
+    /// the next flush (the next upload's record, or sled's `flush_every_ms`). A crash before
+    /// that sends the notification once more after restart (same webhook-id: at least once,
+    /// de-duplicable), which is the only cost; the upload's answer does not wait for a second
+    /// disk flush.
+    fn delivered_lazily(&self, event_id: &str) -> Result<bool, OutboxError> {
+        self.remove(event_id)
+    }
+
+    /// Removes an entry that must never be sent (its file is not visible), without a flush:
+    /// lost in a crash, the next start drops it again. False when it was not queued.
+    fn discard(&self, event_id: &str) -> Result<bool, OutboxError> {
         self.remove(event_id)
     }
 
     /// Records a failed attempt: the new attempt count, when to try next, and why it failed.
-    /// Not flushed: losing it in a crash only makes the next attempt come earlier. False when the
-    /// entry is no longer queued.
-    pub fn reschedule(
+    /// Not flushed: losing it in a crash only makes the next attempt come earlier. False when
+    /// the entry is no longer queued.
+    fn reschedule(
         &self,
         event_id: &str,
         attempts: u32,
         next_at_ms: u64,
         error: Option<String>,
-    ) -> Result<bool, RegistryError> {
-        self.update(event_id, next_at_ms, |entry| {
-            entry.attempts = attempts;
-            entry.last_error = error.clone();
-        })
+    ) -> Result<bool, OutboxError> {
+        self.update(
+            event_id,
+            next_at_ms,
+            OutboxEdit::Attempted { attempts, error },
+        )
     }
 
     /// Marks the file of `event_id` as placed (renamed into place) and moves its next attempt
     /// to `next_at_ms`. Not flushed: losing the mark in a crash leaves the inode to decide.
     /// False when the entry is no longer queued.
-    pub fn placed(&self, event_id: &str, next_at_ms: u64) -> Result<bool, RegistryError> {
-        self.update(event_id, next_at_ms, |entry| {
-            if let Some(file) = &mut entry.file {
-                file.placed = true;
-            }
-        })
-    }
-
-    /// Changes a queued entry with `change` and moves its next attempt to `next_at_ms`, in one
-    /// transaction over the entry and its place in the due index. False when it is not queued.
-    fn update(
-        &self,
-        event_id: &str,
-        next_at_ms: u64,
-        change: impl Fn(&mut OutboxEntry),
-    ) -> Result<bool, RegistryError> {
-        let key = event_id.as_bytes();
-        let res = (&self.entries, &self.due).transaction(|(entries, due)| {
-            let Some(old) = entries.get(key)? else {
-                return Ok(false);
-            };
-            let mut entry = decode(&old).map_err(ConflictableTransactionError::Abort)?;
-            due.remove(due_key(entry.next_attempt_at_ms, key))?;
-            change(&mut entry);
-            entry.next_attempt_at_ms = next_at_ms;
-            entries.insert(key, encode(&entry))?;
-            due.insert(due_key(next_at_ms, key), &[][..])?;
-            Ok(true)
-        });
-        tx_result(res)
-    }
-
-    /// Removes an entry that must never be sent (its file is not visible), without a flush:
-    /// lost in a crash, the next start drops it again. False when it was not queued.
-    pub fn discard(&self, event_id: &str) -> Result<bool, RegistryError> {
-        self.remove(event_id)
-    }
-
-    /// Every entry, in event id order (startup reconciliation; O(n)).
-    pub fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, RegistryError>> {
-        self.entries.iter().values().map(|v| decode(&v?))
-    }
-
-    /// Writes everything to disk (an `fsync`; blocks).
-    pub fn flush(&self) -> Result<(), RegistryError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Entries queued (counts the index: O(n), for metrics and health, not per request).
-    pub fn len(&self) -> usize {
-        self.due.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.due.is_empty()
+    fn placed(&self, event_id: &str, next_at_ms: u64) -> Result<bool, OutboxError> {
+        self.update(event_id, next_at_ms, OutboxEdit::Placed)
     }
 
     /// `created_at_ms` of the oldest queued entry (scans every entry: O(n)).
-    pub fn oldest_created_ms(&self) -> Result<Option<u64>, RegistryError> {
+    fn oldest_created_ms(&self) -> Result<Option<u64>, OutboxError> {
         let mut oldest: Option<u64> = None;
-        for item in self.entries.iter() {
-            let (_, v) = item?;
-            let created = decode(&v)?.created_at_ms;
+        for entry in self.entries() {
+            let created = entry?.created_at_ms;
             oldest = Some(oldest.map_or(created, |o| o.min(created)));
         }
         Ok(oldest)
     }
+}
 
-    fn put(&self, entry: &OutboxEntry) -> Result<(), RegistryError> {
-        if entry.event_id.is_empty() || entry.event_id.len() > MAX_EVENT_ID {
-            return Err(RegistryError::BadEventId);
-        }
-        let key = entry.event_id.as_bytes();
-        let value = encode(entry);
-        let res = (&self.entries, &self.due).transaction(|(entries, due)| {
-            if let Some(old) = entries.get(key)? {
-                let old = decode(&old).map_err(ConflictableTransactionError::Abort)?;
-                due.remove(due_key(old.next_attempt_at_ms, key))?;
-            }
-            entries.insert(key, value.as_slice())?;
-            due.insert(due_key(entry.next_attempt_at_ms, key), &[][..])?;
-            Ok(())
-        });
-        tx_result(res)
+/// The outbox the node holds: one of the journals, by enum dispatch (see [`OutboxJournal`]).
+#[derive(Clone)]
+pub enum Outbox {
+    /// On disk, in production ([`super::Registry::open`]).
+    Sled(SledOutbox),
+    /// In memory ([`super::Registry::in_memory`]).
+    Memory(MemoryOutbox),
+}
+
+impl OutboxJournal for Outbox {
+    fn enqueue(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
+        dispatch!(Outbox, self, o => o.enqueue(entry))
     }
 
-    fn remove(&self, event_id: &str) -> Result<bool, RegistryError> {
-        let key = event_id.as_bytes();
-        let res = (&self.entries, &self.due).transaction(|(entries, due)| {
-            let Some(old) = entries.remove(key)? else {
-                return Ok(false);
-            };
-            let old = decode(&old).map_err(ConflictableTransactionError::Abort)?;
-            due.remove(due_key(old.next_attempt_at_ms, key))?;
-            Ok(true)
-        });
-        tx_result(res)
+    async fn enqueue_async(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
+        dispatch!(Outbox, self, o => o.enqueue_async(entry).await)
     }
 
-    /// Rebuilds the due index when it does not match the entries (an older layout, or damage).
-    fn check_index(&self) -> Result<(), RegistryError> {
-        if self.entries.len() == self.due.len() {
-            return Ok(());
-        }
-        tracing::warn!("outbox due index out of step with its entries; rebuilding it");
-        self.due.clear()?;
-        for item in self.entries.iter() {
-            let (key, v) = item?;
-            let entry = decode(&v)?;
-            self.due
-                .insert(due_key(entry.next_attempt_at_ms, &key), &[][..])?;
-        }
-        self.db.flush()?;
-        Ok(())
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
+        dispatch!(Outbox, self, o => o.due(now_ms, limit))
+    }
+
+    fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, OutboxError> {
+        dispatch!(Outbox, self, o => o.get(event_id))
+    }
+
+    fn remove(&self, event_id: &str) -> Result<bool, OutboxError> {
+        dispatch!(Outbox, self, o => o.remove(event_id))
+    }
+
+    fn update(
+        &self,
+        event_id: &str,
+        next_at_ms: u64,
+        edit: OutboxEdit,
+    ) -> Result<bool, OutboxError> {
+        dispatch!(Outbox, self, o => o.update(event_id, next_at_ms, edit))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, OutboxError>> + '_ {
+        let entries: Box<dyn Iterator<Item = _>> =
+            dispatch!(Outbox, self, o => Box::new(o.entries()));
+        entries
+    }
+
+    fn flush(&self) -> Result<(), OutboxError> {
+        dispatch!(Outbox, self, o => o.flush())
+    }
+
+    async fn flush_async(&self) -> Result<(), OutboxError> {
+        dispatch!(Outbox, self, o => o.flush_async().await)
+    }
+
+    fn len(&self) -> usize {
+        dispatch!(Outbox, self, o => o.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        dispatch!(Outbox, self, o => o.is_empty())
+    }
+}
+
+/// [`OutboxError::BadEventId`] unless `event_id` is 1 to [`MAX_EVENT_ID`] bytes.
+pub(super) fn check_event_id(event_id: &str) -> Result<(), OutboxError> {
+    match (1..=MAX_EVENT_ID).contains(&event_id.len()) {
+        true => Ok(()),
+        false => Err(OutboxError::BadEventId),
     }
 }
 
@@ -319,28 +344,6 @@ pub fn backoff_jittered_within(attempts: u32, event_id: &str, cap: Duration) -> 
     }
     let span = base.as_millis() as u64 / 10;
     base - Duration::from_millis(if span == 0 { 0 } else { h % (span + 1) })
-}
-
-fn due_key(next_at_ms: u64, event_id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + event_id.len());
-    key.extend_from_slice(&next_at_ms.to_be_bytes());
-    key.extend_from_slice(event_id);
-    key
-}
-
-fn encode(entry: &OutboxEntry) -> Vec<u8> {
-    serde_json::to_vec(entry).expect("an outbox entry serialises")
-}
-
-fn decode(bytes: &[u8]) -> Result<OutboxEntry, RegistryError> {
-    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt(format!("outbox entry: {e}")))
-}
-
-fn tx_result<T>(res: Result<T, TransactionError<RegistryError>>) -> Result<T, RegistryError> {
-    res.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => RegistryError::Storage(e),
-    })
 }
 
 mod base64_body {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::callback::{PoolError, Veto};
 use crate::http::Response;
-use crate::registry::RegistryError;
+use crate::registry::{OutboxError, RegistryError};
 use crate::server::BodyError;
 
 use super::condition::Refusal;
@@ -33,7 +33,7 @@ pub enum FlowError {
     /// The file could not be written or placed (500).
     Storage(io::Error),
     /// The notification could not be recorded in the outbox; nothing was stored (503).
-    Unrecorded(RegistryError),
+    Unrecorded(OutboxError),
     /// The registry could not be read (500).
     Registry(RegistryError),
     /// A bug or a vanished worker (500).

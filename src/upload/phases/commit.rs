@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::callback::{SecondInfo, SuccessTrue};
 use crate::metrics;
-use crate::registry::{OutboxEntry, OutboxFile};
+use crate::registry::{OutboxEntry, OutboxFile, OutboxJournal};
 use crate::storage::{
     path, CommitError, CommitOptions, ObjectStore, Target, Upload, UploadHandle, Version,
 };

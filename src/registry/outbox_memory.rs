@@ -1,0 +1,113 @@
+//! [`OutboxJournal`] in memory: the sled outbox's twin. The entries and their due order (the
+//! twin of the `outbox_due` index) change together under one lock; flushing is a no-op.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::outbox::check_event_id;
+use super::{OutboxEdit, OutboxEntry, OutboxError, OutboxJournal};
+
+/// The in-memory outbox (cheap to clone; clones share the queue).
+#[derive(Clone, Default)]
+pub struct MemoryOutbox {
+    queue: Arc<Mutex<Queue>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: BTreeMap<String, OutboxEntry>,
+    /// (next attempt, event id): the order `due` reads in.
+    due: BTreeSet<(u64, String)>,
+}
+
+impl Queue {
+    /// Adds `entry`, replacing one with the same event id.
+    fn insert(&mut self, entry: OutboxEntry) {
+        self.remove(&entry.event_id);
+        self.due
+            .insert((entry.next_attempt_at_ms, entry.event_id.clone()));
+        self.entries.insert(entry.event_id.clone(), entry);
+    }
+
+    fn remove(&mut self, event_id: &str) -> Option<OutboxEntry> {
+        let old = self.entries.remove(event_id)?;
+        self.due
+            .remove(&(old.next_attempt_at_ms, old.event_id.clone()));
+        Some(old)
+    }
+}
+
+impl MemoryOutbox {
+    /// An empty outbox.
+    pub fn new() -> MemoryOutbox {
+        MemoryOutbox::default()
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl OutboxJournal for MemoryOutbox {
+    fn enqueue(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
+        check_event_id(&entry.event_id)?;
+        self.queue().insert(entry.clone());
+        Ok(())
+    }
+
+    async fn enqueue_async(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
+        self.enqueue(entry)
+    }
+
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
+        let queue = self.queue();
+        Ok(queue
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit)
+            .map(|(_, id)| queue.entries[id].clone())
+            .collect())
+    }
+
+    fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, OutboxError> {
+        Ok(self.queue().entries.get(event_id).cloned())
+    }
+
+    fn remove(&self, event_id: &str) -> Result<bool, OutboxError> {
+        Ok(self.queue().remove(event_id).is_some())
+    }
+
+    fn update(
+        &self,
+        event_id: &str,
+        next_at_ms: u64,
+        edit: OutboxEdit,
+    ) -> Result<bool, OutboxError> {
+        let mut queue = self.queue();
+        let Some(mut entry) = queue.remove(event_id) else {
+            return Ok(false);
+        };
+        edit.apply(&mut entry, next_at_ms);
+        queue.insert(entry);
+        Ok(true)
+    }
+
+    /// A snapshot: writes made while iterating are allowed (each entry is visited once).
+    fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, OutboxError>> + '_ {
+        let all: Vec<OutboxEntry> = self.queue().entries.values().cloned().collect();
+        all.into_iter().map(Ok)
+    }
+
+    fn flush(&self) -> Result<(), OutboxError> {
+        Ok(())
+    }
+
+    async fn flush_async(&self) -> Result<(), OutboxError> {
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.queue().entries.len()
+    }
+}
