@@ -8,23 +8,22 @@
 //! | handlers | [`server::route`] | what a request means: health, uploads, downloads |
 //! | configuration | [`config`] | the contract's keys, defaults; file < `UPGATE_*` environment < flags |
 //! | operations | [`metrics`], [`health`], [`logging`], [`server::access`] | `/metrics`, `/healthz`, `/readyz`, log setup, the access log |
-//! | the other two parties | [`client`], [`demo`] | the reference uploading client and application server |
+//!
+//! The other two parties (the reference client and application server) and the load generator
+//! live in the `upgate-tools` crate; the callback wire types and signing in `upgate-contract`.
 
 pub mod app;
 pub mod callback;
 #[cfg(any(test, feature = "check"))]
 pub mod checks;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod download;
 pub mod error;
 pub mod health;
 /// The protocol crate, under the name the node has always used for it.
 pub use upgate_http as http;
-pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod node;
