@@ -10,7 +10,7 @@
 //!
 //! - [`CallbackPool::submit`] never blocks: a full queue answers [`PoolError::QueueFull`] at once
 //!   (the caller is a tokio-uring task, which must not stall its ring).
-//! - Every call is signed the Standard Webhooks way ([`sign`]).
+//! - Every call is signed the Standard Webhooks way ([`sign`](mod@sign)).
 //! - The wire types and the signing live in the `upgate-contract` crate, which the tools (the
 //!   demo application server) share; they are re-exported here under their old paths.
 //! - A registered callback URL is trusted; a client-carried one must first pass
@@ -23,7 +23,7 @@
 //! | `worker.rs` | worker threads, ureq agents, error → [`Outcome`] |
 //! | `decision.rs` | [`pre_decision`], [`post_delivered`], [`Veto`] |
 //! | `upgate_contract::wire` | [`FirstInfo`], [`SecondInfo`], [`AppAnswer`], [`AppReply`] (re-exported) |
-//! | `upgate_contract::sign` | secrets, signatures, [`verify`](sign::verify) (re-exported as [`sign`]) |
+//! | `upgate_contract::sign` | secrets, signatures, [`sign::verify`] (re-exported as [`sign`](mod@sign)) |
 //! | `policy.rs` | [`CallbackPolicy`], [`CheckedUrl`], [`PolicyError`] |
 //! | `guard.rs` | [`Guard`], the connect-time resolver |
 //! | `addr.rs` | [`is_restricted`] |
