@@ -41,16 +41,13 @@ pub mod callback;
 #[cfg(any(test, feature = "check"))]
 pub mod checks;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod download;
 pub mod error;
 pub mod health;
 /// The protocol crate, under the name the node has always used for it.
 pub use upgate_http as http;
-pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod node;

@@ -1,8 +1,9 @@
-//! `upgate`: parses the command line and hands it to `upgate::cli`.
+//! `upgate`: parses the command line and hands it to the node's `upgate::cli` (`serve`,
+//! `config`) or to the tools' `upgate_tools::cli` (`upload`, `register`, `demo-app`, `bench`).
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -12,9 +13,21 @@ use clap::Parser;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: upgate::cli::Command,
+    command: Command,
+}
+
+/// Every subcommand: the node's first, then the tools'.
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Node(upgate::cli::Command),
+    #[command(flatten)]
+    Tools(upgate_tools::cli::Command),
 }
 
 fn main() -> ExitCode {
-    upgate::cli::run(Cli::parse().command)
+    match Cli::parse().command {
+        Command::Node(command) => upgate::cli::run(command),
+        Command::Tools(command) => upgate_tools::cli::run(command),
+    }
 }

@@ -1,5 +1,5 @@
 //! The other two parties end to end: `upgate upload` as a subprocess against a real node and the
-//! reference application (`upgate::demo`, in process, registered with the node), plus a raw
+//! reference application (`upgate_tools::demo`, in process, registered with the node), plus a raw
 //! socket server for the "no answer at all" case. Every child process runs under a deadline.
 
 mod support;
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use upgate::callback::sign;
-use upgate::client::{self, exit, Registration};
-use upgate::demo::{parse_ext_list, DemoApp, DemoConfig, Rules};
 use upgate::node::Node;
+use upgate_tools::client::{self, exit, Registration};
+use upgate_tools::demo::{parse_ext_list, DemoApp, DemoConfig, Rules};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upgate");
 

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use upgate::config::Config;
-use upgate::loadgen::callback_app::CallbackApp;
-use upgate::loadgen::{self, BenchConfig, Callbacks, Mode, Stop};
+use upgate_tools::loadgen::callback_app::CallbackApp;
+use upgate_tools::loadgen::{self, BenchConfig, Callbacks, Mode, Stop};
 
 fn node_and_app() -> (upgate::node::Node, CallbackApp) {
     let app = CallbackApp::start("127.0.0.1:0".parse().unwrap()).expect("callback app");

@@ -954,7 +954,7 @@ fn after_rotation_the_old_secret_manages_nothing_but_still_signs() {
 #[test]
 fn the_demo_app_verifies_signatures_and_refuses_tampered_callbacks() {
     use upgate::callback::sign;
-    use upgate::demo::{DemoApp, DemoConfig};
+    use upgate_tools::demo::{DemoApp, DemoConfig};
 
     let (old, new, stranger) = (sign::new_secret(), sign::new_secret(), sign::new_secret());
     // The app knows only the secret from before a rotation.

@@ -2,8 +2,7 @@
 
 use serde_json::Value;
 
-use super::wire::AppAnswer;
-use super::Outcome;
+use super::{AppAnswer, Outcome};
 
 /// The longest application reason relayed to the client, in bytes.
 pub const MAX_REASON_BYTES: usize = 1024;

@@ -10,7 +10,9 @@
 //!
 //! - [`CallbackPool::submit`] never blocks: a full queue answers [`PoolError::QueueFull`] at once
 //!   (the caller is a tokio-uring task, which must not stall its ring).
-//! - Every call is signed the Standard Webhooks way ([`sign`]).
+//! - Every call is signed the Standard Webhooks way ([`sign`](mod@sign)).
+//! - The wire types and the signing live in the `upgate-contract` crate, which the tools (the
+//!   demo application server) share; they are re-exported here under their old paths.
 //! - A registered callback URL is trusted; a client-carried one must first pass
 //!   [`CallbackPolicy::check`], and its connection then goes through the [`Guard`] resolver.
 //! - [`pre_decision`] and [`post_delivered`] turn an [`Outcome`] into the flow's next step.
@@ -20,8 +22,8 @@
 //! | `mod.rs` | [`CallbackPool`], [`Job`], [`Outcome`], [`PoolError`] |
 //! | `worker.rs` | worker threads, ureq agents, error → [`Outcome`] |
 //! | `decision.rs` | [`pre_decision`], [`post_delivered`], [`Veto`] |
-//! | `wire.rs` | [`FirstInfo`], [`SecondInfo`], [`AppAnswer`], [`AppReply`] |
-//! | `sign.rs` | secrets, signatures, [`verify`](sign::verify) |
+//! | `upgate_contract::wire` | [`FirstInfo`], [`SecondInfo`], [`AppAnswer`], [`AppReply`] (re-exported) |
+//! | `upgate_contract::sign` | secrets, signatures, [`sign::verify`] (re-exported as [`sign`](mod@sign)) |
 //! | `policy.rs` | [`CallbackPolicy`], [`CheckedUrl`], [`PolicyError`] |
 //! | `guard.rs` | [`Guard`], the connect-time resolver |
 //! | `addr.rs` | [`is_restricted`] |
@@ -30,8 +32,6 @@ mod addr;
 mod decision;
 mod guard;
 mod policy;
-pub mod sign;
-mod wire;
 mod worker;
 
 #[cfg(test)]
@@ -48,8 +48,10 @@ pub use addr::is_restricted;
 pub use decision::{post_delivered, pre_decision, Veto, MAX_REASON_BYTES};
 pub use guard::{Guard, GuardRefusal, ListedAddr};
 pub use policy::{AllowEntry, CallbackPolicy, CheckedUrl, EntryError, PolicyError};
-pub use sign::{new_secret, sign, signature_header, verify, VerifyError};
-pub use wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
+/// Standard Webhooks signing, from the contract crate (`upgate::callback::sign::…`).
+pub use upgate_contract::sign;
+pub use upgate_contract::sign::{new_secret, sign, signature_header, verify, VerifyError};
+pub use upgate_contract::wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
 
 pub use worker::Answerer;
 use worker::Envelope;

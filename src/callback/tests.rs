@@ -1,9 +1,7 @@
-//! Unit tests of the pure parts of `callback`: signing, the SSRF policy and address table, the
-//! wire types and the outcome classifiers. The pool itself is tested against real HTTP servers in
-//! `tests/callback_pool.rs`.
+//! Unit tests of the pure parts of `callback`: the SSRF policy and address table and the
+//! outcome classifiers (signing and the wire types are tested in `upgate-contract`). The pool
+//! itself is tested against real HTTP servers in `tests/callback_pool.rs`.
 
 mod addr;
 mod decision;
 mod policy;
-mod sign;
-mod wire;

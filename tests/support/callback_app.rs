@@ -1,11 +1,15 @@
-//! A real application server for tests: HTTP/1.1 on 127.0.0.1, one thread per connection,
-//! recording every callback it receives and answering as the test's behaviour says.
+//! A real application server for tests: HTTP/1.1 on 127.0.0.1 on the tools' shared app server
+//! (`upgate_tools::appserver`: keep-alive, one thread per connection), recording every callback
+//! it receives and answering as the test's behaviour says. The [`FlappingApp`] keeps a loop of
+//! its own: it must refuse, slam and answer garbage, which no well-behaved server does.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use upgate_tools::appserver::{AppServer, Options, Reply, Request};
 
 /// One request the app received.
 #[derive(Debug, Clone)]
@@ -57,13 +61,17 @@ impl Answer {
     }
 }
 
-type Behaviour = dyn Fn(&Received) -> Answer + Send + Sync;
+/// Bodies up to this size are recorded (callbacks are a few hundred bytes).
+const MAX_BODY: usize = 16 << 20;
 
-/// A running app server; stops when dropped.
+/// A connection with no request for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running app server; stops when dropped (the port is free again at once).
 pub struct CallbackApp {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
-    stop: Arc<AtomicBool>,
+    _server: AppServer,
 }
 
 impl CallbackApp {
@@ -72,31 +80,41 @@ impl CallbackApp {
         port: u16,
         behaviour: impl Fn(&Received) -> Answer + Send + Sync + 'static,
     ) -> CallbackApp {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("app binds");
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let behaviour: Arc<Behaviour> = Arc::new(behaviour);
-        {
-            let (received, stop) = (received.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((s, _)) => {
-                            let (received, behaviour, stop) =
-                                (received.clone(), behaviour.clone(), stop.clone());
-                            std::thread::spawn(move || serve(s, &received, &*behaviour, &stop));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            });
-        }
+        let options = Options {
+            max_body: MAX_BODY,
+            idle_timeout: Some(IDLE_TIMEOUT),
+            name: "test-app",
+        };
+        let record = received.clone();
+        let server = AppServer::start(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            options,
+            move |req: &Request| {
+                let r = Received {
+                    path: req.target().to_string(),
+                    headers: req
+                        .head
+                        .fields()
+                        .map(|(n, v)| {
+                            let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+                            (text(n), text(v))
+                        })
+                        .collect(),
+                    body: req.body.as_deref().unwrap_or_default().to_vec(),
+                    at: Instant::now(),
+                };
+                record.lock().unwrap().push(r.clone());
+                let answer = behaviour(&r);
+                std::thread::sleep(answer.delay);
+                Reply::json(answer.status, answer.body)
+            },
+        )
+        .expect("app binds");
         CallbackApp {
-            addr,
+            addr: server.local_addr(),
             received,
-            stop,
+            _server: server,
         }
     }
 
@@ -130,68 +148,6 @@ impl CallbackApp {
                 return got;
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for CallbackApp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Give the accept loop a moment to notice so the port is free for a restart.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn serve(s: TcpStream, received: &Mutex<Vec<Received>>, behaviour: &Behaviour, stop: &AtomicBool) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut reader = BufReader::new(s.try_clone().unwrap());
-    let mut writer = s;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let r = Received {
-            path,
-            headers,
-            body,
-            at: Instant::now(),
-        };
-        received.lock().unwrap().push(r.clone());
-        let answer = behaviour(&r);
-        std::thread::sleep(answer.delay);
-        let resp = format!(
-            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
-            answer.status,
-            answer.body.len(),
-            answer.body
-        );
-        if writer.write_all(resp.as_bytes()).is_err() {
-            return;
         }
     }
 }

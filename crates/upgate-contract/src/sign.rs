@@ -140,3 +140,6 @@ pub fn verify(
         Err(VerifyError::NoMatchingSignature)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use crate::callback::sign::{
+use crate::sign::{
     new_secret, sign, signature_header, verify, VerifyError, DEFAULT_TOLERANCE_SECS,
 };
 

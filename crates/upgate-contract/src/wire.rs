@@ -55,8 +55,8 @@ impl<'de> Deserialize<'de> for SuccessTrue {
     }
 }
 
-/// What the application's answer body says (the status code is judged separately, in
-/// [`pre_decision`](super::pre_decision)).
+/// What the application's answer body says (the status code is judged separately, by the
+/// node's `callback::pre_decision`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppAnswer {
     /// `{"success":"true"}` or `{"success":true}`; `raw` is the whole JSON value.
@@ -130,3 +130,6 @@ impl AppReply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

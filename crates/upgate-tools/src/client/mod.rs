@@ -2,7 +2,7 @@
 //! as a library.
 //!
 //! ```no_run
-//! use upgate::client::{self, UploadOptions};
+//! use upgate_tools::client::{self, UploadOptions};
 //!
 //! let opts = UploadOptions::new("http://127.0.0.1:8080/app1/photos/a.jpg");
 //! match client::upload(std::path::Path::new("a.jpg"), &opts, &mut client::Quiet) {

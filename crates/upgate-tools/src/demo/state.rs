@@ -1,12 +1,12 @@
 //! What the demo application knows: its appid, rules and secrets, and the uploads the node told
-//! it about (post-upload callbacks), de-duplicated by upload id. Shared by its io_uring threads.
+//! it about (post-upload callbacks), de-duplicated by upload id. Shared by its connection threads.
 
 use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
 use super::rules::Rules;
-use crate::callback::SecondInfo;
+use upgate_contract::SecondInfo;
 
 /// One received notification, as the application keeps it.
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +69,7 @@ impl State {
         uploads.push(Upload {
             info,
             webhook_id,
-            received_at: crate::clock::unix_secs(),
+            received_at: super::unix_secs(),
             deliveries: 1,
         });
         true
@@ -87,7 +87,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::SuccessTrue;
+    use upgate_contract::SuccessTrue;
 
     fn info(id: &str) -> SecondInfo {
         SecondInfo {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use crate::http::{BodyDecoder, Decoded, Limits};
+use upgate_http::{BodyDecoder, Decoded, Limits};
 
 /// Largest response head the client accepts.
 pub const MAX_HEAD: usize = 64 * 1024;

@@ -1,8 +1,8 @@
 //! The reference application server (patent claims 9-11): `upgate demo-app`.
 //!
 //! It is the third party of the patent's method, kept small enough to read in one sitting and
-//! built on upgate's own io_uring engine ([`crate::server::start`] with a custom
-//! [`Handler`](crate::server::Handler)):
+//! built on the tools' shared app server ([`AppServer`] with a [`DemoHandler`]), which frames
+//! HTTP/1.1 with the node's own protocol crate:
 //!
 //! 1. With a node URL, it registers itself (`POST /upload/register`: its appid and its own
 //!    `/pre` and `/post` URLs) and keeps the secret the node issues.
@@ -32,16 +32,21 @@ mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use handler::DemoHandler;
 pub use page::{escape, human_size, utc};
 pub use rules::{parse_ext_list, parse_size, Rules};
 pub use state::{State, Upload};
 
+use crate::appserver::{AppServer, Options};
 use crate::client::{self, ClientError, Registration};
-use crate::config::Config;
-use crate::server::{self, ServerHandle};
+
+/// How long [`DemoApp::shutdown`] lets requests in progress finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A keep-alive connection with no request for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to run the demo application.
 #[derive(Debug, Clone)]
@@ -57,8 +62,6 @@ pub struct DemoConfig {
     /// A secret obtained earlier (`upgate register`), for an app that does not register itself.
     pub secrets: Vec<String>,
     pub rules: Rules,
-    /// io_uring threads (default 1).
-    pub threads: usize,
 }
 
 impl DemoConfig {
@@ -71,7 +74,6 @@ impl DemoConfig {
             public_url: None,
             secrets: Vec::new(),
             rules: Rules::default(),
-            threads: 1,
         }
     }
 }
@@ -97,7 +99,7 @@ impl std::error::Error for DemoError {}
 /// A running demo application.
 pub struct DemoApp {
     pub state: Arc<State>,
-    server: ServerHandle,
+    server: AppServer,
     base: String,
     registered: bool,
 }
@@ -110,15 +112,12 @@ impl DemoApp {
             cfg.rules.clone(),
             cfg.secrets.clone(),
         ));
-        let engine = Config {
-            listen: cfg.listen,
-            threads: cfg.threads.max(1),
-            shutdown_timeout_ms: 2000,
-            linger_ms: 500,
-            ..Config::default()
+        let options = Options {
+            max_body: handler::MAX_CALLBACK_BODY,
+            idle_timeout: Some(IDLE_TIMEOUT),
+            name: "demo-app",
         };
-        let shared = state.clone();
-        let server = server::start(engine, move || DemoHandler::new(shared.clone()))
+        let server = AppServer::start(cfg.listen, options, DemoHandler::new(state.clone()))
             .map_err(DemoError::Listen)?;
         let base = cfg
             .public_url
@@ -134,8 +133,7 @@ impl DemoApp {
         };
         if let Some(node) = &cfg.register_with {
             if let Err(e) = app.register(node, cfg.token.as_deref()) {
-                app.server.shutdown();
-                return Err(DemoError::Register(e));
+                return Err(DemoError::Register(e)); // dropping the app stops its server
             }
         }
         if app.state.secrets().is_empty() {
@@ -192,6 +190,13 @@ impl DemoApp {
 
     /// Stops serving (in-flight requests finish first, up to 2 s).
     pub fn shutdown(self) {
-        self.server.shutdown();
+        self.server.shutdown(SHUTDOWN_GRACE);
     }
+}
+
+/// The wall clock in unix seconds (callback timestamps, when an upload was received).
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

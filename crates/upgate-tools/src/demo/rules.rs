@@ -1,7 +1,7 @@
 //! The demo application's acceptance rules for the pre-upload callback: its own appid, a size
 //! limit and an extension allow-list. Pure: the first file info in, a decision out.
 
-use crate::callback::FirstInfo;
+use upgate_contract::FirstInfo;
 
 /// What the application accepts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

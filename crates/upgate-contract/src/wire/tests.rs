@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::callback::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
+use crate::wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
 
 fn first(size: Option<u64>) -> FirstInfo {
     FirstInfo {

@@ -147,7 +147,7 @@ pub fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::{SecondInfo, SuccessTrue};
+    use upgate_contract::{SecondInfo, SuccessTrue};
 
     fn upload(name: &str) -> Upload {
         Upload {

@@ -1,0 +1,34 @@
+//! The tools' subcommands of `upgate`, one file each; the binary flattens [`Command`] after the
+//! node's own (`serve`, `config`).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+pub mod bench;
+pub mod demo_app;
+pub mod register;
+pub mod upload;
+
+/// `upgate <command>`, for the tools.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Upload a file to a node (the reference client).
+    Upload(upload::UploadArgs),
+    /// Register an application's callbacks with a node.
+    Register(register::RegisterArgs),
+    /// Run the reference application server.
+    DemoApp(demo_app::DemoAppArgs),
+    /// Load generator (uploads/downloads against a node or a peer) and its fast callback app.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs a parsed command.
+pub fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Upload(args) => upload::upload(args),
+        Command::Register(args) => register::register(args),
+        Command::DemoApp(args) => demo_app::demo_app(args),
+        Command::Bench(args) => bench::bench(args),
+    }
+}
