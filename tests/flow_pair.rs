@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,6 @@ use support::pair::*;
 use upgate::callback::Outcome;
 use upgate::config::Config;
 use upgate::registry::{OutboxJournal, Registry};
-use upgate::routes::Router;
-use upgate::server::memory::pair;
-use upgate::server::{serve_connection, Transport};
 use upgate::storage::MemoryStore;
 
 const HEAD_5: &str =
@@ -226,15 +222,7 @@ fn a_crash_between_commit_and_notification_delivers_it_once_after_restart() {
     let app = node(config(), &registry, &store, app_server.answerer(script));
     let server = app_server.clone();
     tokio_uring::start(async {
-        let (stream, peer) = pair();
-        let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let task = tokio_uring::spawn(serve_connection(
-            Transport::Memory(stream),
-            "192.0.2.7:40000".parse().unwrap(),
-            app.config.clone(),
-            shutdown,
-            Rc::new(Router::new(app.clone())),
-        ));
+        let (task, peer) = serve(&app);
         peer.send(HEAD_5);
         let mut seen = 0;
         assert_eq!(next_response(&peer, &mut seen).await.status, 100);

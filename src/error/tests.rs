@@ -43,37 +43,7 @@ fn json_string_escaping() {
 /// the client.
 #[test]
 fn protocol_errors_render_the_contract_json() {
-    use ProtocolError::*;
-    let all = [
-        HeadTooLarge,
-        TooManyHeaders,
-        TargetTooLong,
-        UnsupportedVersion,
-        BadRequestLine,
-        BadMethod,
-        BadTarget,
-        BadHeaderName,
-        BadHeaderValue,
-        ObsFold,
-        BadLineEnding,
-        MissingHost,
-        BadHost,
-        BadContentLength,
-        ConflictingContentLength,
-        LengthWithTransferEncoding,
-        ChunkedNotFinal,
-        UnknownTransferCoding,
-        TransferEncodingInHttp10,
-        BadChunkSize,
-        ChunkSizeOverflow,
-        ChunkLineTooLong,
-        BadChunkEnd,
-        TrailersTooLarge,
-        BadTrailer,
-        IncompleteHead,
-        IncompleteBody,
-    ];
-    for e in all {
+    for e in ProtocolError::ALL {
         let resp = render(&e);
         assert_eq!(resp.status, e.status());
         assert_eq!(Fault::blame(&e), Blame::Client);

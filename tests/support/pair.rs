@@ -153,6 +153,22 @@ pub async fn next_response(peer: &MemoryPeer, seen: &mut usize) -> Wire {
     }
 }
 
+/// Serves one in-memory connection of `app` on the current tokio-uring runtime: the node's
+/// task, and the client's end for the test.
+pub fn serve(app: &Arc<App>) -> (tokio::task::JoinHandle<()>, MemoryPeer) {
+    let (stream, peer) = pair();
+    // The node is not draining: the sender lives as long as the task.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let addr: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let router = Rc::new(Router::new(app.clone()));
+    let config = app.config.clone();
+    let task = tokio_uring::spawn(async move {
+        let _stop = stop;
+        serve_connection(Transport::Memory(stream), addr, config, shutdown, router).await
+    });
+    (task, peer)
+}
+
 /// Runs `client` against one connection of `app` served on an in-memory transport, on a fresh
 /// tokio-uring runtime; returns when the client is done and the connection task ended.
 pub fn converse<F, Fut>(app: &Arc<App>, client: F)
@@ -161,17 +177,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     tokio_uring::start(async {
-        let (stream, peer) = pair();
-        let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let addr: SocketAddr = "192.0.2.7:40000".parse().unwrap();
-        let router = Rc::new(Router::new(app.clone()));
-        let task = tokio_uring::spawn(serve_connection(
-            Transport::Memory(stream),
-            addr,
-            app.config.clone(),
-            shutdown,
-            router,
-        ));
+        let (task, peer) = serve(app);
         client(peer.clone()).await;
         peer.close();
         tokio::time::timeout(Duration::from_secs(5), task)

@@ -64,7 +64,42 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The final status this error answers with.
+    /// Every protocol error, once (tests and oracles walk them).
+    pub const ALL: [ProtocolError; 27] = {
+        use ProtocolError::*;
+        [
+            HeadTooLarge,
+            TooManyHeaders,
+            TargetTooLong,
+            UnsupportedVersion,
+            BadRequestLine,
+            BadMethod,
+            BadTarget,
+            BadHeaderName,
+            BadHeaderValue,
+            ObsFold,
+            BadLineEnding,
+            MissingHost,
+            BadHost,
+            BadContentLength,
+            ConflictingContentLength,
+            LengthWithTransferEncoding,
+            ChunkedNotFinal,
+            UnknownTransferCoding,
+            TransferEncodingInHttp10,
+            BadChunkSize,
+            ChunkSizeOverflow,
+            ChunkLineTooLong,
+            BadChunkEnd,
+            TrailersTooLarge,
+            BadTrailer,
+            IncompleteHead,
+            IncompleteBody,
+        ]
+    };
+
+    /// The status this error answers with (a hint, h11's `error_status_hint`: the node's error
+    /// model adopts it).
     pub fn status(self) -> u16 {
         use ProtocolError::*;
         match self {
