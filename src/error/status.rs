@@ -110,16 +110,33 @@ impl Fault for BodyError {
 
 impl Fault for Refusal {
     fn status(&self) -> u16 {
-        self.status
+        match self {
+            Refusal::ExpectationFailed => 417,
+            Refusal::ExpectRequired
+            | Refusal::BadAppid(_)
+            | Refusal::BadPath(_)
+            | Refusal::BadDigest(_)
+            | Refusal::DigestMismatch(_) => 400,
+            Refusal::UnknownAppid(_) => 404,
+            Refusal::CallbackNotAllowed(e) => e.status(),
+            Refusal::TooLarge { .. } => 413,
+        }
     }
     fn code(&self) -> &'static str {
-        self.code
+        match self {
+            Refusal::ExpectationFailed => "expectation_failed",
+            Refusal::ExpectRequired => "expect_required",
+            Refusal::BadAppid(_) => "bad_appid",
+            Refusal::BadPath(_) => "bad_path",
+            Refusal::UnknownAppid(_) => "unknown_appid",
+            Refusal::CallbackNotAllowed(e) => e.code(),
+            Refusal::TooLarge { .. } => "too_large",
+            Refusal::BadDigest(_) => "bad_digest",
+            Refusal::DigestMismatch(_) => "digest_mismatch",
+        }
     }
     fn blame(&self) -> Blame {
         Blame::Client
-    }
-    fn message(&self) -> String {
-        self.message.clone()
     }
 }
 

@@ -1,40 +1,64 @@
 //! The receive conditions of step 202/304, checked on the head alone, in the contract's order.
-//! A failure is a `Refusal` whose status is final: the body is never read.
+//! A failure is a [`Refusal`] whose answer is final: the body is never read.
 
 use crate::callback::{CallbackPolicy, PolicyError};
 use crate::config::{Config, ExpectPolicy};
-use crate::error::Fault;
 use crate::http::{Expectation, RequestHead};
 use crate::registry::{valid_appid, AppRecord};
+use crate::storage::path::PathError;
 use crate::storage::{mime, path};
 
+use super::digest::{hex, BadDigest, Mismatch};
 use super::model::{CallbackTarget, UploadRequest};
 
-/// A receive condition that failed.
+/// A receive condition that failed. Its status and code are chosen with every other error's,
+/// in `crate::error::status`; its `Display` is the client's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
+pub enum Refusal {
+    /// An `Expect` other than `100-continue` (417).
+    ExpectationFailed,
+    /// No `Expect: 100-continue` while `expect = "require"` (400).
+    ExpectRequired,
+    /// The appid header is missing, repeated, not the path's first segment, or invalid (400).
+    BadAppid(&'static str),
+    /// The path is no safe file address (400).
+    BadPath(PathError),
+    /// No registration and no allowed carried callback, or no pre-callback at all (404).
+    UnknownAppid(&'static str),
+    /// A client-carried callback URL the policy does not allow (403).
+    CallbackNotAllowed(PolicyError),
+    /// The declared size is over the app's or the node's limit (413).
+    TooLarge { size: u64, limit: u64 },
+    /// A digest header that does not parse (400).
+    BadDigest(BadDigest),
+    /// The body's digest differs from a claim (400, after the body).
+    DigestMismatch(Mismatch),
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            Refusal::ExpectationFailed => f.write_str("only Expect: 100-continue is supported"),
+            Refusal::ExpectRequired => f.write_str("uploads must send Expect: 100-continue"),
+            Refusal::BadAppid(why) | Refusal::UnknownAppid(why) => f.write_str(why),
+            Refusal::BadPath(e) => write!(f, "{e}"),
+            Refusal::CallbackNotAllowed(e) => write!(f, "{e}"),
+            Refusal::TooLarge { size, limit } => {
+                write!(f, "the body is {size} bytes; the limit is {limit}")
+            }
+            Refusal::BadDigest(e) => write!(f, "malformed {} header: {}", e.header, e.why),
+            Refusal::DigestMismatch(m) => write!(
+                f,
+                "the body's SHA-256 is {}, the {} header says {}",
+                hex(&m.actual),
+                m.header,
+                hex(&m.claimed)
+            ),
+        }
     }
 }
 
 impl std::error::Error for Refusal {}
-
-impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// Checks everything that needs no I/O but the registry lookup the caller already made.
 /// `app` is the registered record of the path's appid, if any.
@@ -48,19 +72,9 @@ pub fn check(
 ) -> Result<UploadRequest, Refusal> {
     // Expect policy: the patent's client always asks before sending the body.
     match head.info().expect {
-        Expectation::Unsupported => {
-            return Err(Refusal::new(
-                417,
-                "expectation_failed",
-                "only Expect: 100-continue is supported",
-            ))
-        }
+        Expectation::Unsupported => return Err(Refusal::ExpectationFailed),
         Expectation::None if config.expect == ExpectPolicy::Require => {
-            return Err(Refusal::new(
-                400,
-                "expect_required",
-                "uploads must send Expect: 100-continue",
-            ))
+            return Err(Refusal::ExpectRequired)
         }
         _ => {}
     }
@@ -69,39 +83,20 @@ pub fn check(
     let mut appids = head.values("appid");
     let appid = match (appids.next(), appids.next()) {
         (Some(v), None) => v,
-        (None, _) => {
-            return Err(Refusal::new(
-                400,
-                "bad_appid",
-                "the appid header is required",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(Refusal::new(
-                400,
-                "bad_appid",
-                "the appid header is repeated",
-            ))
-        }
+        (None, _) => return Err(Refusal::BadAppid("the appid header is required")),
+        (Some(_), Some(_)) => return Err(Refusal::BadAppid("the appid header is repeated")),
     };
     if appid != path::first_segment(head.path_only()) {
-        return Err(Refusal::new(
-            400,
-            "bad_appid",
+        return Err(Refusal::BadAppid(
             "the appid header must equal the first path segment",
         ));
     }
     let appid_str = std::str::from_utf8(appid).unwrap_or("");
     if !valid_appid(appid_str) {
-        return Err(Refusal::new(
-            400,
-            "bad_appid",
-            "appid must be 1-64 of A-Z a-z 0-9 _ -",
-        ));
+        return Err(Refusal::BadAppid("appid must be 1-64 of A-Z a-z 0-9 _ -"));
     }
 
-    let target =
-        path::parse(head.path_only()).map_err(|e| Refusal::new(400, "bad_path", e.to_string()))?;
+    let target = path::parse(head.path_only()).map_err(Refusal::BadPath)?;
 
     // Callbacks: client-carried when present and allowed, else registered.
     let app_hosts: &[String] = app.map_or(&[], |a| &a.callback_hosts);
@@ -133,21 +128,17 @@ pub fn check(
     };
     let carried_ok = carried_pre.as_ref().is_ok_and(|c| c.is_some());
     if app.is_none() && !carried_ok {
-        return Err(Refusal::new(
-            404,
-            "unknown_appid",
+        return Err(Refusal::UnknownAppid(
             "the appid is not registered and the request carries no allowed callback",
         ));
     }
     for c in [&carried_pre, &carried_post] {
         if let Err(e) = c {
-            return Err(Refusal::new(e.status(), e.code(), e.to_string()));
+            return Err(Refusal::CallbackNotAllowed(e.clone()));
         }
     }
     let Some(pre) = pre else {
-        return Err(Refusal::new(
-            404,
-            "unknown_appid",
+        return Err(Refusal::UnknownAppid(
             "no pre-upload callback is registered for this appid",
         ));
     };
@@ -163,11 +154,7 @@ pub fn check(
     let size = head.info().content_length();
     if let Some(n) = size {
         if n > limit {
-            return Err(Refusal::new(
-                413,
-                "too_large",
-                format!("the body is {n} bytes; the limit is {limit}"),
-            ));
+            return Err(Refusal::TooLarge { size: n, limit });
         }
     }
 

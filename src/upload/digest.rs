@@ -50,11 +50,7 @@ impl BadDigest {
     }
 
     pub fn refusal(&self) -> Refusal {
-        Refusal {
-            status: 400,
-            code: "bad_digest",
-            message: format!("malformed {} header: {}", self.header, self.why),
-        }
+        Refusal::BadDigest(self.clone())
     }
 }
 
@@ -68,16 +64,7 @@ pub struct Mismatch {
 
 impl Mismatch {
     pub fn refusal(&self) -> Refusal {
-        Refusal {
-            status: 400,
-            code: "digest_mismatch",
-            message: format!(
-                "the body's SHA-256 is {}, the {} header says {}",
-                hex(&self.actual),
-                self.header,
-                hex(&self.claimed)
-            ),
-        }
+        Refusal::DigestMismatch(self.clone())
     }
 }
 

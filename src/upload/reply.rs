@@ -50,7 +50,7 @@ impl fmt::Display for FlowError {
     /// The operator's text (the client's is `Fault::message`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FlowError::Refused(r) => write!(f, "refused: {}", r.message),
+            FlowError::Refused(r) => write!(f, "refused: {r}"),
             FlowError::Exists => f.write_str("a file already exists at this path"),
             FlowError::Busy(p) => write!(f, "{p}"),
             FlowError::Veto(_) => f.write_str("pre-upload callback"),

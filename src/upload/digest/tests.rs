@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::error::Fault;
 
 /// SHA-256 of `hello world`.
 const HELLO_HEX: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
@@ -56,7 +57,7 @@ fn content_digest_forms() {
     for value in bad {
         let got = parse_content_digest(value.as_bytes());
         assert!(got.is_err(), "{value:?} parsed as {got:?}");
-        assert_eq!(got.unwrap_err().refusal().code, "bad_digest");
+        assert_eq!(got.unwrap_err().refusal().code(), "bad_digest");
     }
 }
 
@@ -126,8 +127,8 @@ fn claims_collect_every_header_and_all_must_match() {
     let m = c.check(&other).unwrap_err();
     assert_eq!(m.header, CONTENT_DIGEST);
     let r = m.refusal();
-    assert_eq!((r.status, r.code), (400, "digest_mismatch"));
-    assert!(r.message.contains(HELLO_HEX), "{}", r.message);
+    assert_eq!((r.status(), r.code()), (400, "digest_mismatch"));
+    assert!(r.message().contains(HELLO_HEX), "{}", r.message());
 
     // One wrong claim among right ones is a mismatch.
     let zero = "0".repeat(64);
@@ -144,7 +145,7 @@ fn claims_collect_every_header_and_all_must_match() {
     // The first malformed header refuses.
     let e = claims(&[("Digest", "SHA-256=AAAA")]).unwrap_err();
     assert_eq!(e.header, DIGEST);
-    assert_eq!(e.refusal().status, 400);
+    assert_eq!(e.refusal().status(), 400);
 }
 
 #[test]
