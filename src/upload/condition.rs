@@ -60,6 +60,18 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+impl From<BadDigest> for Refusal {
+    fn from(e: BadDigest) -> Self {
+        Refusal::BadDigest(e)
+    }
+}
+
+impl From<Mismatch> for Refusal {
+    fn from(m: Mismatch) -> Self {
+        Refusal::DigestMismatch(m)
+    }
+}
+
 /// Checks everything that needs no I/O but the registry lookup the caller already made.
 /// `app` is the registered record of the path's appid, if any.
 pub fn check(

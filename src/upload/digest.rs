@@ -20,7 +20,6 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use super::condition::Refusal;
 use crate::http::RequestHead;
 
 /// A SHA-256 value.
@@ -48,10 +47,6 @@ impl BadDigest {
     fn new(header: &'static str, why: &'static str) -> Self {
         BadDigest { header, why }
     }
-
-    pub fn refusal(&self) -> Refusal {
-        Refusal::BadDigest(self.clone())
-    }
 }
 
 /// The body's digest differs from a claim (400 `digest_mismatch`).
@@ -60,12 +55,6 @@ pub struct Mismatch {
     pub header: &'static str,
     pub claimed: Sha256Value,
     pub actual: Sha256Value,
-}
-
-impl Mismatch {
-    pub fn refusal(&self) -> Refusal {
-        Refusal::DigestMismatch(self.clone())
-    }
 }
 
 /// The SHA-256 values a client claimed, with the header each came from.

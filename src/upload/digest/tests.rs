@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::error::Fault;
+use crate::upload::Refusal;
 
 /// SHA-256 of `hello world`.
 const HELLO_HEX: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
@@ -57,7 +58,7 @@ fn content_digest_forms() {
     for value in bad {
         let got = parse_content_digest(value.as_bytes());
         assert!(got.is_err(), "{value:?} parsed as {got:?}");
-        assert_eq!(got.unwrap_err().refusal().code(), "bad_digest");
+        assert_eq!(Refusal::from(got.unwrap_err()).code(), "bad_digest");
     }
 }
 
@@ -126,7 +127,7 @@ fn claims_collect_every_header_and_all_must_match() {
     let other: Sha256Value = Sha256::digest(b"hello worle").into();
     let m = c.check(&other).unwrap_err();
     assert_eq!(m.header, CONTENT_DIGEST);
-    let r = m.refusal();
+    let r = Refusal::from(m);
     assert_eq!((r.status(), r.code()), (400, "digest_mismatch"));
     assert!(r.message().contains(HELLO_HEX), "{}", r.message());
 
@@ -145,7 +146,7 @@ fn claims_collect_every_header_and_all_must_match() {
     // The first malformed header refuses.
     let e = claims(&[("Digest", "SHA-256=AAAA")]).unwrap_err();
     assert_eq!(e.header, DIGEST);
-    assert_eq!(e.refusal().status(), 400);
+    assert_eq!(Refusal::from(e).status(), 400);
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub(crate) async fn receive_body(
         Ok(()) => digest
             .map(BodyDigest::finish)
             .transpose()
-            .map_err(|m| FlowError::Refused(m.refusal())),
+            .map_err(|m| FlowError::Refused(m.into())),
         Err(ReceiveError::Body(e)) => Err(FlowError::Body(e)),
         Err(ReceiveError::File(e)) => Err(storage_error(e)),
         Err(ReceiveError::TooLarge(limit)) => Err(FlowError::TooLarge(limit)),

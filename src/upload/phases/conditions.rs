@@ -9,6 +9,7 @@ use crate::upload::condition;
 use crate::upload::digest::Claims;
 use crate::upload::model::UploadRequest;
 use crate::upload::FlowError;
+use crate::upload::Refusal;
 
 /// A request that met every receive condition.
 pub(crate) struct Admitted {
@@ -40,7 +41,7 @@ pub(crate) async fn receive_conditions(
     )?;
     ex.access().upload_id = Some(req.upload_id.clone());
     let claims = match app.config.checksum {
-        Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(|e| e.refusal())?),
+        Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(Refusal::from)?),
         Checksum::None => None,
     };
     if !app.config.overwrite && app.store.head(&req.target).await.ok().flatten().is_some() {
