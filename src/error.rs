@@ -2,7 +2,7 @@
 //! JSON `error` code, the client's message, and whose fault it is), and [`respond`] is the one
 //! funnel that turns any of them into the response, the metric and the operator's log line.
 //!
-//! The statuses themselves are chosen in one file, [`status`](self::status): one `impl Fault`
+//! The statuses themselves are chosen in one file, [`status`]: one `impl Fault`
 //! per error type, so "which status does this answer?" is answered in one place.
 //!
 //! Two audiences, two texts: the client gets [`Fault::message`] (what it can act on; never an

@@ -11,7 +11,7 @@
 //! | `ops.rs`, `splice.rs`, `fixed.rs` | io_uring operations, splice pipes, registered buffers |
 //!
 //! The node holds [`Store`], the closed set of implementations (an S3 origin is the next
-//! variant); see [`object`] for why it is an enum and not a trait object.
+//! variant); see `object.rs` for why it is an enum and not a trait object.
 
 pub mod fixed;
 mod local;

@@ -128,7 +128,8 @@ pub trait UploadHandle {
     fn version(&self) -> &Version;
     /// A descriptor body bytes may be spliced or written into directly at
     /// [`UploadHandle::written`] (then [`UploadHandle::advance`]); `None` when the store has no
-    /// such file (memory, a remote origin): bytes then go through [`UploadHandle::append`].
+    /// such file (memory, a remote origin): bytes then go through
+    /// [`UploadHandle::append_at`].
     fn splice_target(&self) -> Option<RawFd>;
     /// Records `n` bytes written through [`UploadHandle::splice_target`].
     fn advance(&mut self, n: u64);

@@ -1,16 +1,16 @@
 //! The upload method of patent CN103547339A for `POST`/`PUT /{appid}/{path}`, one phase per
-//! step, top to bottom. The phases ([`super::phases`]) are shared with the other upload
+//! step, top to bottom. The phases (`super::phases`) are shared with the other upload
 //! protocols; this file is only their order.
 //!
 //! | step | patent | phase |
 //! |---|---|---|
-//! | receive conditions on the head | 202 / 304 | [`phases::receive_conditions`] |
-//! | first file info → pre-upload callback | 203 / 305 | [`phases::pre_callback`] on the blocking pool |
-//! | the sink, declared size reserved (507 before the 100) | 204 / 306 | [`phases::open_sink`] |
+//! | receive conditions on the head | 202 / 304 | `phases::receive_conditions` |
+//! | first file info → pre-upload callback | 203 / 305 | `phases::pre_callback` on the blocking pool |
+//! | the sink, declared size reserved (507 before the 100) | 204 / 306 | `phases::open_sink` |
 //! | `100 Continue` only after the app accepts | 204 / 306 | [`Exchange::accept_body`] |
-//! | body → sink (digest checked with `checksum = "sha256"`) | 205 / 307 | [`phases::receive_body`] |
-//! | second file info → outbox, then the object durable and visible | 205 / 307 | [`phases::commit`] |
-//! | second file info → post-upload callback (first attempt) | 205 / 307 | [`phases::post_callback`] |
+//! | body → sink (digest checked with `checksum = "sha256"`) | 205 / 307 | `phases::receive_body` |
+//! | second file info → outbox, then the object durable and visible | 205 / 307 | `phases::commit` |
+//! | second file info → post-upload callback (first attempt) | 205 / 307 | `phases::post_callback` |
 //! | completion response | 206 / 308 | [`reply::created`] |
 //!
 //! Each step's duration goes to the access log ([`Timings`]); every error to the one funnel,
