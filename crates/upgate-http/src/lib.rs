@@ -17,7 +17,7 @@
 //! | `encode.rs` | responses, `100 Continue`, chunks |
 //! | `error.rs` | [`ProtocolError`] (each with one status and one code) and [`WrongState`] |
 //! | `limits.rs` | the configured limits and their ceilings |
-//! | `check.rs` | fuzz and property-test oracles (feature `check`, never in production builds) |
+//! | `check/` | fuzz and property-test oracles (feature `check`, never in production builds) |
 //!
 //! ## The call protocol
 //!
