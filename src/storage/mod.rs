@@ -149,3 +149,6 @@ impl UploadHandle for Upload {
         each_upload!(self, u => u.abort().await)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! One set of behaviour tests for every [`ObjectStore`]: the local store (a directory under the
+//! temp dir) and its in-memory twin must agree on everything the flow, downloads and the outbox
+//! rely on.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use super::*;
+
+fn key(rel: &str) -> Target {
+    Target {
+        appid: "app1".into(),
+        rel: rel.into(),
+    }
+}
+
+const REPLACE: CommitOptions = CommitOptions {
+    fsync: true,
+    replace: true,
+};
+const KEEP: CommitOptions = CommitOptions {
+    fsync: false,
+    replace: false,
+};
+
+/// A throwaway data dir, removed when dropped.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `test` against a local store and an in-memory one, each on a tokio-uring runtime.
+fn both<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = Dir(std::env::temp_dir().join(format!(
+        "upgate-store-unit-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )));
+    let local = Store::Local(LocalStore::open(&dir.0).unwrap());
+    tokio_uring::start(test(local));
+    tokio_uring::start(test(Store::Memory(MemoryStore::new())));
+}
+
+async fn read_all(store: &Store, k: &Target) -> Option<Vec<u8>> {
+    let object = store.open(k).await.unwrap()?;
+    let bytes = match object.body {
+        ObjectBody::Bytes(b) => b.to_vec(),
+        ObjectBody::File(f) => {
+            let buf = Vec::with_capacity(object.meta.size as usize);
+            let (res, buf) = f.read_at(buf, 0).await;
+            res.unwrap();
+            let _ = f.close().await;
+            buf
+        }
+    };
+    assert_eq!(bytes.len() as u64, object.meta.size);
+    Some(bytes)
+}
+
+#[test]
+fn nothing_is_visible_before_the_commit_and_all_of_it_after() {
+    both(|store| async move {
+        let mut up = store.begin("u1", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"hel")).await.unwrap();
+        up.append_at(3, Bytes::from_static(b"lo")).await.unwrap();
+        assert_eq!(up.written(), 5);
+        assert_eq!(store.head(&key("d/a.txt")).await.unwrap(), None);
+        let version = up.version().clone();
+        let meta = up.commit(&key("d/a.txt"), REPLACE).await.unwrap();
+        assert_eq!((meta.size, &meta.version), (5, &version));
+        let head = store.head(&key("d/a.txt")).await.unwrap().unwrap();
+        assert_eq!(
+            (head.size, &head.version),
+            (5, &version),
+            "the commit keeps the version"
+        );
+        assert_eq!(store.head_blocking(&key("d/a.txt")).unwrap(), Some(head));
+        assert_eq!(read_all(&store, &key("d/a.txt")).await.unwrap(), b"hello");
+    });
+}
+
+#[test]
+fn appends_are_in_order() {
+    both(|store| async move {
+        let mut up = store.begin("u2", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"ab")).await.unwrap();
+        let err = up.append_at(5, Bytes::from_static(b"x")).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert_eq!(up.written(), 2, "a refused append writes nothing");
+        up.abort().await;
+    });
+}
+
+#[test]
+fn an_aborted_upload_leaves_nothing_and_cannot_be_resumed() {
+    both(|store| async move {
+        let mut up = store.begin("u3", Some(4)).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"abcd")).await.unwrap();
+        up.abort().await;
+        assert!(store.resume("u3").await.unwrap().is_none());
+        assert_eq!(store.head(&key("x")).await.unwrap(), None);
+        assert!(store.list("app1").await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn an_upload_left_open_resumes_at_its_length() {
+    both(|store| async move {
+        let mut up = store.begin("u4", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"first "))
+            .await
+            .unwrap();
+        drop(up);
+        let mut again = store.resume("u4").await.unwrap().expect("resumable");
+        assert_eq!(again.written(), 6);
+        again
+            .append_at(6, Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        again.commit(&key("r.txt"), KEEP).await.unwrap();
+        assert_eq!(
+            read_all(&store, &key("r.txt")).await.unwrap(),
+            b"first second"
+        );
+        assert!(store.resume("nobody").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn without_replace_the_first_commit_wins_and_with_it_the_version_changes() {
+    both(|store| async move {
+        let mut a = store.begin("a", None).await.unwrap();
+        a.append_at(0, Bytes::from_static(b"A")).await.unwrap();
+        let mut b = store.begin("b", None).await.unwrap();
+        b.append_at(0, Bytes::from_static(b"BB")).await.unwrap();
+        let first = a.commit(&key("same"), KEEP).await.unwrap();
+        assert!(matches!(
+            b.commit(&key("same"), KEEP).await,
+            Err(CommitError::Exists)
+        ));
+        assert_eq!(read_all(&store, &key("same")).await.unwrap(), b"A");
+        let mut c = store.begin("c", None).await.unwrap();
+        c.append_at(0, Bytes::from_static(b"CCC")).await.unwrap();
+        let replaced = c.commit(&key("same"), REPLACE).await.unwrap();
+        assert_ne!(
+            replaced.version, first.version,
+            "a replaced object has a new version"
+        );
+        assert_eq!(read_all(&store, &key("same")).await.unwrap(), b"CCC");
+    });
+}
+
+#[test]
+fn list_and_delete_see_only_committed_objects_of_the_app() {
+    both(|store| async move {
+        for (id, rel) in [("l1", "b/2.txt"), ("l2", "a.txt")] {
+            let mut up = store.begin(id, None).await.unwrap();
+            up.append_at(0, Bytes::from_static(b"x")).await.unwrap();
+            up.commit(&key(rel), KEEP).await.unwrap();
+        }
+        let mut other = store.begin("l3", None).await.unwrap();
+        other.append_at(0, Bytes::from_static(b"y")).await.unwrap();
+        let other_key = Target {
+            appid: "app2".into(),
+            rel: "c.txt".into(),
+        };
+        other.commit(&other_key, KEEP).await.unwrap();
+        let _open = store.begin("l4", None).await.unwrap();
+        let listed: Vec<String> = store
+            .list("app1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .collect();
+        assert_eq!(listed, ["a.txt", "b/2.txt"]);
+        assert!(store.delete(&key("a.txt")).await.unwrap());
+        assert!(!store.delete(&key("a.txt")).await.unwrap());
+        assert_eq!(store.head(&key("a.txt")).await.unwrap(), None);
+        assert!(store.ready().await.is_ok());
+    });
+}
+
+#[test]
+fn a_full_memory_store_refuses_the_declared_size_and_an_append_past_its_room() {
+    tokio_uring::start(async {
+        let store = MemoryStore::with_capacity(4);
+        let e = store.begin("big", Some(5)).await.err().unwrap();
+        assert!(is_disk_full(&e));
+        let mut up = store.begin("grows", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"abc")).await.unwrap();
+        let e = up
+            .append_at(3, Bytes::from_static(b"de"))
+            .await
+            .unwrap_err();
+        assert!(is_disk_full(&e));
+        up.abort().await;
+        assert_eq!(store.open_uploads(), 0);
+        // The room comes back with the abort.
+        let mut up = store.begin("fits", Some(4)).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"abcd")).await.unwrap();
+        up.commit(&key("f"), KEEP).await.unwrap();
+    });
+}
+
+#[test]
+fn versions_recorded_as_inode_numbers_still_load() {
+    #[derive(serde::Deserialize)]
+    struct Old {
+        #[serde(alias = "ino")]
+        version: Version,
+    }
+    let old: Old = serde_json::from_str(r#"{"ino": 1234}"#).unwrap();
+    assert_eq!(old.version, Version("1234".into()));
+    let new: Old = serde_json::from_str(r#"{"version": "m7"}"#).unwrap();
+    assert_eq!(new.version, Version("m7".into()));
+}
