@@ -58,25 +58,24 @@ pub fn respond(log: &mut AccessLog, e: &dyn Fault) -> Response {
     log.error = Some(e.code());
     if blame != Blame::Client {
         let cause = chain(e);
+        // An app's failure is the app's to fix (WARN); the node's own and its storage's are
+        // the operator's (ERROR). The level of a tracing event is fixed per call site.
+        macro_rules! failed {
+            ($level:ident) => {
+                tracing::$level!(
+                    status = e.status(),
+                    error = e.code(),
+                    blame = blame.as_str(),
+                    appid = log.appid.as_deref(),
+                    upload_id = log.upload_id.as_deref(),
+                    %cause,
+                    "request failed"
+                )
+            };
+        }
         match blame {
-            Blame::App => tracing::warn!(
-                status = e.status(),
-                error = e.code(),
-                blame = blame.as_str(),
-                appid = log.appid.as_deref(),
-                upload_id = log.upload_id.as_deref(),
-                %cause,
-                "request failed"
-            ),
-            _ => tracing::error!(
-                status = e.status(),
-                error = e.code(),
-                blame = blame.as_str(),
-                appid = log.appid.as_deref(),
-                upload_id = log.upload_id.as_deref(),
-                %cause,
-                "request failed"
-            ),
+            Blame::App => failed!(warn),
+            _ => failed!(error),
         }
     }
     render(e)

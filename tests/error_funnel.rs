@@ -193,11 +193,8 @@ fn faults_that_are_not_the_clients_answer_5xx_with_the_contract_shape() {
     converse(&app, |peer| {
         let got = &mut got;
         async move {
-            peer.send("PUT /app1/a.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
-            let mut seen = 0;
-            assert_eq!(next_response(&peer, &mut seen).await.status, 100);
-            peer.send("hello");
-            *got = Some(next_response(&peer, &mut seen).await);
+            let head = "PUT /app1/a.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+            *got = Some(send_after_continue(&peer, head, "hello").await);
         }
     });
     let wire = got.unwrap();

@@ -139,12 +139,8 @@ fn a_stalled_body_gets_408_and_leaves_nothing() {
         app_server.answerer(Arc::new(|_| ok())),
     );
     converse(&app, |peer| async move {
-        peer.send(HEAD_5);
-        let mut seen = 0;
-        assert_eq!(next_response(&peer, &mut seen).await.status, 100);
-        peer.send("he");
-        // Then nothing: body_idle_timeout_ms is 300.
-        let wire = next_response(&peer, &mut seen).await;
+        // Two bytes of five, then nothing: body_idle_timeout_ms is 300.
+        let wire = send_after_continue(&peer, HEAD_5, "he").await;
         assert_eq!(
             (wire.status, wire.json()["error"].as_str()),
             (408, Some("body_timeout"))
@@ -181,11 +177,7 @@ fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
         "PUT /app1/docs/b.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: 100-continue\r\n\
                    Transfer-Encoding: chunked\r\n\r\n";
     converse(&app, |peer| async move {
-        peer.send(chunked);
-        let mut seen = 0;
-        assert_eq!(next_response(&peer, &mut seen).await.status, 100);
-        peer.send("3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n");
-        let wire = next_response(&peer, &mut seen).await;
+        let wire = send_after_continue(&peer, chunked, "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n").await;
         assert_eq!(
             (wire.status, wire.json()["error"].as_str()),
             (507, Some("insufficient_storage"))

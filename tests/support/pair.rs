@@ -153,6 +153,25 @@ pub async fn next_response(peer: &MemoryPeer, seen: &mut usize) -> Wire {
     }
 }
 
+/// Sends `head`, waits for `100 Continue`, sends `body` and returns the final response.
+pub async fn send_after_continue(
+    peer: &MemoryPeer,
+    head: &'static str,
+    body: &'static str,
+) -> Wire {
+    peer.send(head);
+    let mut seen = 0;
+    let interim = next_response(peer, &mut seen).await;
+    assert_eq!(
+        interim.status,
+        100,
+        "{}",
+        String::from_utf8_lossy(&interim.body)
+    );
+    peer.send(body);
+    next_response(peer, &mut seen).await
+}
+
 /// Serves one in-memory connection of `app` on the current tokio-uring runtime: the node's
 /// task, and the client's end for the test.
 pub fn serve(app: &Arc<App>) -> (tokio::task::JoinHandle<()>, MemoryPeer) {
