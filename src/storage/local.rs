@@ -122,9 +122,11 @@ impl ObjectStore for LocalStore {
         ))
     }
 
+    /// A directory at the path occupies the key too: no upload could be placed there, so the
+    /// flow's `overwrite = false` check answers 409 before the pre-callback, as for a file.
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
         let st = not_found_is_none(tokio_uring::fs::statx(self.final_path(key)).await)?;
-        Ok(st.filter(is_regular).map(|st| meta_of_statx(&st)))
+        Ok(st.map(|st| meta_of_statx(&st)))
     }
 
     async fn open(&self, key: &Target) -> io::Result<Option<Object>> {
@@ -145,34 +147,17 @@ impl ObjectStore for LocalStore {
     }
 
     async fn list(&self, appid: &str) -> io::Result<Vec<(String, ObjectMeta)>> {
-        // Directory walks have no io_uring operation; a listing is rare and small enough to
-        // walk here.
+        // Directory walks have no io_uring operation, and a walk blocks: it runs on a thread of
+        // its own while the ring goes on (a listing is rare, an app's tree may be large).
         let root = self.files.join(appid);
-        let mut out = Vec::new();
-        let mut dirs = vec![root.clone()];
-        while let Some(dir) = dirs.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                other => other?,
-            };
-            for entry in entries {
-                let entry = entry?;
-                let m = entry.metadata()?;
-                if m.is_dir() {
-                    dirs.push(entry.path());
-                } else if m.is_file() {
-                    let rel = entry
-                        .path()
-                        .strip_prefix(&root)
-                        .map_err(io::Error::other)?
-                        .to_string_lossy()
-                        .into_owned();
-                    out.push((rel, meta_of_std(&m)));
-                }
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("upgate-list".into())
+            .spawn(move || {
+                let _ = tx.send(walk(&root));
+            })?;
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("listing thread ended without an answer")))
     }
 
     async fn delete(&self, key: &Target) -> io::Result<bool> {
@@ -205,6 +190,35 @@ impl ObjectStore for LocalStore {
         let m = not_found_is_none(std::fs::symlink_metadata(self.final_path(key)))?;
         Ok(m.filter(|m| m.is_file()).map(|m| meta_of_std(&m)))
     }
+}
+
+/// The regular files below `root`, by path relative to it, sorted (blocking).
+fn walk(root: &Path) -> io::Result<Vec<(String, ObjectMeta)>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            other => other?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let m = entry.metadata()?;
+            if m.is_dir() {
+                dirs.push(entry.path());
+            } else if m.is_file() {
+                let rel = entry
+                    .path()
+                    .strip_prefix(root)
+                    .map_err(io::Error::other)?
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, meta_of_std(&m)));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 fn meta_of_std(m: &std::fs::Metadata) -> ObjectMeta {

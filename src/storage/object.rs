@@ -103,7 +103,7 @@ pub trait ObjectStore {
     async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<Self::Upload>;
     /// Reopens an upload begun earlier and not committed, to append at its current length.
     async fn resume(&self, upload_id: &str) -> io::Result<Option<Self::Upload>>;
-    /// The object at `key`, if any.
+    /// The object at `key`, if any (or whatever else occupies the key: see the local store).
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>>;
     /// Opens the object at `key` for reading.
     async fn open(&self, key: &Target) -> io::Result<Option<Object>>;

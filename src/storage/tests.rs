@@ -224,3 +224,26 @@ fn versions_recorded_as_inode_numbers_still_load() {
     let new: Old = serde_json::from_str(r#"{"version": "m7"}"#).unwrap();
     assert_eq!(new.version, Version("m7".into()));
 }
+
+#[test]
+fn a_directory_occupies_its_key_in_the_local_store() {
+    let dir = Dir(std::env::temp_dir().join(format!("upgate-store-dir-{}", std::process::id())));
+    let store = Store::Local(LocalStore::open(&dir.0).unwrap());
+    tokio_uring::start(async {
+        let mut up = store.begin("d1", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"x")).await.unwrap();
+        up.commit(&key("docs/a.txt"), KEEP).await.unwrap();
+        assert!(
+            store.head(&key("docs")).await.unwrap().is_some(),
+            "docs/ is taken"
+        );
+        assert!(
+            store.open(&key("docs")).await.unwrap().is_none(),
+            "but not a file to serve"
+        );
+        assert!(
+            store.head_blocking(&key("docs")).unwrap().is_none(),
+            "nor one to notify"
+        );
+    });
+}
