@@ -23,8 +23,6 @@ struct Shared {
     outbound: Vec<u8>,
     /// The node shut down its writing side.
     node_done: bool,
-    /// The client stopped reading: the node's writes fail (a reset).
-    client_gone: bool,
 }
 
 #[derive(Default)]
@@ -85,7 +83,7 @@ impl MemoryStream {
 
     pub(super) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
         let mut s = self.0.shared.borrow_mut();
-        if s.client_gone || s.node_done {
+        if s.node_done {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe));
         }
         s.outbound.extend_from_slice(bytes);
@@ -120,15 +118,6 @@ impl MemoryPeer {
     /// Closes the client's sending side (the node reads end of stream).
     pub fn close(&self) {
         self.0.shared.borrow_mut().client_done = true;
-        self.0.to_node.notify_waiters();
-    }
-
-    /// Stops reading: further writes by the node fail as on a reset connection.
-    pub fn vanish(&self) {
-        let mut s = self.0.shared.borrow_mut();
-        s.client_gone = true;
-        s.client_done = true;
-        drop(s);
         self.0.to_node.notify_waiters();
     }
 

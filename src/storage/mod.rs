@@ -48,16 +48,6 @@ pub enum Upload {
     Memory(MemoryUpload),
 }
 
-impl Store {
-    /// The local store when that is what this is (operations that report its directories).
-    pub fn local(&self) -> Option<&LocalStore> {
-        match self {
-            Store::Local(s) => Some(s),
-            Store::Memory(_) => None,
-        }
-    }
-}
-
 /// Forwards a call to the implementation.
 macro_rules! each {
     ($self:expr, $s:ident => $call:expr) => {
