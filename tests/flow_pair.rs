@@ -19,9 +19,7 @@ const HEAD_5: &str =
 
 #[test]
 fn accepted_upload_sends_100_only_after_the_app_accepts_and_notifies_once_stored() {
-    let (registry, store, app_server) =
-        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
-    register_app1(&registry);
+    let (registry, store, app_server) = parts();
     let app = node(
         config(),
         &registry,
@@ -65,9 +63,7 @@ fn accepted_upload_sends_100_only_after_the_app_accepts_and_notifies_once_stored
 
 #[test]
 fn vetoed_upload_gets_403_without_100_and_stores_nothing() {
-    let (registry, store, app_server) =
-        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
-    register_app1(&registry);
+    let (registry, store, app_server) = parts();
     let script = Arc::new(|_: &str| Outcome::Answered {
         status: 200,
         body: br#"{"success":"false","reason":"no uploads today"}"#.to_vec(),
@@ -95,9 +91,7 @@ fn vetoed_upload_gets_403_without_100_and_stores_nothing() {
 
 #[test]
 fn an_app_that_never_answers_gets_504_within_the_bound() {
-    let (registry, store, app_server) =
-        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
-    register_app1(&registry);
+    let (registry, store, app_server) = parts();
     let config = Config {
         callback_timeout_ms: 100,
         ..config()
@@ -129,9 +123,7 @@ fn an_app_that_never_answers_gets_504_within_the_bound() {
 
 #[test]
 fn a_stalled_body_gets_408_and_leaves_nothing() {
-    let (registry, store, app_server) =
-        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
-    register_app1(&registry);
+    let (registry, store, app_server) = parts();
     let app = node(
         config(),
         &registry,
@@ -195,9 +187,7 @@ fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
 
 #[test]
 fn a_crash_between_commit_and_notification_delivers_it_once_after_restart() {
-    let (registry, store, app_server) =
-        (Registry::in_memory(), MemoryStore::new(), AppServer::new());
-    register_app1(&registry);
+    let (registry, store, app_server) = parts();
     // The first attempt of the post-callback hangs: the node "crashes" while waiting for it.
     let (hung_tx, hung_rx) = crossbeam_channel::bounded::<()>(1);
     let release = Arc::new(Mutex::new(hung_rx));

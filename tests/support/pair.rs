@@ -92,6 +92,14 @@ pub fn node(
     App::new(config, registry.clone(), Store::Memory(store.clone()), pool).unwrap()
 }
 
+/// A fresh in-memory registry with `app1` registered, an empty in-memory store, and an
+/// application that has seen nothing yet.
+pub fn parts() -> (Registry, MemoryStore, AppServer) {
+    let registry = Registry::in_memory();
+    register_app1(&registry);
+    (registry, MemoryStore::new(), AppServer::new())
+}
+
 pub fn register_app1(registry: &Registry) {
     let reg = Registration {
         appid: "app1".into(),
