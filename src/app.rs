@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::callback::{CallbackPolicy, CallbackPool};
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::registry::{Durability, Registry};
 use crate::storage::{LocalStore, Store};
 
 /// The node's shared state. Handlers hold it through an `Arc`.
@@ -39,8 +39,12 @@ impl App {
     pub fn open(config: Config) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError(format!("data_dir {}: {e}", config.data_dir.display())))?;
-        let registry =
-            Registry::open(&config.data_dir).map_err(|e| StartError(format!("registry: {e}")))?;
+        let durability = match config.fsync {
+            true => Durability::Synced,
+            false => Durability::Written,
+        };
+        let registry = Registry::open_with(&config.data_dir, durability)
+            .map_err(|e| StartError(format!("registry: {e}")))?;
         let store = LocalStore::open(&config.data_dir)
             .map(Store::Local)
             .map_err(|e| StartError(format!("store: {e}")))?;

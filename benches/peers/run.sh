@@ -11,7 +11,8 @@
 #
 # Knobs (environment): THREADS (2: upgate threads = nginx workers), SMALL_SECS (10),
 # SMALL_CONNS (64), ROUNDS (3), LARGE_SIZE (1GiB), LARGE_REPS (3), DL_SECS (10),
-# IPERF_SECS (8), DD_MIB (2048), COOLDOWN (300), KEEP_WORK.
+# IPERF_SECS (8), DD_MIB (2048), COOLDOWN (300), KEEP_WORK, SCENARIOS ("a b c": which of the
+# scenarios below to run; the table shows n/a for the others).
 set -eu
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -26,6 +27,8 @@ LARGE_REPS=${LARGE_REPS:-3}
 DL_SECS=${DL_SECS:-10}
 IPERF_SECS=${IPERF_SECS:-8}
 DD_MIB=${DD_MIB:-2048}
+SCENARIOS=${SCENARIOS:-a b c}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 mkdir -p "$OUT"
 # ext4 skips inodes freed in the last 5 s, or 5 min while their inode table block is dirty
@@ -231,8 +234,10 @@ DD_SYNC_MBPS=$(dd_rate conv=fdatasync)
 say "  page cache write: ${DD_RUNS[*]} MB/s (first $DD_FIRST, repeats $PAGECACHE_MBPS); with conv=fdatasync: $DD_SYNC_MBPS MB/s"
 
 # ---------------------------------------------------------------- (a) small uploads
+if want a; then
 say "== (a) 1 KiB uploads, $SMALL_CONNS connections, pre+post callbacks, ${SMALL_SECS} s x $ROUNDS rounds"
 SMALL=(-c "$SMALL_CONNS" -d "$SMALL_SECS" --size 1k --appid bench)
+# Each round: upgate (fsync = false), nginx, upgate (fsync = true), each on a fresh server.
 for r in $(seq 1 "$ROUNDS"); do
     start_upgate "small-$r" false
     bench "warmup-a-upgate-r$r" --target "$UPGATE" -c "$SMALL_CONNS" -d 1 --size 1k --appid bench --callback-app "$CB" --register
@@ -242,16 +247,19 @@ for r in $(seq 1 "$ROUNDS"); do
     bench "warmup-a-nginx-r$r" --target "$NGINX" -c "$SMALL_CONNS" -d 1 --size 1k --appid bench
     bench "a-nginx-r$r" --target "$NGINX" "${SMALL[@]}" --watch-pid "$NGINX_WATCH"
     stop_nginx
+    start_upgate "small-fsync-$r" true
+    bench "warmup-a-upgate-fsync-r$r" --target "$UPGATE" -c "$SMALL_CONNS" -d 1 --size 1k --appid bench --callback-app "$CB" --register
+    bench "a-upgate-fsync-r$r" --target "$UPGATE" "${SMALL[@]}" --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+    stop_upgate
 done
-# Variants, one round each, for information.
-start_upgate small-fsync true
-bench "a-upgate-fsync-r1" --target "$UPGATE" "${SMALL[@]}" --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
-stop_upgate
+# A variant, one round, for information.
 start_upgate small-carried false
 bench "a-upgate-carried-r1" --target "$UPGATE" "${SMALL[@]}" --callback-app "$CB" --watch-pid "$UPGATE_PID"
 stop_upgate
+fi
 
 # ---------------------------------------------------------------- (b) large upload
+if want b; then
 say "== (b) $LARGE_SIZE upload, 1 connection, $LARGE_REPS repetitions (upgate fsync = false)"
 start_upgate large false
 start_nginx large
@@ -291,8 +299,10 @@ for r in $(seq 1 "$LARGE_REPS"); do
     bench "b-upgate-copy-r$r" --target "$UPGATE" -c 1 -n 1 --size "$LARGE_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
 done
 stop_upgate
+fi
 
 # ---------------------------------------------------------------- (c) downloads
+if want c; then
 say "== (c) downloads: $LARGE_SIZE x 1 connection, 4 KiB x $SMALL_CONNS connections"
 start_upgate dl false
 start_nginx dl
@@ -317,6 +327,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 stop_upgate
 stop_nginx
+fi
 
 # ---------------------------------------------------------------- report
 # rnd DECIMALS VALUE: VALUE rounded ("n/a" stays).
@@ -331,6 +342,15 @@ range() {
 }
 ratio() { if [ "$2" = "n/a" ] || [ "$1" = "n/a" ] || [ "$(calc "$2 == 0")" = "1.0" ]; then echo "n/a"; else calc "$1 / $2" 2; fi; }
 yes_no() { case "$1" in *n/a*) echo "n/a"; return ;; esac; if [ "$(calc "($1) ? 1 : 0" 0)" = "1" ]; then echo "**yes**"; else echo "**no**"; fi; }
+# cpu_ms PREFIX: per round, server CPU milliseconds per request (cpu_s * 1000 / ok).
+cpu_ms() {
+    grep -E "\"label\":\"$1" "$RAW" | while read -r l; do
+        local c o
+        c=$(jget cpu_s "$l"); o=$(jget ok "$l")
+        [ -n "$c" ] && [ -n "$o" ] && [ "$o" != 0 ] && calc "$c * 1000 / $o" 4
+    done
+}
+medcpu() { rnd 3 "$(median $(cpu_ms "$1"))"; }
 errs() { local s=0 v; for v in $(vals "$1" errors); do s=$((s + v)); done; echo "$s"; }
 
 A_UP=$(med a-upgate-r rps);        A_NG=$(med a-nginx-r rps)
@@ -340,6 +360,8 @@ A_UPRSS=$(maxval $(vals a-upgate-r hwm_kib)); A_NGRSS=$(maxval $(vals a-nginx-r 
 A_UPSAMP=$(maxval $(vals a-upgate-r rss_peak_kib))
 A_UPCPU=$(med a-upgate-r cpu_s 2);   A_NGCPU=$(med a-nginx-r cpu_s 2)
 A_FS=$(med a-upgate-fsync-r rps);  A_FS99=$(med a-upgate-fsync-r p99_ms 1)
+A_UPMS=$(medcpu a-upgate-r);        A_NGMS=$(medcpu a-nginx-r); A_FSMS=$(medcpu a-upgate-fsync-r)
+C4_UPMS=$(medcpu c4-upgate-r);      C4_NGMS=$(medcpu c4-nginx-r)
 A_CA=$(med a-upgate-carried-r rps); A_CA99=$(med a-upgate-carried-r p99_ms 1)
 B_UP=$(med b-upgate-r mb_s);       B_NG=$(med b-nginx-r mb_s)
 B_UPCPU=$(med b-upgate-r cpu_s_per_gib 2); B_NGCPU=$(med b-nginx-r cpu_s_per_gib 2)
@@ -359,7 +381,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo "# upgate against nginx: $STARTED_AT"
     echo
     echo "Commit \`$COMMIT\`$DIRTY; $(nproc) CPUs, $(uname -r); $("$NGINX_BIN" -v 2>&1); $(iperf3 --version | head -1)."
-    echo "upgate: threads = $THREADS, fsync = false (one informational row with fsync = true), log_level = warn,"
+    echo "upgate: threads = $THREADS, fsync = false unless the row says fsync = true, log_level = warn,"
     echo "callbacks registered (\`--register\`) unless the row says carried. nginx: worker_processes $THREADS,"
     echo "benches/peers/nginx.conf. Load generator and callback app: \`upgate bench\` (same binary)."
     echo "Medians over $ROUNDS rounds (small requests) or $LARGE_REPS repetitions (large bodies), with the"
@@ -378,26 +400,29 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo
     echo "| scenario | metric | upgate | nginx | upgate / nginx | target | met |"
     echo "|---|---|---:|---:|---:|---|---|"
-    echo "| (a) 1 KiB uploads, $SMALL_CONNS conns, pre+post | uploads/s | $A_UP $(range a-upgate-r rps) | $A_NG $(range a-nginx-r rps) | $(ratio "$A_UP" "$A_NG") | >= 1.5x nginx | $(yes_no "$A_UP >= 1.5 * $A_NG") |"
+    echo "| (a) 1 KiB uploads, $SMALL_CONNS conns, pre+post, fsync = false | uploads/s | $A_UP $(range a-upgate-r rps) | $A_NG $(range a-nginx-r rps) | $(ratio "$A_UP" "$A_NG") | >= 1.5x nginx | $(yes_no "$A_UP >= 1.5 * $A_NG") |"
     echo "| | p99 latency, ms | $A_UP99 $(range a-upgate-r p99_ms 1) | $A_NG99 $(range a-nginx-r p99_ms 1) | $(ratio "$A_UP99" "$A_NG99") | <= nginx | $(yes_no "$A_UP99 <= $A_NG99") |"
     echo "| | p50 latency, ms | $A_UP50 | $A_NG50 | $(ratio "$A_UP50" "$A_NG50") | | |"
+    echo "| | node CPU per upload, ms (nginx: master + workers) | $A_UPMS | $A_NGMS | $(ratio "$A_UPMS" "$A_NGMS") | <= nginx | $(yes_no "$A_UPMS <= $A_NGMS") |"
     echo "| | errors (all rounds) | $(errs a-upgate-r) | $(errs a-nginx-r) | | 0 | |"
-    echo "| | peak RSS (VmHWM; nginx: master + workers), MiB | $(kib_mib "$A_UPRSS") (sampled $(kib_mib "$A_UPSAMP")) | $(kib_mib "$A_NGRSS") | | < $(calc "$RSS_BUDGET_KIB / 1024" 0) MiB (64 MiB + 64 KiB x $SMALL_CONNS) | $(if [ -n "$A_UPRSS" ]; then yes_no "$A_UPRSS < $RSS_BUDGET_KIB"; else echo n/a; fi) |"
-    echo "| | CPU seconds during the run | $A_UPCPU | $A_NGCPU | | | |"
-    echo "| (a') same, upgate fsync = true | uploads/s, p99 ms | $A_FS, $A_FS99 | | $(ratio "$A_FS" "$A_NG") | (information) | |"
-    echo "| (a'') same, upgate carried callback headers | uploads/s, p99 ms | $A_CA, $A_CA99 | | $(ratio "$A_CA" "$A_NG") | (information) | |"
-    echo "| (b) $LARGE_SIZE upload, 1 conn | MB/s | $B_UP $(range b-upgate-r mb_s) | $B_NG $(range b-nginx-r mb_s) | $(ratio "$B_UP" "$B_NG") | >= 90 % of min(TCP, page cache) = $(calc "0.9 * $LIMIT" 0) | $(yes_no "$B_UP >= 0.9 * $LIMIT") |"
-    echo "| | CPU seconds per GiB (server) | $B_UPCPU | $B_NGCPU | $(ratio "$B_UPCPU" "$B_NGCPU") | | |"
+    echo "| | peak RSS (VmHWM; nginx: master + workers), MiB | $(kib_mib "$A_UPRSS") (sampled $(kib_mib "$A_UPSAMP")) | $(kib_mib "$A_NGRSS") | | <= $(calc "$RSS_BUDGET_KIB / 1024" 0) MiB (64 MiB + 64 KiB x $SMALL_CONNS) | $(if [ -n "$A_UPRSS" ]; then yes_no "$A_UPRSS <= $RSS_BUDGET_KIB"; else echo n/a; fi) |"
+    echo "| | CPU seconds during a round | $A_UPCPU | $A_NGCPU | | | |"
+    echo "| (a') same, upgate fsync = true (nginx syncs nothing) | uploads/s | $A_FS $(range a-upgate-fsync-r rps) | $A_NG | $(ratio "$A_FS" "$A_NG") | >= 1.0x nginx | $(yes_no "$A_FS >= $A_NG") |"
+    echo "| | p99 latency, ms; node CPU per upload, ms | $A_FS99; $A_FSMS | $A_NG99; $A_NGMS | | | |"
+    echo "| (a'') same, upgate fsync = false, carried callback headers | uploads/s, p99 ms | $A_CA, $A_CA99 | | $(ratio "$A_CA" "$A_NG") | (information) | |"
+    echo "| (b) $LARGE_SIZE upload, 1 conn | MB/s | $B_UP $(range b-upgate-r mb_s) | $B_NG $(range b-nginx-r mb_s) | $(ratio "$B_UP" "$B_NG") | >= 1.0x nginx | $(yes_no "$B_UP >= $B_NG") |"
+    echo "| | CPU seconds per GiB (server) | $B_UPCPU | $B_NGCPU | $(ratio "$B_UPCPU" "$B_NGCPU") | <= nginx | $(yes_no "$B_UPCPU <= $B_NGCPU") |"
     echo "| (b') same, upgate zero_copy = false | MB/s; CPU s per GiB | $B_CP $(range b-upgate-copy-r mb_s); $B_CPCPU | | $(ratio "$B_CP" "$B_NG") | (information) | |"
-    echo "| (c) $LARGE_SIZE download, 1 conn | MB/s | $C1_UP $(range c1-upgate-r mb_s) | $C1_NG $(range c1-nginx-r mb_s) | $(ratio "$C1_UP" "$C1_NG") | >= 90 % of TCP = $(calc "0.9 * $TCP_MBPS" 0) | $(yes_no "$C1_UP >= 0.9 * $TCP_MBPS") |"
-    echo "| | CPU seconds per GiB (server) | $C1_UPCPU | $C1_NGCPU | $(ratio "$C1_UPCPU" "$C1_NGCPU") | | |"
-    echo "| (c) 4 KiB downloads, $SMALL_CONNS conns | requests/s | $C4_UP $(range c4-upgate-r rps) | $C4_NG $(range c4-nginx-r rps) | $(ratio "$C4_UP" "$C4_NG") | >= nginx | $(yes_no "$C4_UP >= $C4_NG") |"
+    echo "| (c) $LARGE_SIZE download, 1 conn | MB/s | $C1_UP $(range c1-upgate-r mb_s) | $C1_NG $(range c1-nginx-r mb_s) | $(ratio "$C1_UP" "$C1_NG") | >= 1.0x nginx | $(yes_no "$C1_UP >= $C1_NG") |"
+    echo "| | CPU seconds per GiB (server) | $C1_UPCPU | $C1_NGCPU | $(ratio "$C1_UPCPU" "$C1_NGCPU") | <= nginx | $(yes_no "$C1_UPCPU <= $C1_NGCPU") |"
+    echo "| (c) 4 KiB downloads, $SMALL_CONNS conns | requests/s | $C4_UP $(range c4-upgate-r rps) | $C4_NG $(range c4-nginx-r rps) | $(ratio "$C4_UP" "$C4_NG") | >= 1.2x nginx | $(yes_no "$C4_UP >= 1.2 * $C4_NG") |"
+    echo "| | CPU per request, ms | $C4_UPMS | $C4_NGMS | $(ratio "$C4_UPMS" "$C4_NGMS") | <= nginx | $(yes_no "$C4_UPMS <= $C4_NGMS") |"
     echo "| | p99 latency, ms | $C4_UP99 | $C4_NG99 | $(ratio "$C4_UP99" "$C4_NG99") | | |"
     echo
     echo "## Commands"
     echo
     echo '```'
-    echo "benches/peers/run.sh   # THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS"
+    echo "benches/peers/run.sh   # SCENARIOS=\"$SCENARIOS\" THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS"
     echo "upgate bench --serve-callbacks 127.0.0.1:0     # the callback app, at $CB"
     printf '%s\n' "${COMMANDS[@]}" | sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#--watch-pid [0-9,]+#--watch-pid PIDS#g; s#(--label [a-z0-9-]+-r)[0-9]+#\1N#' | awk '!seen[$0]++'
     echo '```'

@@ -160,6 +160,9 @@ pub struct Metrics {
     pub callback_queue_capacity: Gauge,
     pub callback_workers_alive: Gauge,
     pub outbox_backlog: Gauge,
+    /// Group commits of the outbox log, and the records they carried.
+    pub outbox_commits: Counter,
+    pub outbox_records: Counter,
     /// `created_at_ms` of the oldest outbox entry; 0 when the outbox is empty.
     pub outbox_oldest_created_ms: AtomicU64,
     pub open_connections: Gauge,
@@ -192,6 +195,8 @@ impl Metrics {
             callback_queue_capacity: Gauge::new(),
             callback_workers_alive: Gauge::new(),
             outbox_backlog: Gauge::new(),
+            outbox_commits: Counter::new(),
+            outbox_records: Counter::new(),
             outbox_oldest_created_ms: AtomicU64::new(0),
             open_connections: Gauge::new(),
             connections_accepted: Counter::new(),
@@ -286,6 +291,12 @@ pub fn outbox_sampled(backlog: usize, oldest_created_ms: Option<u64>) {
     METRICS
         .outbox_oldest_created_ms
         .store(oldest_created_ms.unwrap_or(0), Relaxed);
+}
+
+/// The outbox log appended one batch of `records` (one group commit).
+pub fn outbox_committed(records: u64) {
+    METRICS.outbox_commits.inc();
+    METRICS.outbox_records.add(records);
 }
 
 /// The callback pool's state, sampled when `/metrics` is rendered.

@@ -141,6 +141,18 @@ pub fn render() -> String {
         "Post-callbacks recorded and not yet delivered.",
         m.outbox_backlog.get(),
     );
+    counter(
+        o,
+        "upgate_outbox_commits_total",
+        "Group commits of the outbox log (one append, and with fsync one fdatasync, each).",
+        m.outbox_commits.get(),
+    );
+    counter(
+        o,
+        "upgate_outbox_records_total",
+        "Outbox log records those commits carried.",
+        m.outbox_records.get(),
+    );
     let oldest = m.outbox_oldest_created_ms.load(Relaxed);
     let age = if oldest == 0 {
         0.0

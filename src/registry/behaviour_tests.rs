@@ -1,7 +1,7 @@
 //! The behaviour every [`AppStore`] and [`OutboxJournal`] shares, written once (generic over a
-//! [`Backend`]) and run against the sled stores and their in-memory twins by
-//! [`behaviour_tests!`]. "Reopen" is a new handle on the same data: from disk for sled, the same
-//! maps for the twins.
+//! [`Backend`]) and run against the sled stores, the production pair (sled apps, the outbox
+//! log) and the in-memory twins by [`behaviour_tests!`]. "Reopen" is a new handle on the same
+//! data: from disk for sled and the log, the same maps for the twins.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,6 +43,31 @@ impl Backend for SledBackend {
         Stores {
             apps: SledApps::open(&db).unwrap(),
             outbox: SledOutbox::open(&db).unwrap(),
+        }
+    }
+}
+
+/// The production stores: the apps in sled, the outbox in its log, in a throwaway directory.
+pub(super) struct DiskBackend(TempDir);
+
+impl Backend for DiskBackend {
+    type Apps = SledApps;
+    type Outbox = LogOutbox;
+
+    fn new() -> Self {
+        DiskBackend(TempDir::new())
+    }
+
+    fn open(&self) -> Stores<SledApps, LogOutbox> {
+        let db = SledDb::open(&self.0.path().join("registry")).unwrap();
+        Stores {
+            apps: SledApps::open(&db).unwrap(),
+            outbox: LogOutbox::open(
+                &outbox_log_path(self.0.path()),
+                Durability::Synced,
+                LOCK_WAIT,
+            )
+            .unwrap(),
         }
     }
 }
@@ -799,4 +824,5 @@ macro_rules! behaviour_tests {
 }
 
 behaviour_tests!(on_sled, SledBackend);
+behaviour_tests!(on_disk, DiskBackend);
 behaviour_tests!(in_memory, MemoryBackend);

@@ -42,9 +42,11 @@
 /// Delegates a call to the store an enum dispatch type ([`Apps`], [`Outbox`]) holds.
 macro_rules! dispatch {
     ($enum:ident, $self:expr, $store:ident => $call:expr) => {
+        dispatch!($enum[Sled, Memory], $self, $store => $call)
+    };
+    ($enum:ident[$($variant:ident),+], $self:expr, $store:ident => $call:expr) => {
         match $self {
-            $enum::Sled($store) => $call,
-            $enum::Memory($store) => $call,
+            $($enum::$variant($store) => $call,)+
         }
     };
 }
@@ -55,7 +57,12 @@ mod apps_sled;
 #[cfg(test)]
 mod behaviour_tests;
 mod flusher;
+mod log_format;
+#[cfg(test)]
+mod log_tests;
+mod log_writer;
 mod outbox;
+mod outbox_log;
 mod outbox_memory;
 mod outbox_sled;
 mod record;
@@ -73,6 +80,7 @@ pub use outbox::{
     backoff, backoff_jittered, backoff_jittered_within, Outbox, OutboxEdit, OutboxEntry,
     OutboxError, OutboxFile, OutboxJournal, BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
 };
+pub use outbox_log::{CommitHold, CommitStats, Durability, LogOutbox};
 pub use outbox_memory::MemoryOutbox;
 pub use outbox_sled::SledOutbox;
 pub use record::{
@@ -82,6 +90,29 @@ pub use sled_db::{SledDb, LOCK_WAIT};
 
 /// Why a storage operation failed: the cause a backend reports (kept whole, for the log).
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where [`Registry::open`] keeps the outbox log.
+pub fn outbox_log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("outbox").join("outbox.log")
+}
+
+/// Moves the entries an older version kept in sled (trees `outbox`, `outbox_due`) into the
+/// log: each committed to the log first, then sled's trees cleared and flushed. A crash
+/// between the two moves them again, harmlessly (a record is a whole entry).
+fn migrate_sled_outbox(db: &SledDb, log: &LogOutbox) -> Result<(), RegistryError> {
+    let old = SledOutbox::open(db)?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let mut moved = 0usize;
+    for entry in old.entries() {
+        log.enqueue(&entry?)?;
+        moved += 1;
+    }
+    old.clear()?;
+    tracing::info!(moved, "outbox entries moved from sled into the outbox log");
+    Ok(())
+}
 
 /// Why a registry operation failed (the facade's error: an [`AppStoreError`] or an
 /// [`OutboxError`], or the database could not be opened). Statuses are chosen in
@@ -168,10 +199,29 @@ impl Registry {
     /// a moment ago in this process can still be locked), then fails with
     /// [`RegistryError::Locked`].
     pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
+        Registry::open_with(data_dir, Durability::Synced)
+    }
+
+    /// [`Registry::open`] with the outbox log's durability chosen (`fsync` in the config): the
+    /// apps in sled at `<data_dir>/registry`, the outbox in its log at
+    /// `<data_dir>/outbox/outbox.log`. Entries an older version kept in sled's outbox trees
+    /// are moved into the log (committed there before they are cleared from sled).
+    pub fn open_with(data_dir: &Path, durability: Durability) -> Result<Registry, RegistryError> {
         let db = SledDb::open(&data_dir.join("registry"))?;
         let apps = SledApps::open(&db)?;
-        let outbox = SledOutbox::open(&db)?;
-        Ok(Registry::new(Apps::Sled(apps), Outbox::Sled(outbox)))
+        let log = LogOutbox::open(&outbox_log_path(data_dir), durability, LOCK_WAIT).map_err(
+            |e| match e {
+                OutboxError::Unavailable(e)
+                    if e.downcast_ref::<std::io::Error>().map(|e| e.kind())
+                        == Some(std::io::ErrorKind::WouldBlock) =>
+                {
+                    RegistryError::Locked(outbox_log_path(data_dir))
+                }
+                e => e.into(),
+            },
+        )?;
+        migrate_sled_outbox(&db, &log)?;
+        Ok(Registry::new(Apps::Sled(apps), Outbox::Log(log)))
     }
 
     /// A registry that lives in memory only (both twins): the same semantics, nothing on disk.

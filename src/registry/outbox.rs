@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cause, MemoryOutbox, SledOutbox};
+use super::{Cause, LogOutbox, MemoryOutbox};
 
 /// First retry delay.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -253,31 +253,31 @@ pub trait OutboxJournal {
 /// The outbox the node holds: one of the journals, by enum dispatch (see [`OutboxJournal`]).
 #[derive(Clone)]
 pub enum Outbox {
-    /// On disk, in production ([`super::Registry::open`]).
-    Sled(SledOutbox),
+    /// The log on disk, in production ([`super::Registry::open`]).
+    Log(LogOutbox),
     /// In memory ([`super::Registry::in_memory`]).
     Memory(MemoryOutbox),
 }
 
 impl OutboxJournal for Outbox {
     fn enqueue(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
-        dispatch!(Outbox, self, o => o.enqueue(entry))
+        dispatch!(Outbox[Log, Memory], self, o => o.enqueue(entry))
     }
 
     async fn enqueue_async(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
-        dispatch!(Outbox, self, o => o.enqueue_async(entry).await)
+        dispatch!(Outbox[Log, Memory], self, o => o.enqueue_async(entry).await)
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
-        dispatch!(Outbox, self, o => o.due(now_ms, limit))
+        dispatch!(Outbox[Log, Memory], self, o => o.due(now_ms, limit))
     }
 
     fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, OutboxError> {
-        dispatch!(Outbox, self, o => o.get(event_id))
+        dispatch!(Outbox[Log, Memory], self, o => o.get(event_id))
     }
 
     fn remove(&self, event_id: &str) -> Result<bool, OutboxError> {
-        dispatch!(Outbox, self, o => o.remove(event_id))
+        dispatch!(Outbox[Log, Memory], self, o => o.remove(event_id))
     }
 
     fn update(
@@ -286,29 +286,29 @@ impl OutboxJournal for Outbox {
         next_at_ms: u64,
         edit: OutboxEdit,
     ) -> Result<bool, OutboxError> {
-        dispatch!(Outbox, self, o => o.update(event_id, next_at_ms, edit))
+        dispatch!(Outbox[Log, Memory], self, o => o.update(event_id, next_at_ms, edit))
     }
 
     fn entries(&self) -> impl Iterator<Item = Result<OutboxEntry, OutboxError>> + '_ {
         let entries: Box<dyn Iterator<Item = _>> =
-            dispatch!(Outbox, self, o => Box::new(o.entries()));
+            dispatch!(Outbox[Log, Memory], self, o => Box::new(o.entries()));
         entries
     }
 
     fn flush(&self) -> Result<(), OutboxError> {
-        dispatch!(Outbox, self, o => o.flush())
+        dispatch!(Outbox[Log, Memory], self, o => o.flush())
     }
 
     async fn flush_async(&self) -> Result<(), OutboxError> {
-        dispatch!(Outbox, self, o => o.flush_async().await)
+        dispatch!(Outbox[Log, Memory], self, o => o.flush_async().await)
     }
 
     fn len(&self) -> usize {
-        dispatch!(Outbox, self, o => o.len())
+        dispatch!(Outbox[Log, Memory], self, o => o.len())
     }
 
     fn is_empty(&self) -> bool {
-        dispatch!(Outbox, self, o => o.is_empty())
+        dispatch!(Outbox[Log, Memory], self, o => o.is_empty())
     }
 }
 

@@ -13,27 +13,53 @@ pub struct MemoryOutbox {
     queue: Arc<Mutex<Queue>>,
 }
 
+/// The entries and their due order; also the index of [`super::LogOutbox`].
 #[derive(Default)]
-struct Queue {
-    entries: BTreeMap<String, OutboxEntry>,
+pub(super) struct Queue {
+    pub(super) entries: BTreeMap<String, OutboxEntry>,
     /// (next attempt, event id): the order `due` reads in.
-    due: BTreeSet<(u64, String)>,
+    pub(super) due: BTreeSet<(u64, String)>,
 }
 
 impl Queue {
     /// Adds `entry`, replacing one with the same event id.
-    fn insert(&mut self, entry: OutboxEntry) {
+    pub(super) fn insert(&mut self, entry: OutboxEntry) {
         self.remove(&entry.event_id);
         self.due
             .insert((entry.next_attempt_at_ms, entry.event_id.clone()));
         self.entries.insert(entry.event_id.clone(), entry);
     }
 
-    fn remove(&mut self, event_id: &str) -> Option<OutboxEntry> {
+    pub(super) fn remove(&mut self, event_id: &str) -> Option<OutboxEntry> {
         let old = self.entries.remove(event_id)?;
         self.due
             .remove(&(old.next_attempt_at_ms, old.event_id.clone()));
         Some(old)
+    }
+
+    /// Up to `limit` entries due at `now_ms`, earliest first.
+    pub(super) fn due_now(&self, now_ms: u64, limit: usize) -> Vec<OutboxEntry> {
+        self.due
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit)
+            .map(|(_, id)| self.entries[id].clone())
+            .collect()
+    }
+
+    /// Applies `edit` to a queued entry and moves it to `next_at_ms`; the entry as it now is,
+    /// or `None` when it is not queued.
+    pub(super) fn update(
+        &mut self,
+        event_id: &str,
+        next_at_ms: u64,
+        edit: &OutboxEdit,
+    ) -> Option<&OutboxEntry> {
+        let mut entry = self.remove(event_id)?;
+        edit.apply(&mut entry, next_at_ms);
+        let id = entry.event_id.clone();
+        self.insert(entry);
+        self.entries.get(&id)
     }
 }
 
@@ -60,14 +86,7 @@ impl OutboxJournal for MemoryOutbox {
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
-        let queue = self.queue();
-        Ok(queue
-            .due
-            .iter()
-            .take_while(|(at, _)| *at <= now_ms)
-            .take(limit)
-            .map(|(_, id)| queue.entries[id].clone())
-            .collect())
+        Ok(self.queue().due_now(now_ms, limit))
     }
 
     fn get(&self, event_id: &str) -> Result<Option<OutboxEntry>, OutboxError> {
@@ -84,13 +103,7 @@ impl OutboxJournal for MemoryOutbox {
         next_at_ms: u64,
         edit: OutboxEdit,
     ) -> Result<bool, OutboxError> {
-        let mut queue = self.queue();
-        let Some(mut entry) = queue.remove(event_id) else {
-            return Ok(false);
-        };
-        edit.apply(&mut entry, next_at_ms);
-        queue.insert(entry);
-        Ok(true)
+        Ok(self.queue().update(event_id, next_at_ms, &edit).is_some())
     }
 
     /// A snapshot: writes made while iterating are allowed (each entry is visited once).

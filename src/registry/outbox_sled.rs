@@ -48,6 +48,13 @@ impl SledOutbox {
         tx_result(res)
     }
 
+    /// Empties both trees and flushes (after their entries moved to the outbox log).
+    pub(super) fn clear(&self) -> Result<(), OutboxError> {
+        self.entries.clear()?;
+        self.due.clear()?;
+        self.flush()
+    }
+
     /// Rebuilds the due index when it does not match the entries (an older layout, or damage).
     fn check_index(&self) -> Result<(), OutboxError> {
         if self.entries.len() == self.due.len() {

@@ -258,7 +258,7 @@ fn the_facade_reaches_the_app_store_and_the_outbox() {
 }
 
 #[test]
-fn registry_open_keeps_apps_and_outbox_in_one_database() {
+fn registry_open_keeps_apps_and_outbox_across_reopen() {
     let dir = TempDir::new();
     let secret = {
         let r = Registry::open(dir.path()).unwrap();
@@ -266,6 +266,7 @@ fn registry_open_keeps_apps_and_outbox_in_one_database() {
         r.register(&reg("app1"), NOW).unwrap().record.secret
     };
     assert!(dir.path().join("registry").is_dir());
+    assert!(outbox_log_path(dir.path()).is_file());
     let r = Registry::open(dir.path()).unwrap();
     assert_eq!(r.get("app1").unwrap().unwrap().secret, secret);
     assert_eq!(r.outbox().get("evt-1").unwrap(), Some(staged("evt-1", 5)));
