@@ -344,12 +344,33 @@ fn wait_delivered(posts: &Mutex<Posts>, visible: &HashSet<String>) -> Result<usi
     }
 }
 
+/// `fsync = true`: what a `201` promises must survive power loss; here it must at least
+/// survive the process.
 #[test]
 fn kill_9_at_random_moments_loses_no_byte_and_no_notification() {
+    crash_loop(true);
+}
+
+/// `fsync = false`: nothing is synced, yet a `201` still survives `kill -9` (the data is in
+/// the kernel before the answer).
+#[test]
+fn kill_9_without_fsync_loses_no_byte_and_no_notification() {
+    crash_loop(false);
+}
+
+/// How long the node's outbox group commit pauses between taking a batch and appending it
+/// (`UPGATE_FAULT_OUTBOX_DELAY_MS`), so that many kills land inside a group commit.
+const COMMIT_DELAY_MS: &str = "3";
+
+fn crash_loop(fsync: bool) {
     let seed = env_u64("UPGATE_SOAK_SEED").unwrap_or(DEFAULT_SEED);
     let kills = env_u64("UPGATE_SOAK_KILLS").unwrap_or(30) as usize;
     let bound = Duration::from_secs(env_u64("UPGATE_SOAK_SECS").unwrap_or(80));
-    println!("crash loop: seed {seed:#x} ({seed}), {kills} kills, bound {bound:?}");
+    println!(
+        "crash loop (fsync = {fsync}): seed {seed:#x} ({seed}), {kills} kills, bound {bound:?}"
+    );
+    // Both loops of this binary set the same value; the nodes they spawn inherit it.
+    std::env::set_var("UPGATE_FAULT_OUTBOX_DELAY_MS", COMMIT_DELAY_MS);
     let started = Instant::now();
 
     let posts = Arc::new(Mutex::new(Posts::default()));
@@ -385,7 +406,7 @@ fn kill_9_at_random_moments_loses_no_byte_and_no_notification() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\npublic_url = \"{PUBLIC}\"\nfsync = true\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\npublic_url = \"{PUBLIC}\"\nfsync = {fsync}\n\
              threads = 2\ncallback_timeout_ms = 1000\noutbox_retry_max_ms = 1000\nlog_level = \"warn\"\n",
             data.display()
         ),
@@ -514,7 +535,7 @@ fn kill_9_at_random_moments_loses_no_byte_and_no_notification() {
         .filter(|&&n| n > 1)
         .count();
     println!(
-        "crash loop summary: seed={seed:#x} kills={} uploads={} created_201={} no_answer={} other={:?} \
+        "crash loop summary: fsync={fsync} seed={seed:#x} kills={} uploads={} created_201={} no_answer={} other={:?} \
          visible={} visible_without_201={} notifications_delivered={} retried_or_duplicated={} \
          bytes_verified={} bytes_lost={} runtime={:.1}s",
         tally.kills,

@@ -293,7 +293,7 @@ fn at_startup_an_outbox_entry_without_its_file_is_dropped_and_one_with_it_is_sen
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// With its registry on a full filesystem the node cannot record notifications: an upload then
+/// With its outbox log on a full filesystem the node cannot record notifications: an upload then
 /// gets 503 `outbox_unavailable` with `Retry-After`, and leaves no file and no notification.
 #[test]
 fn an_upload_whose_notification_cannot_be_recorded_gets_503_and_leaves_nothing() {
@@ -303,8 +303,8 @@ fn an_upload_whose_notification_cannot_be_recorded_gets_503_and_leaves_nothing()
         ..test_config()
     };
     let data = config.data_dir.clone();
-    std::fs::create_dir_all(data.join("registry")).unwrap();
-    let registry_fs = Tmpfs::mount_at(data.join("registry"), "4m");
+    std::fs::create_dir_all(data.join("outbox")).unwrap();
+    let outbox_fs = Tmpfs::mount_at(data.join("outbox"), "4m");
     let node = start(config);
     let cb = format!(
         "callback_url_pre: {}\r\ncallback_url_post: {}\r\n",
@@ -315,9 +315,9 @@ fn an_upload_whose_notification_cannot_be_recorded_gets_503_and_leaves_nothing()
     assert_eq!(wire.status, 201);
     let posts_before = app.on("/post").len();
 
-    // Fill the registry's filesystem.
+    // Fill the outbox log's filesystem.
     {
-        let mut filler = std::fs::File::create(registry_fs.0.join("filler")).unwrap();
+        let mut filler = std::fs::File::create(outbox_fs.0.join("filler")).unwrap();
         let block = vec![0u8; 64 << 10];
         while filler.write_all(&block).is_ok() {}
         let small = [0u8; 512];
@@ -341,7 +341,7 @@ fn an_upload_whose_notification_cannot_be_recorded_gets_503_and_leaves_nothing()
             other => panic!("unexpected status {other}: {:?}", wire.json()),
         }
     }
-    assert!(refused, "the full registry never refused an upload");
+    assert!(refused, "the full outbox disk never refused an upload");
     assert_eq!(entries(&data.join("tmp")), 0, "temporary file left behind");
     std::thread::sleep(Duration::from_millis(500));
     let posts: Vec<String> = app
@@ -356,7 +356,7 @@ fn an_upload_whose_notification_cannot_be_recorded_gets_503_and_leaves_nothing()
         );
     }
     node.shutdown();
-    drop(registry_fs);
+    drop(outbox_fs);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -5,12 +5,13 @@
 //! - [`AppStore`]: the app registry (get, put with compare-and-swap, delete, list, signing
 //!   secrets, and a subscription to every committed change);
 //! - [`OutboxJournal`]: the durable queue of post-callbacks (staged → placed, due index,
-//!   reschedule, delivered, flush).
+//!   reschedule, delivered, flush), in production upgate's own log with a group commit
+//!   ([`LogOutbox`]); [`SledOutbox`] remains to move an older version's entries into it.
 //!
 //! [`Registry`] is the facade the node holds: one app store and one outbox journal, with the
 //! calls the handlers always made (`get`, `register_async`, `outbox()`, `flush_async`, …).
-//! [`Registry::open`] puts both on one sled database at `<data_dir>/registry` (one file lock,
-//! one flushing thread); [`Registry::in_memory`] uses both twins.
+//! [`Registry::open`] puts the apps in a sled database at `<data_dir>/registry` and the outbox
+//! in its log at `<data_dir>/outbox/outbox.log`; [`Registry::in_memory`] uses both twins.
 //!
 //! ## Layout
 //!
@@ -22,11 +23,14 @@
 //! | `apps_sled.rs` | [`SledApps`]: tree `apps`, CAS retries, flushed writes | [`Registry::open`] |
 //! | `apps_memory.rs` | [`MemoryApps`]: a `Mutex<BTreeMap>` | [`Registry::in_memory`], tests |
 //! | `outbox.rs` | [`OutboxEntry`], [`OutboxJournal`], [`OutboxError`], [`Outbox`], backoff | the facade, `upload::flow`, `notify` |
-//! | `outbox_sled.rs` | [`SledOutbox`]: trees `outbox` + `outbox_due`, one transaction per change | [`Registry::open`] |
+//! | `outbox_log.rs` | [`LogOutbox`]: the queue in memory, every change a record in the log, the group commit thread | [`Registry::open`] |
+//! | `log_writer.rs` | `LogFile`: open + lock + replay + cut a torn tail, append, compact | the group commit thread |
+//! | `log_format.rs` | a record's framing (`[len][crc32][JSON]`) and reading a log back | `outbox_log.rs`, `log_writer.rs` |
+//! | `outbox_sled.rs` | [`SledOutbox`]: trees `outbox` + `outbox_due` (an older version's outbox; moved into the log at open) | [`Registry::open`] |
 //! | `outbox_memory.rs` | [`MemoryOutbox`]: a map and a due set under one lock | [`Registry::in_memory`], tests |
 //! | `sled_db.rs` | [`SledDb`]: the shared database, its lock wait and its flusher | the sled stores |
 //! | `flusher.rs` | the group-commit flushing thread | [`SledDb`] |
-//! | `tests.rs`, `behaviour_tests.rs` | facade and sled-only tests; the tests both twins pass | `cargo test` |
+//! | `tests.rs`, `behaviour_tests.rs`, `log_tests.rs` | facade and sled-only tests; the tests every journal passes; the log's own | `cargo test` |
 //!
 //! On disk (sled):
 //!
@@ -37,7 +41,8 @@
 //! | `outbox_due` | next attempt (ms, big-endian) ++ event id | empty (index) |
 //!
 //! sled calls are short and in memory, but a flush is an `fsync`: on an io_uring thread use the
-//! `*_async` variants, which flush on sled's own flushing thread.
+//! `*_async` variants, which flush on sled's own flushing thread (the apps) or wait for the
+//! log's group commit (the outbox).
 
 /// Delegates a call to the store an enum dispatch type ([`Apps`], [`Outbox`]) holds.
 macro_rules! dispatch {

@@ -209,7 +209,7 @@ impl LogOutbox {
     }
 
     /// Test hook: compact once the log is `bytes` long (and four times its live entries)
-    /// instead of [`COMPACT_MIN`].
+    /// instead of 32 MiB.
     pub fn compact_from(&self, bytes: u64) {
         self.shared.compact_min.store(bytes, Relaxed);
     }
