@@ -731,7 +731,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if rel == Path::new("registry") {
+            // The node's own state (the app registry, the outbox log), not stored files.
+            if rel == Path::new("registry") || rel == Path::new("outbox") {
                 continue;
             }
             if p.is_dir() {

@@ -23,8 +23,14 @@ use super::object::{
     out_of_order, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
     UploadHandle, Version,
 };
-use super::ops;
 use super::path::Target;
+use super::{dirs, ops};
+
+/// Bodies declared at least this long get their blocks reserved before `100 Continue`
+/// ([`LocalUpload::preallocate`]); below it the reservation costs more (a round trip through
+/// io_uring's worker pool per upload) than it saves, and a full disk still answers 507 when
+/// the first write fails.
+const PREALLOCATE_FROM: u64 = 256 << 10;
 
 /// The file store's directories.
 #[derive(Debug, Clone)]
@@ -79,6 +85,18 @@ fn meta_of_statx(st: &libc::statx) -> ObjectMeta {
     }
 }
 
+/// The inode number of an open file.
+fn inode_of(file: &File) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `st` on success; the descriptor is borrowed from an open file.
+    let rc = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it initialised `st`.
+    Ok(unsafe { st.assume_init() }.st_ino)
+}
+
 fn is_regular(st: &libc::statx) -> bool {
     u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFREG
 }
@@ -102,7 +120,7 @@ impl ObjectStore for LocalStore {
             .open(&tmp)
             .await?;
         let up = LocalUpload::new(file, tmp, self.files.clone(), 0).await?;
-        if let Some(size) = size_hint {
+        if let Some(size) = size_hint.filter(|&s| s >= PREALLOCATE_FROM) {
             if let Err(e) = up.preallocate(size).await {
                 up.abort().await;
                 return Err(e);
@@ -240,8 +258,10 @@ pub struct LocalUpload {
 
 impl LocalUpload {
     async fn new(file: File, tmp: PathBuf, root: PathBuf, written: u64) -> io::Result<Self> {
-        let version = match file.statx().await {
-            Ok(st) => Version(st.stx_ino.to_string()),
+        // fstat of a file this thread just opened reads its in-memory inode: no path walk and
+        // no I/O, so it runs inline instead of a round trip through io_uring's worker pool.
+        let version = match inode_of(&file) {
+            Ok(ino) => Version(ino.to_string()),
             Err(e) => {
                 let _ = file.close().await;
                 let _ = ops::unlink(&tmp).await;
@@ -284,8 +304,21 @@ impl LocalUpload {
     async fn place(&self, dest: &Path, opts: CommitOptions) -> Result<(), CommitError> {
         let parent = dest.parent().unwrap_or(&self.root);
         let placed = async {
-            let created = ops::mkdir_below(&self.root, parent).await?;
-            ops::rename(&self.tmp, dest, opts.replace).await?;
+            // A directory this thread already used needs no mkdirat (`dirs.rs`).
+            let cached = dirs::known(parent);
+            let mut created = Vec::new();
+            if !cached {
+                created = ops::mkdir_below(&self.root, parent).await?;
+            }
+            match ops::rename(&self.tmp, dest, opts.replace).await {
+                Err(e) if cached && e.kind() == io::ErrorKind::NotFound => {
+                    dirs::forget(parent);
+                    created = ops::mkdir_below(&self.root, parent).await?;
+                    ops::rename(&self.tmp, dest, opts.replace).await?;
+                }
+                other => other?,
+            }
+            dirs::remember(parent);
             Ok::<_, io::Error>(created)
         }
         .await;
@@ -349,8 +382,9 @@ impl UploadHandle for LocalUpload {
             .file
             .take()
             .ok_or_else(|| CommitError::Io(io::Error::other("upload closed")))?;
+        // fdatasync: the data and the size (which reading it back needs), not the times.
         let synced = if opts.fsync {
-            file.sync_all().await
+            file.sync_data().await
         } else {
             Ok(())
         };

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `object.rs` | the interface: [`ObjectStore`], [`UploadHandle`], [`Version`], [`ObjectMeta`] |
 //! | `local.rs` | [`LocalStore`]: files under `data_dir` (the node's store) |
+//! | `dirs.rs` | directories a ring thread knows exist (no `mkdirat` per commit into them) |
 //! | `memory.rs` | [`MemoryStore`]: the in-memory twin for tests without a disk |
 //! | `path.rs` | request path → [`Target`] (`{appid}/{path}`), refusing traversal |
 //! | `mime.rs` | content types by extension |
@@ -13,6 +14,7 @@
 //! The node holds [`Store`], the closed set of implementations (an S3 origin is the next
 //! variant); see `object.rs` for why it is an enum and not a trait object.
 
+mod dirs;
 pub mod fixed;
 mod local;
 mod memory;
