@@ -328,6 +328,26 @@ fn silent_server_times_out_within_the_timeout() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// An application that trickles its answer, each piece well within the timeout but the whole
+/// answer later than it, still counts as a timeout (the whole call is what is bounded).
+#[test]
+fn an_answer_trickled_past_the_timeout_is_a_timeout() {
+    let piece = SHORT_TIMEOUT * 2 / 5;
+    let server = Server::start(Ipv4Addr::LOCALHOST, 1, move |_, stream| {
+        let answer = response("200 OK", "", r#"{"success":"true"}"#);
+        let (head, body) = answer.split_at(answer.len() - 8);
+        for part in [&head[..10], &head[10..], body] {
+            std::thread::sleep(piece);
+            if stream.write_all(part).is_err() {
+                return;
+            }
+        }
+    });
+    let outcome = call(SHORT_TIMEOUT, job(server.url("/pre"), &[]));
+    assert_eq!(outcome, Outcome::TimedOut);
+    assert_eq!(server.requests().len(), 1);
+}
+
 #[test]
 fn refused_connection_is_connect_failed() {
     let port = TcpListener::bind("127.0.0.1:0")

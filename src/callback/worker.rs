@@ -91,24 +91,35 @@ fn run(rx: Receiver<Envelope>, timeout: Duration, answerer: Answerer) {
     }
 }
 
-fn builder(timeout: Duration) -> AgentBuilder {
-    AgentBuilder::new()
-        .redirects(0)
-        .timeout(timeout)
-        .user_agent(USER_AGENT)
+fn builder() -> AgentBuilder {
+    AgentBuilder::new().redirects(0).user_agent(USER_AGENT)
 }
 
 /// For registered callbacks: URLs an authenticated registration set, so any address goes.
 /// Keeps idle connections to application servers for reuse.
+///
+/// The timeout bounds the connect, each write and each read, and [`call`] turns an answer
+/// that came later than `timeout` in all into [`Outcome::TimedOut`], as a whole-call deadline
+/// would. Not a whole-call deadline itself: ureq enforces one by setting both socket timeouts
+/// before every read (about fifteen `setsockopt`s per call, a tenth of a callback worker's
+/// CPU under load). An application that trickles its answer can hold a worker longer than
+/// the timeout (the waiting upload still gives up at its own bound); it is the application's
+/// own registration.
 fn trusted_agent(timeout: Duration) -> Agent {
-    builder(timeout).build()
+    builder()
+        .timeout_connect(timeout)
+        .timeout_read(timeout)
+        .timeout_write(timeout)
+        .build()
 }
 
-/// For client-carried callbacks: every connection resolves through `guard`. Built per call,
-/// because a guard's listed addresses come from the job's app, and without a pool, because a
-/// reused connection would skip the resolver.
+/// For client-carried callbacks: every connection resolves through `guard`, and the whole call
+/// has one deadline (the URL is a client's). Built per call, because a guard's listed
+/// addresses come from the job's app, and without a pool, because a reused connection would
+/// skip the resolver.
 fn guarded_agent(timeout: Duration, guard: Guard) -> Agent {
-    builder(timeout)
+    builder()
+        .timeout(timeout)
         .resolver(guard)
         .max_idle_connections(0)
         .build()
@@ -136,9 +147,15 @@ fn call(trusted: &Agent, timeout: Duration, job: &Job) -> Outcome {
         let signature = signature_header(&job.secrets, &job.webhook_id, timestamp, &job.body);
         request = request.set("webhook-signature", &signature);
     }
-    match request.send_bytes(&job.body) {
+    let started = std::time::Instant::now();
+    let outcome = match request.send_bytes(&job.body) {
         Ok(response) | Err(ureq::Error::Status(_, response)) => answered(response),
         Err(ureq::Error::Transport(transport)) => transport_outcome(&transport),
+    };
+    // The trusted agent bounds each step, not the call (see `trusted_agent`).
+    match outcome {
+        Outcome::Answered { .. } if started.elapsed() > timeout => Outcome::TimedOut,
+        outcome => outcome,
     }
 }
 
