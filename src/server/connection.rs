@@ -169,7 +169,7 @@ impl Connection {
             Some(fd) => self.splice_file(&file, offset, len, fd).await,
             None => self.copy_file(&file, offset, len).await,
         };
-        let _ = file.close().await;
+        ObjectBody::File(file).close().await;
         sent
     }
 
