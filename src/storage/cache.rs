@@ -126,7 +126,9 @@ impl<V: Clone> OpenCache<V> {
             self.remove_at(i);
         }
         while self.index.len() >= self.limits.entries || self.bytes + bytes > self.limits.bytes {
-            self.evict_one();
+            if !self.evict_one() {
+                return false;
+            }
         }
         let slot = Slot {
             key: key.clone(),
@@ -169,11 +171,10 @@ impl<V: Clone> OpenCache<V> {
     }
 
     /// CLOCK: passes over entries hit since the hand's last visit (clearing their mark) and
-    /// evicts the first one that was not. Call only with at least one entry.
-    fn evict_one(&mut self) {
-        debug_assert!(!self.index.is_empty());
-        // Two turns of the hand clear every mark, so the third finds a victim at the latest.
-        for _ in 0..3 * self.slots.len() {
+    /// evicts the first one that was not. False when there was nothing to evict.
+    fn evict_one(&mut self) -> bool {
+        // One turn of the hand clears every mark, so the second finds a victim at the latest.
+        for _ in 0..2 * self.slots.len() {
             if self.hand >= self.slots.len() {
                 self.hand = 0;
             }
@@ -183,11 +184,16 @@ impl<V: Clone> OpenCache<V> {
                 Some(s) if s.referenced => s.referenced = false,
                 Some(_) => {
                     self.remove_at(i);
-                    return;
+                    return true;
                 }
                 None => {}
             }
         }
+        debug_assert!(
+            self.index.is_empty(),
+            "a full turn of the hand found no victim"
+        );
+        false
     }
 
     fn remove_at(&mut self, i: usize) {
