@@ -46,7 +46,7 @@ impl App {
         let registry = Registry::open_with(&config.data_dir, durability)
             .map_err(|e| StartError(format!("registry: {e}")))?;
         let store = LocalStore::open(&config.data_dir)
-            .map(Store::Local)
+            .map(|s| Store::Local(s.with_cache_ttl(config.open_file_cache_ttl())))
             .map_err(|e| StartError(format!("store: {e}")))?;
         let pool = CallbackPool::try_new(
             config.callback_workers,

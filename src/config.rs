@@ -76,6 +76,9 @@ pub struct Config {
     pub linger_ms: u64,
     /// Longest delay between two attempts of a post-callback in the outbox.
     pub outbox_retry_max_ms: u64,
+    /// How long a download may serve a file from its thread's open-file cache without opening
+    /// it again (files changed behind the node's back); 0 turns the cache off.
+    pub open_file_cache_ttl_ms: u64,
     /// `tracing` filter directives: a level (`info`) or per-target (`info,upgate::access=off`).
     /// Reloaded on SIGHUP.
     pub log_level: String,
@@ -111,6 +114,7 @@ impl Default for Config {
             shutdown_timeout_ms: 30_000,
             linger_ms: 5000,
             outbox_retry_max_ms: 600_000,
+            open_file_cache_ttl_ms: 1000,
             log_level: "info".to_string(),
             log_format: LogFormat::Pretty,
         }
@@ -289,6 +293,10 @@ impl Config {
 
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+
+    pub fn open_file_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.open_file_cache_ttl_ms)
     }
 }
 

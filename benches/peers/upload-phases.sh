@@ -5,7 +5,7 @@
 # and this disk's fdatasync latency for 4 KiB writes beside them (docs/performance.md,
 # "Small uploads").
 #
-#   benches/peers/upload-phases.sh            (SECS=5 by default)
+#   benches/peers/upload-phases.sh            (SECS=5 by default; FSYNC=true for the synced level)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=$ROOT/target/release/upgate
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
@@ -16,7 +16,7 @@ cat >"$W/n.toml" <<EOT
 listen = "127.0.0.1:0"
 data_dir = "$W/data"
 threads = 2
-fsync = false
+fsync = ${FSYNC:-false}
 callback_allow = ["$CB"]
 log_level = "info"
 EOT

@@ -142,6 +142,16 @@ impl CallbackOutcome {
     }
 }
 
+labels! {
+    /// How a download's open went (`result` label).
+    OpenCacheResult {
+        /// Served from the thread's open-file cache: no open, no `statx`, no read.
+        Hit => "hit",
+        /// Opened (absent, expired, or made stale by a commit or delete).
+        Miss => "miss",
+    }
+}
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Every series of the process.
@@ -153,6 +163,7 @@ pub struct Metrics {
     pub body_bytes: [Counter; BodyPath::COUNT],
     /// Times a body waited because every registered buffer of its thread was in use.
     pub fixed_buffer_waits: Counter,
+    pub open_file_cache: [Counter; OpenCacheResult::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
     pub callback_rejections: [Counter; CallbackKind::COUNT],
@@ -188,6 +199,7 @@ impl Metrics {
             sent_bytes: Counter::new(),
             body_bytes: [const { Counter::new() }; BodyPath::COUNT],
             fixed_buffer_waits: Counter::new(),
+            open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
             callback_rejections: [const { Counter::new() }; CallbackKind::COUNT],
@@ -240,12 +252,17 @@ pub fn fixed_buffer_wait() {
     METRICS.fixed_buffer_waits.inc();
 }
 
-/// A timer expired.
+/// A download looked in its thread's open-file cache.
+pub fn open_file_cache(result: OpenCacheResult) {
+    METRICS.open_file_cache[result as usize].inc();
+}
+
 /// An error response was sent; `blame` says whose fault it was.
 pub fn error_blamed(blame: Blame) {
     METRICS.errors[blame.index()].inc();
 }
 
+/// A timer expired.
 pub fn timeout(kind: TimeoutKind) {
     METRICS.timeouts[kind as usize].inc();
 }

@@ -79,6 +79,15 @@ pub fn render() -> String {
         "Times a body waited for a registered I/O buffer (all of its thread's were in use).",
         m.fixed_buffer_waits.get(),
     );
+    labeled_counter(
+        o,
+        "upgate_open_file_cache_total",
+        "Download opens, by result: hit (the thread's open-file cache) or miss (opened).",
+        "result",
+        OpenCacheResult::ALL
+            .iter()
+            .map(|r| (r.as_str(), m.open_file_cache[*r as usize].get())),
+    );
 
     header(
         o,

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::time::{timeout, Instant};
 
 use super::access::{self, AccessLog};
@@ -19,7 +19,7 @@ use super::transport::Transport;
 use super::ThreadCtx;
 use crate::http::{CloseMode, H1Conn, RequestHead, Response};
 use crate::metrics::{self, TimeoutKind};
-use crate::storage::ObjectBody;
+use crate::storage::{ObjectBody, SMALL_BODY};
 
 /// Free space offered per read inside a body.
 const BODY_READ: usize = 64 * 1024;
@@ -44,6 +44,19 @@ pub(super) struct Attached {
     pub body: ObjectBody,
     pub offset: u64,
     pub len: u64,
+}
+
+impl Attached {
+    /// The range, when it is in memory and small enough to be copied behind the head.
+    fn small_bytes(&self) -> Option<Bytes> {
+        match &self.body {
+            ObjectBody::Bytes(b) if self.len <= SMALL_BODY => {
+                let start = self.offset as usize;
+                Some(b.slice(start..start + self.len as usize))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Failures of reading a body from the transport.
@@ -131,22 +144,39 @@ impl Connection {
         }
     }
 
-    /// Encodes and writes a final response, and the attached body when it has one.
+    /// Encodes and writes a final response, and the attached body when it has one. A small
+    /// body in memory (a small file the store read whole) goes in the same write as the head.
     pub(super) async fn send(&mut self, resp: Response) -> io::Result<CloseMode> {
         let out = super::date::with_date(|date| self.conn.respond(&resp, date))
             .map_err(io::Error::other)?;
-        self.write(out.bytes).await?;
-        let attached = self.attached.take();
-        if out.send_body {
-            let Some(attached) = attached else {
+        let attached = match (self.attached.take(), out.send_body) {
+            (Some(a), true) => a,
+            (None, true) => {
                 debug_assert!(false, "a streamed response without a body source");
+                self.write(out.bytes).await?;
                 return Ok(CloseMode::Close);
-            };
-            self.write_attached(attached).await?;
-            self.conn.finish_body().map_err(io::Error::other)?;
-        } else if let Some(a) = attached {
-            a.body.close().await;
+            }
+            (unsent, false) => {
+                self.write(out.bytes).await?;
+                if let Some(a) = unsent {
+                    a.body.close().await;
+                }
+                return Ok(out.close);
+            }
+        };
+        match attached.small_bytes() {
+            Some(body) => {
+                let mut both = BytesMut::with_capacity(out.bytes.len() + body.len());
+                both.extend_from_slice(&out.bytes);
+                both.extend_from_slice(&body);
+                self.write(both.freeze()).await?;
+            }
+            None => {
+                self.write(out.bytes).await?;
+                self.write_attached(attached).await?;
+            }
         }
+        self.conn.finish_body().map_err(io::Error::other)?;
         Ok(out.close)
     }
 
@@ -169,7 +199,7 @@ impl Connection {
             Some(fd) => self.splice_file(&file, offset, len, fd).await,
             None => self.copy_file(&file, offset, len).await,
         };
-        let _ = file.close().await;
+        ObjectBody::File(file).close().await;
         sent
     }
 

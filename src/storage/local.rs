@@ -9,12 +9,19 @@
 //! from registered buffers through [`UploadHandle::splice_target`]), then synced, renamed into
 //! place and its directory synced. Until the rename nothing is visible under `files/`. A
 //! version is the file's inode number, which the rename keeps.
+//!
+//! Downloads open through the thread's open-file cache (`cache.rs`): a file of at most
+//! [`SMALL_BODY`] bytes is read whole when opened and kept as bytes, a larger one as its open
+//! descriptor. Every change under `files/` — a commit's rename (with or without replacing),
+//! a delete's unlink — bumps the path's generation (`generation.rs`) once it is done, which
+//! makes every thread's cached open of that path stale.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio_uring::fs::{File, OpenOptions};
@@ -24,7 +31,8 @@ use super::object::{
     UploadHandle, Version,
 };
 use super::path::Target;
-use super::{dirs, ops};
+use super::{cache, dirs, generation, ops};
+use crate::metrics::{self, OpenCacheResult};
 
 /// Bodies declared at least this long get their blocks reserved before `100 Continue`
 /// ([`LocalUpload::preallocate`]); below it the reservation costs more (a round trip through
@@ -32,11 +40,21 @@ use super::{dirs, ops};
 /// the first write fails.
 const PREALLOCATE_FROM: u64 = 256 << 10;
 
+/// Files up to this size are read whole when opened for a download, kept in the open-file
+/// cache as bytes and sent with the response head in one write; larger ones are spliced.
+pub const SMALL_BODY: u64 = 16 * 1024;
+
+/// How long a cached open is served unless told otherwise (`open_file_cache_ttl_ms`'s
+/// default).
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
+
 /// The file store's directories.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     files: PathBuf,
     tmp: PathBuf,
+    /// How long a download may serve a cached open; zero: no cache.
+    cache_ttl: Duration,
 }
 
 impl LocalStore {
@@ -53,7 +71,18 @@ impl LocalStore {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        Ok(LocalStore { files, tmp })
+        Ok(LocalStore {
+            files,
+            tmp,
+            cache_ttl: DEFAULT_CACHE_TTL,
+        })
+    }
+
+    /// Sets how long a download may serve what the thread's open-file cache holds
+    /// (`open_file_cache_ttl_ms`); zero turns the cache off.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> LocalStore {
+        self.cache_ttl = ttl;
+        self
     }
 
     /// Root of committed files.
@@ -147,20 +176,26 @@ impl ObjectStore for LocalStore {
         Ok(st.map(|st| meta_of_statx(&st)))
     }
 
+    /// Through the thread's open-file cache: the generation is read before the file is
+    /// opened, so a commit or delete that completes after this read makes the entry stale.
     async fn open(&self, key: &Target) -> io::Result<Option<Object>> {
-        let Some(file) = not_found_is_none(File::open(self.final_path(key)).await)? else {
-            return Ok(None);
-        };
-        let st = match file.statx().await {
-            Ok(st) if is_regular(&st) => st,
-            other => {
-                let _ = file.close().await;
-                return other.map(|_| None);
+        let path = self.final_path(key);
+        if self.cache_ttl.is_zero() {
+            return Ok(open_object(&path).await?.map(|(object, _)| object));
+        }
+        let now = Instant::now();
+        let generation = generation::current(&path);
+        if let Some(hit) = cache::get(&path, generation, now) {
+            metrics::open_file_cache(OpenCacheResult::Hit);
+            return Ok(Some(hit));
+        }
+        metrics::open_file_cache(OpenCacheResult::Miss);
+        let opened = open_object(&path).await?;
+        Ok(opened.map(|(object, consistent)| {
+            if consistent {
+                cache::put(path, generation, now + self.cache_ttl, &object);
             }
-        };
-        Ok(Some(Object {
-            meta: meta_of_statx(&st),
-            body: ObjectBody::File(file),
+            object
         }))
     }
 
@@ -179,7 +214,10 @@ impl ObjectStore for LocalStore {
     }
 
     async fn delete(&self, key: &Target) -> io::Result<bool> {
-        not_found_is_none(ops::unlink(&self.final_path(key)).await).map(|r| r.is_some())
+        let path = self.final_path(key);
+        let removed = not_found_is_none(ops::unlink(&path).await);
+        generation::bump(&path);
+        removed.map(|r| r.is_some())
     }
 
     /// Creates, writes and removes a probe file where bodies are written, and looks at the
@@ -208,6 +246,41 @@ impl ObjectStore for LocalStore {
         let m = not_found_is_none(std::fs::symlink_metadata(self.final_path(key)))?;
         Ok(m.filter(|m| m.is_file()).map(|m| meta_of_std(&m)))
     }
+}
+
+/// Opens the regular file at `path` for a download: a small one is read whole and closed, a
+/// larger one stays open. The flag is false when the bytes read do not match the size `statx`
+/// gave (the file changed in place meanwhile): such an object is sent, as before, but not
+/// cached.
+async fn open_object(path: &Path) -> io::Result<Option<(Object, bool)>> {
+    use tokio_uring::buf::BoundedBuf;
+    let Some(file) = not_found_is_none(File::open(path).await)? else {
+        return Ok(None);
+    };
+    let st = match file.statx().await {
+        Ok(st) if is_regular(&st) => st,
+        other => {
+            let _ = file.close().await;
+            return other.map(|_| None);
+        }
+    };
+    let meta = meta_of_statx(&st);
+    if meta.size <= SMALL_BODY {
+        // One byte more than the size: a file that grew is noticed, not cut short.
+        let want = meta.size as usize + 1;
+        let (read, buf) = file
+            .read_at(Vec::with_capacity(want).slice(..want), 0)
+            .await;
+        let buf = buf.into_inner();
+        if matches!(read, Ok(n) if n as u64 == meta.size) {
+            let _ = file.close().await;
+            let body = ObjectBody::Bytes(Bytes::from(buf));
+            return Ok(Some((Object { meta, body }, true)));
+        }
+    }
+    let body = ObjectBody::File(Rc::new(file));
+    let consistent = meta.size > SMALL_BODY;
+    Ok(Some((Object { meta, body }, consistent)))
 }
 
 /// The regular files below `root`, by path relative to it, sorted (blocking).
@@ -319,6 +392,9 @@ impl LocalUpload {
                 other => other?,
             }
             dirs::remember(parent);
+            // After the rename, before the commit returns: no thread serves a cached open of
+            // what was at `dest` once the client can learn of the new object.
+            generation::bump(dest);
             Ok::<_, io::Error>(created)
         }
         .await;

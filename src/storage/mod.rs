@@ -9,13 +9,16 @@
 //! | `memory.rs` | [`MemoryStore`]: the in-memory twin for tests without a disk |
 //! | `path.rs` | request path → [`Target`] (`{appid}/{path}`), refusing traversal |
 //! | `mime.rs` | content types by extension |
+//! | `cache.rs`, `generation.rs` | the per-thread open-file cache of downloads; the generations that invalidate it across threads |
 //! | `ops.rs`, `splice.rs`, `fixed.rs` | io_uring operations, splice pipes, registered buffers |
 //!
 //! The node holds [`Store`], the closed set of implementations (an S3 origin is the next
 //! variant); see `object.rs` for why it is an enum and not a trait object.
 
+mod cache;
 mod dirs;
 pub mod fixed;
+mod generation;
 mod local;
 mod memory;
 pub mod mime;
@@ -29,7 +32,7 @@ use std::os::fd::RawFd;
 
 use bytes::Bytes;
 
-pub use local::{LocalStore, LocalUpload};
+pub use local::{LocalStore, LocalUpload, SMALL_BODY};
 pub use memory::{MemoryStore, MemoryUpload};
 pub use object::{
     is_disk_full, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,

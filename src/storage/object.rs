@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -48,25 +49,33 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
-/// A stored object opened for reading (downloads).
+/// A stored object opened for reading (downloads). Cloning shares the body (the same open
+/// descriptor, the same bytes): sends read at explicit offsets and never move a file position.
+#[derive(Clone)]
 pub struct Object {
     pub meta: ObjectMeta,
     pub body: ObjectBody,
 }
 
 /// Where an object's bytes come from when sent.
+#[derive(Clone)]
 pub enum ObjectBody {
-    /// A local file: sent with splice (file → pipe → socket) or read in blocks.
-    File(tokio_uring::fs::File),
-    /// Bytes in memory (the in-memory store).
+    /// A local file, perhaps shared with the thread's open-file cache: sent with splice
+    /// (file → pipe → socket) or read in blocks, always at explicit offsets.
+    File(Rc<tokio_uring::fs::File>),
+    /// Bytes in memory: a small local file read whole (sent with the response head in one
+    /// write), or the in-memory store's object.
     Bytes(Bytes),
 }
 
 impl ObjectBody {
-    /// Releases what the body holds (closes a file) when it is not sent after all.
+    /// Releases what the body holds once it is sent or not needed: closes a file unless the
+    /// cache (or another response) still holds it.
     pub async fn close(self) {
         if let ObjectBody::File(f) = self {
-            let _ = f.close().await;
+            if let Some(f) = Rc::into_inner(f) {
+                let _ = f.close().await;
+            }
         }
     }
 }

@@ -58,7 +58,7 @@ async fn read_all(store: &Store, k: &Target) -> Option<Vec<u8>> {
             let buf = Vec::with_capacity(object.meta.size as usize);
             let (res, buf) = f.read_at(buf, 0).await;
             res.unwrap();
-            let _ = f.close().await;
+            ObjectBody::File(f).close().await;
             buf
         }
     };
@@ -183,9 +183,12 @@ fn list_and_delete_see_only_committed_objects_of_the_app() {
             .map(|(rel, _)| rel)
             .collect();
         assert_eq!(listed, ["a.txt", "b/2.txt"]);
+        // Opened (and so cached) before the delete, gone after it.
+        assert_eq!(read_all(&store, &key("a.txt")).await.unwrap(), b"x");
         assert!(store.delete(&key("a.txt")).await.unwrap());
         assert!(!store.delete(&key("a.txt")).await.unwrap());
         assert_eq!(store.head(&key("a.txt")).await.unwrap(), None);
+        assert!(store.open(&key("a.txt")).await.unwrap().is_none());
         assert!(store.ready().await.is_ok());
     });
 }

@@ -150,6 +150,11 @@ thread_local! {
     static LAST_READ_END: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+/// Why this thread's last read ended a response short (see [`read_response`]).
+pub fn last_read_end() -> String {
+    LAST_READ_END.with(|w| w.borrow().clone())
+}
+
 fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
     let read = s.read(&mut chunk);
