@@ -5,7 +5,6 @@ mod support;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::callback_app::{Answer, CallbackApp};
@@ -31,48 +30,6 @@ fn upload(addr: SocketAddr, path: &str, extra: &str, body: &[u8]) -> Wire {
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
-
-/// A tmpfs of `size` mounted for the test; unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = test_config().data_dir;
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount runs");
-        assert!(
-            ok.success(),
-            "this test needs to mount a tmpfs (run as root)"
-        );
-        Tmpfs(dir)
-    }
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` on the existing directory `dir`.
-    fn mount_at(dir: std::path::PathBuf, size: &str) -> Tmpfs {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount runs");
-        assert!(
-            ok.success(),
-            "this test needs to mount a tmpfs (run as root)"
-        );
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -5,22 +5,10 @@
 # node CPU per upload (docs/performance.md, "Reading it").
 #
 #   benches/peers/no-post.sh yes; benches/peers/no-post.sh no     (alternate a few times)
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=$ROOT/target/release/upgate; POST=${1:?yes or no}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-W=$(mktemp -d "${TMPDIR:-/tmp}/upgate-no-post.XXXXXX"); mkdir -p "$W/data"
-"$BIN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
-cat >"$W/n.toml" <<EOT
-listen = "127.0.0.1:0"
-data_dir = "$W/data"
-threads = 2
-fsync = false
-callback_allow = ["$CB"]
-log_level = "warn"
-EOT
-"$BIN" serve --config "$W/n.toml" >"$W/n.out" 2>&1 & NP=$!
-for _ in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/n.out" | head -1); [ -n "$U" ] && break; sleep 0.1; done
+POST=${1:?yes or no}
+# shellcheck source=one-node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
+one_node false
 FORM="appid=bench&callback_url_pre=http://$CB/pre"
 [ "$POST" = yes ] && FORM="$FORM&callback_url_post=http://$CB/post"
 curl -s -X POST "$U/upload/register" -d "$FORM" >/dev/null

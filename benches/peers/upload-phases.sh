@@ -6,22 +6,10 @@
 # "Small uploads").
 #
 #   benches/peers/upload-phases.sh            (SECS=5 by default; FSYNC=true for the synced level)
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=$ROOT/target/release/upgate
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-W=$ROOT/target/upload-phases; rm -rf "$W"; mkdir -p "$W/data"
-"$BIN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
-cat >"$W/n.toml" <<EOT
-listen = "127.0.0.1:0"
-data_dir = "$W/data"
-threads = 2
-fsync = ${FSYNC:-false}
-callback_allow = ["$CB"]
-log_level = "info"
-EOT
-"$BIN" serve --config "$W/n.toml" >"$W/n.out" 2>&1 & NP=$!
-for _ in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/n.out" | head -1); [ -n "$U" ] && break; sleep 0.1; done
+# shellcheck source=one-node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
+W=$ROOT/target/upload-phases; rm -rf "$W"
+LOG_LEVEL=info one_node "${FSYNC:-false}"
 "$BIN" bench --json --target "$U" -c 64 -d "${SECS:-5}" --size 1k --appid bench --callback-app "$CB" --register --watch-pid "$NP" | tail -1
 kill "$NP" "$CBP"; wait 2>/dev/null
 python3 - "$W/n.out" "$W" <<'PY'

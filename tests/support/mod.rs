@@ -255,3 +255,37 @@ pub fn spawn_node(args: &[&std::ffi::OsStr]) -> (std::process::Child, SocketAddr
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     (child, addr)
 }
+
+/// A tmpfs mounted for a test (a small disk to fill up); unmounted on drop. Needs root.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` (`mount -o size=`) as a fresh test data dir.
+    pub fn mount(size: &str) -> Tmpfs {
+        Tmpfs::mount_at(test_config().data_dir, size)
+    }
+
+    /// A tmpfs of `size` mounted on `dir` (created if missing).
+    pub fn mount_at(dir: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            ok.success(),
+            "this test needs to mount a tmpfs (run as root)"
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
