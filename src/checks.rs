@@ -1,6 +1,7 @@
 //! Invariants checked by the fuzz targets outside the protocol layer (the protocol's own are in
-//! [`crate::http::check`]): the upload path check, the registration body parser and the
-//! callback URL policy all take bytes from the network. Each `check_*` panics when an
+//! [`crate::http::check`]): the upload path check, the registration body parser, the
+//! callback URL policy and the reading of an application's answer all take bytes from the
+//! network. Each `check_*` panics when an
 //! invariant breaks; `fuzz/fuzz_targets/*` call them on arbitrary bytes and
 //! `tests/fuzz_corpus.rs` replays the checked-in seeds through them.
 
@@ -195,4 +196,33 @@ fn entry_names(entry: &str) -> Option<(String, Option<u16>)> {
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok());
     Some((url.host_str()?.to_owned(), port))
+}
+
+/// An application's answer to a post-callback made from the ring
+/// (`crate::callback::ring::decode_answer`), from arbitrary bytes: the first byte picks where
+/// the rest is split in two reads. Never panics; the body kept is at most `MAX_ANSWER_BYTES`;
+/// where the bytes are cut never changes the outcome, the status or the body (only whether
+/// the connection may be reused, which depends on whether bytes follow the answer in a read).
+pub fn check_callback_answer(data: &[u8]) {
+    use crate::callback::{ring::decode_answer, MAX_ANSWER_BYTES};
+    let Some((&first, bytes)) = data.split_first() else {
+        return;
+    };
+    let split = if bytes.is_empty() {
+        0
+    } else {
+        first as usize % (bytes.len() + 1)
+    };
+    let whole = decode_answer(bytes, bytes.len());
+    let cut = decode_answer(bytes, split);
+    if let Ok(Some((_, body, _))) = &whole {
+        assert!(body.len() <= MAX_ANSWER_BYTES, "body past the bound");
+    }
+    match (&whole, &cut) {
+        (Ok(Some((s1, b1, _))), Ok(Some((s2, b2, _)))) => {
+            assert_eq!((s1, b1), (s2, b2), "the split changed the answer");
+        }
+        (Err(_), Err(_)) | (Ok(None), Ok(None)) => {}
+        _ => panic!("the split changed the outcome: {whole:?} against {cut:?}"),
+    }
 }

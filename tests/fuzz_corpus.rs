@@ -135,6 +135,11 @@ fn callback_url_seeds_hold_the_policy_invariants() {
     replay("callback_url", upgate::checks::check_callback_url);
 }
 
+#[test]
+fn callback_answer_seeds_hold_the_answer_invariants() {
+    replay("callback_answer", upgate::checks::check_callback_answer);
+}
+
 /// The new targets' invariants only bite on accepted inputs: some seeds must be accepted, and
 /// the traversal and SSRF shapes refused, so the seeds cover both sides.
 #[test]

@@ -1,5 +1,6 @@
-//! Callbacks to the application server (patent steps 203/305 and 205/307), off the io_uring
-//! threads.
+//! Callbacks to the application server (patent steps 203/305 and 205/307): through the
+//! blocking pool, off the io_uring threads, and for the post-callback's first attempt to a
+//! registered `http://` URL with an IP host, from the upload's io_uring thread ([`ring`]).
 //!
 //! ```text
 //!  uring task ──submit(Job)──▶ bounded queue ──▶ upgate-callback-N thread ──POST──▶ app
@@ -21,6 +22,7 @@
 //! |---|---|
 //! | `mod.rs` | [`CallbackPool`], [`Job`], [`Outcome`], [`PoolError`] |
 //! | `worker.rs` | worker threads, ureq agents, error → [`Outcome`] |
+//! | `ring.rs` | the post-callback from the io_uring thread: kept connections, the answer's reading |
 //! | `decision.rs` | [`pre_decision`], [`post_delivered`], [`Veto`] |
 //! | `upgate_contract::wire` | [`FirstInfo`], [`SecondInfo`], [`AppAnswer`], [`AppReply`] (re-exported) |
 //! | `upgate_contract::sign` | secrets, signatures, [`sign::verify`] (re-exported as [`sign`](mod@sign)) |
@@ -32,6 +34,7 @@ mod addr;
 mod decision;
 mod guard;
 mod policy;
+pub mod ring;
 mod worker;
 
 #[cfg(test)]
@@ -174,6 +177,9 @@ pub struct CallbackPool {
     timeout: Duration,
     workers: usize,
     alive: Arc<AtomicUsize>,
+    /// The application answers over HTTP (not a test's function), so a call may also be made
+    /// from an io_uring thread ([`ring`]).
+    over_http: bool,
 }
 
 impl CallbackPool {
@@ -206,6 +212,7 @@ impl CallbackPool {
         answerer: Answerer,
     ) -> std::io::Result<CallbackPool> {
         let workers = workers.max(1);
+        let over_http = matches!(answerer, Answerer::Http);
         let (tx, rx) = crossbeam_channel::bounded(queue.max(1));
         let alive = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
@@ -217,7 +224,13 @@ impl CallbackPool {
             timeout,
             workers,
             alive,
+            over_http,
         })
+    }
+
+    /// Whether the application answers over HTTP (in tests a function may stand in for it).
+    pub fn over_http(&self) -> bool {
+        self.over_http
     }
 
     /// Queues `job` without ever blocking; the receiver yields its [`Outcome`]. Await it from

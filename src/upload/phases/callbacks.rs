@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::callback::{pre_decision, FirstInfo, Job, Outcome};
+use crate::callback::{pre_decision, ring, FirstInfo, Job, Outcome};
 use crate::metrics::{self, CallbackKind, CallbackOutcome};
 use crate::notify::deliver::{self, Attempt};
 use crate::registry::OutboxEntry;
@@ -67,9 +67,17 @@ pub(crate) async fn post_callback(
     };
     let job = deliver::job(&entry, req.secrets.clone(), post.guard.clone());
     let started = Instant::now();
-    let outcome = match call(app, job, CallbackKind::Post).await {
-        Ok(o) => o,
-        Err(e) => Outcome::Failed(e.to_string()),
+    // From this ring thread when that needs no blocking call (`callback/ring.rs`); otherwise
+    // through the pool.
+    let on_ring = app.pool.over_http().then(|| ring::target(&job)).flatten();
+    let outcome = match on_ring {
+        Some((addr, path, host)) => {
+            ring::call(&job, addr, &path, &host, app.config.callback_timeout()).await
+        }
+        None => match call(app, job, CallbackKind::Post).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
     };
     match deliver::settle(app, &entry, &outcome, Attempt::First, started.elapsed()) {
         Some(answer) => Notified::Delivered(answer),
