@@ -22,6 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 use url::{Host, Url};
 
@@ -32,6 +33,8 @@ use super::{Job, Outcome, MAX_ANSWER_BYTES, USER_AGENT};
 pub const IDLE_PER_ADDR: usize = 32;
 /// Longest answer head read.
 const MAX_HEAD: usize = 16 * 1024;
+/// Room made in the answer buffer before a read.
+const READ_CHUNK: usize = 16 * 1024;
 
 thread_local! {
     static IDLE: RefCell<HashMap<SocketAddr, Vec<TcpStream>>> = RefCell::new(HashMap::new());
@@ -81,11 +84,13 @@ pub async fn call(
 
 /// One request on a kept connection, or on a new one if the kept one turns out closed.
 async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Outcome {
+    let mut request = request;
     if let Some(stream) = take_idle(addr) {
-        match attempt(&stream, request.clone()).await {
+        match attempt(&stream, request).await {
             Attempted::Done(outcome, reusable) => return finish(addr, stream, outcome, reusable),
-            // Closed while idle: nothing of an answer came; try once on a new connection.
-            Attempted::Stale => {}
+            // Closed while idle: nothing of an answer came; try once on a new connection, with
+            // the same request bytes (handed back, not copied beforehand).
+            Attempted::Stale(unsent) => request = unsent,
         }
     }
     let stream = match TcpStream::connect(addr).await {
@@ -95,7 +100,7 @@ async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Outcome {
     let _ = stream.set_nodelay(true);
     match attempt(&stream, request).await {
         Attempted::Done(outcome, reusable) => finish(addr, stream, outcome, reusable),
-        Attempted::Stale => {
+        Attempted::Stale(_) => {
             Outcome::Failed(format!("{addr} closed the connection before answering"))
         }
     }
@@ -121,35 +126,42 @@ fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
 enum Attempted {
     /// An outcome, and whether the connection may carry another request.
     Done(Outcome, bool),
-    /// The connection was closed or reset before any byte of an answer.
-    Stale,
+    /// The connection was closed or reset before any byte of an answer; the request's bytes
+    /// come back for a retry.
+    Stale(Vec<u8>),
 }
 
 async fn attempt(stream: &TcpStream, request: Vec<u8>) -> Attempted {
-    let (sent, _) = stream.write_all(request).await;
+    let (sent, request) = stream.write_all(request).await;
     if let Err(e) = sent {
         return match e.kind() {
-            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Attempted::Stale,
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Attempted::Stale(request),
             _ => Attempted::Done(Outcome::Failed(format!("sending the request: {e}")), false),
         };
     }
     let mut answer = Answer::default();
-    let mut buf = Vec::with_capacity(4096);
+    // One buffer for the whole answer: each read lands in its spare capacity, behind what the
+    // reader has not consumed yet.
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     loop {
-        let (read, chunk) = stream.read(vec![0u8; 16 * 1024]).await;
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let (start, end) = (buf.len(), buf.capacity());
+        let (read, slice) = stream.read(buf.slice(start..end)).await;
+        buf = slice.into_inner();
         let n = match read {
             Ok(n) => n,
-            Err(e) if buf.is_empty() && e.kind() == io::ErrorKind::ConnectionReset => {
-                return Attempted::Stale
+            Err(e) if start == 0 && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Attempted::Stale(request)
             }
             Err(e) => {
                 return Attempted::Done(Outcome::Failed(format!("reading the answer: {e}")), false)
             }
         };
-        if n == 0 && buf.is_empty() && answer.status.is_none() {
-            return Attempted::Stale;
+        if n == 0 && start == 0 && answer.status.is_none() {
+            return Attempted::Stale(request);
         }
-        buf.extend_from_slice(&chunk[..n]);
         match answer.advance(&mut buf, n == 0) {
             Ok(Some(reusable)) => {
                 let status = answer.status.unwrap_or(0);
