@@ -17,4 +17,4 @@
 pub mod sign;
 pub mod wire;
 
-pub use wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
+pub use wire::{AppAnswer, AppReply, FirstInfo, RequestInfo, SecondInfo, SuccessTrue};
