@@ -7,6 +7,7 @@
 mod chunked;
 mod garbage;
 mod model;
+mod multipart;
 mod pipeline;
 mod split;
 

@@ -194,3 +194,86 @@ fn path_and_policy_seeds_reach_both_outcomes() {
     assert!(with_entry("app_entry") && with_entry("app_entry_v6") && with_entry("app_entry_name"));
     assert!(!with_entry("app_entry_other_port"));
 }
+
+#[test]
+fn multipart_seeds_hold_the_parser_invariants() {
+    replay("multipart", check::check_multipart);
+}
+
+/// Each multipart seed reaches the outcome it was written for: the client forms parse into
+/// their parts, each violation into its error.
+#[test]
+fn multipart_seeds_reach_their_outcome() {
+    use check::{MultipartOutcome, MultipartRun};
+    use upgate::http::MultipartError::*;
+    let run = |name: &str| -> MultipartRun {
+        let input = fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds/multipart")
+                .join(name),
+        )
+        .expect("seed exists");
+        let (cuts, body) = check::splits_from_prefix(&input);
+        check::check_multipart_with(body, &check::boundary_in(body), &cuts)
+    };
+    let names = |run: &MultipartRun| -> Vec<(String, Option<String>)> {
+        run.parts()
+            .into_iter()
+            .map(|(head, _)| (head.name, head.filename))
+            .collect()
+    };
+    let complete = |name: &str, parts: &[(&str, Option<&str>)]| {
+        let r = run(name);
+        assert_eq!(r.outcome, MultipartOutcome::Complete, "{name}");
+        let want: Vec<_> = parts
+            .iter()
+            .map(|(n, f)| (n.to_string(), f.map(String::from)))
+            .collect();
+        assert_eq!(names(&r), want, "{name}");
+        r
+    };
+    complete("curl_form", &[("key", None), ("file", Some("a.txt"))]);
+    complete(
+        "requests_form",
+        &[("key", None), ("file", Some("report.csv"))],
+    );
+    let chrome = complete("chrome_form", &[("key", None), ("file", Some("photo.png"))]);
+    assert_eq!(
+        chrome.parts()[1].1,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\r\n--\r\n-\x00\xff"
+    );
+    complete(
+        "browser_utf8_names",
+        &[(
+            "caf\u{e9} \"x\"\r\n",
+            Some("r\u{e9}sum\u{e9} \u{6587}\u{4ef6} 100%.pdf"),
+        )],
+    );
+    complete("filename_star", &[("file", Some("\u{6587}\u{4ef6}.txt"))]);
+    complete("quoted_pair", &[("a\"b", Some("C:\\dir\\file.txt"))]);
+    let near = complete("boundary_like_lines", &[("f", Some("x"))]);
+    assert!(near.parts()[0].1.starts_with(b"x\r\n--AaB03xX\r\n"));
+    assert_eq!(
+        complete("crlf_at_end_of_data", &[("f", Some("x"))]).parts()[0].1,
+        b"line\r\n\r\n"
+    );
+    complete("padding_preamble_epilogue", &[("a", None)]);
+    complete("content_type_line_first", &[("a", None)]);
+    complete("empty_form", &[]);
+    assert_eq!(run("truncated").outcome, MultipartOutcome::Truncated);
+    for (name, error) in [
+        ("no_disposition", NoContentDisposition),
+        ("not_form_data", NotFormData),
+        ("missing_name", MissingName),
+        (
+            "bare_lf_header",
+            BadPartHeaders("a header line does not end with CRLF"),
+        ),
+        ("too_much_padding", BadDelimiter),
+        ("headers_too_large", HeadersTooLarge),
+        ("too_many_parts", TooManyParts),
+        ("preamble_too_large", PreambleTooLarge),
+    ] {
+        assert_eq!(run(name).outcome, MultipartOutcome::Error(error), "{name}");
+    }
+}

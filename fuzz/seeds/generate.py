@@ -191,6 +191,73 @@ CALLBACK_URL = {
 }
 
 
+# multipart/form-data bodies, with the h1_conn split prefix. The boundary is the body's first
+# line without its `--` (check::boundary_in), else AaB03x.
+def part(boundary, headers, data):
+    return b"--" + boundary + b"\r\n" + headers + b"\r\n" + data + b"\r\n"
+
+
+def form(boundary, *parts):
+    return b"".join(parts) + b"--" + boundary + b"--\r\n"
+
+
+CURL_B = b"------------------------V2ymHFg03ehbqgZCaKO6jy"
+CHROME_B = b"----WebKitFormBoundaryePkpFF7tjBAqx29L"
+CD = b"Content-Disposition: form-data; "
+CURL_FORM = form(
+    CURL_B,
+    part(CURL_B, CD + b'name="key"\r\n', b"avatars/a.txt"),
+    part(CURL_B, CD + b'name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n', b"hello\n"),
+)
+CHROME_FORM = form(
+    CHROME_B,
+    part(CHROME_B, CD + b'name="key"\r\n', b"avatars/${filename}"),
+    part(CHROME_B, CD + b'name="file"; filename="photo.png"\r\nContent-Type: image/png\r\n',
+         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\r\n--\r\n-\x00\xff"),
+)
+A = b"AaB03x"
+NEAR_MISSES = (b"x\r\n--AaB03xX\r\n--AaB03\r\n--AaB03x--z\n--AaB03x\r\n\r--AaB03x\r\n"
+               b"\r\n--AaB03x\rX\r\n--AaB03x-\r\n--AaB03x \t y\r\n--aab03x\r\n")
+
+
+def simple(headers, data=b"v"):
+    return form(A, part(A, headers, data))
+
+
+MULTIPART = {
+    "curl_form": h1(CURL_FORM, (60, 61, 130)),
+    "requests_form": h1(form(
+        b"9d4e6ab0d8f04f1f8d1f3e1b8b3a5c21",
+        part(b"9d4e6ab0d8f04f1f8d1f3e1b8b3a5c21", CD + b'name="key"\r\n', b"reports/${filename}"),
+        part(b"9d4e6ab0d8f04f1f8d1f3e1b8b3a5c21",
+             CD + b'name="file"; filename="report.csv"\r\nContent-Type: text/csv\r\n', b"a,b\r\n1,2\r\n"),
+    )),
+    "chrome_form": h1(CHROME_FORM, (len(CHROME_FORM) - 50, len(CHROME_FORM) - 45)),
+    "browser_utf8_names": h1(simple(
+        CD + 'name="caf\u00e9 %22x%22%0D%0A"; filename="r\u00e9sum\u00e9 \u6587\u4ef6 100%.pdf"\r\n'.encode()
+        + b"Content-Type: application/pdf\r\n", b"%PDF-1.7")),
+    "filename_star": h1(simple(
+        CD + b"name=file; filename=\"fallback.txt\"; filename*=UTF-8''%E6%96%87%E4%BB%B6.txt\r\n")),
+    "quoted_pair": h1(simple(CD + b'name="a\\"b"; filename="C:\\\\dir\\file.txt"\r\n')),
+    "boundary_like_lines": h1(simple(CD + b'name="f"; filename="x"\r\n', NEAR_MISSES), (20, 75, 76, 77, 90, 91)),
+    "crlf_at_end_of_data": h1(simple(CD + b'name="f"; filename="x"\r\n', b"line\r\n\r\n")),
+    "padding_preamble_epilogue": h1(
+        b"preamble\r\n--AaB03x \t\r\n" + CD + b"name=a\r\n\r\n1\r\n--AaB03x--  \r\nepilogue\r\n--AaB03x\r\n"),
+    "content_type_line_first": h1(
+        b"multipart/form-data; charset=utf-8; boundary=\"AaB03x\"\r\n\r\n--AaB03x\r\n" + CD
+        + b"name=a\r\n\r\n1\r\n--AaB03x--"),
+    "empty_form": h1(b"--AaB03x--\r\n"),
+    "truncated": h1(simple(CD + b"name=a\r\n")[:-12]),
+    "no_disposition": h1(simple(b"Content-Type: text/plain\r\n")),
+    "not_form_data": h1(simple(b'Content-Disposition: attachment; name="a"\r\n')),
+    "missing_name": h1(simple(CD + b'filename="a"\r\n')),
+    "bare_lf_header": h1(simple(CD + b"name=a\nX: y\r\n")),
+    "too_much_padding": h1(b"--AaB03x" + b" " * 33 + b"\r\n" + CD + b"name=a\r\n\r\n1\r\n--AaB03x--"),
+    "headers_too_large": h1(simple(CD + b"name=a\r\nX-Pad: " + b"p" * 8200 + b"\r\n")),
+    "too_many_parts": h1(form(A, *[part(A, CD + b"name=f%d\r\n" % i, b"%d" % i) for i in range(65)])),
+    "preamble_too_large": h1(b"p" * 8193 + b"\r\n" + simple(CD + b"name=a\r\n")),
+}
+
 def write(target, seeds):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -205,3 +272,4 @@ write("h1_conn", H1_CONN)
 write("path", PATH)
 write("register_form", FORM)
 write("callback_url", CALLBACK_URL)
+write("multipart", MULTIPART)

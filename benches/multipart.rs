@@ -1,0 +1,107 @@
+//! `multipart/form-data` parsing throughput, as the node feeds it: one file part whose body
+//! arrives in 64 KiB reads, each read offered to `MultipartParser::parse` until `NeedData`,
+//! body bytes taken as ranges of the read (no copy).
+//!
+//! - `file_1mib_64k_reads`: a whole form (a text field, a 1 MiB file part, the close delimiter).
+//! - `file_100mib_64k_reads`: the same with a 100 MiB file part, made by offering one 64 KiB
+//!   read of file bytes 1600 times (the parser cannot tell), so no 100 MiB buffer is needed.
+//!
+//! The file bytes are pseudo-random, so CRs and `--` appear at their natural rate; criterion
+//! reports bytes/s of the whole form. Run:
+//! `cargo bench --bench multipart -- --warm-up-time 1 --measurement-time 5`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use upgate::http::{MultipartEvent, MultipartParser};
+
+const READ: usize = 64 * 1024;
+const MIB: usize = 1 << 20;
+const BOUNDARY: &[u8] = b"----WebKitFormBoundaryePkpFF7tjBAqx29L";
+
+fn head() -> Vec<u8> {
+    let mut head = Vec::new();
+    for line in [
+        &b"------WebKitFormBoundaryePkpFF7tjBAqx29L\r\n"[..],
+        b"Content-Disposition: form-data; name=\"key\"\r\n\r\n",
+        b"uploads/${filename}\r\n",
+        b"------WebKitFormBoundaryePkpFF7tjBAqx29L\r\n",
+        b"Content-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n",
+        b"Content-Type: application/octet-stream\r\n\r\n",
+    ] {
+        head.extend_from_slice(line);
+    }
+    head
+}
+
+const TAIL: &[u8] = b"\r\n------WebKitFormBoundaryePkpFF7tjBAqx29L--\r\n";
+
+/// `n` pseudo-random bytes (xorshift).
+fn file_bytes(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Offers `read` to the parser until it needs more; returns the body bytes it handed out.
+fn feed(parser: &mut MultipartParser, read: &[u8]) -> usize {
+    let mut rest = read;
+    let mut data = 0;
+    loop {
+        let (used, event) = parser.parse(rest).expect("valid form");
+        match event {
+            MultipartEvent::Data(range) => data += black_box(&rest[range]).len(),
+            MultipartEvent::Held => data += parser.held().len(),
+            MultipartEvent::NeedData => return data,
+            _ => {}
+        }
+        rest = &rest[used..];
+    }
+}
+
+/// The form: `head`, then every read of `reads` (in 64 KiB pieces), then the tail.
+fn parse_form(head: &[u8], reads: impl Iterator<Item = &'static [u8]>) -> usize {
+    let mut parser = MultipartParser::new(BOUNDARY);
+    let mut data = feed(&mut parser, head);
+    for read in reads {
+        data += feed(&mut parser, read);
+    }
+    data += feed(&mut parser, TAIL);
+    parser.finish().expect("complete form");
+    data
+}
+
+fn multipart(c: &mut Criterion) {
+    let head = head();
+    let file: &'static [u8] = Vec::leak(file_bytes(MIB));
+    let one_read: &'static [u8] = &file[..READ];
+    let field = b"uploads/${filename}".len();
+
+    let mut g = c.benchmark_group("multipart");
+    g.throughput(Throughput::Bytes((head.len() + MIB + TAIL.len()) as u64));
+    g.bench_function("file_1mib_64k_reads", |b| {
+        b.iter(|| assert_eq!(parse_form(&head, file.chunks(READ)), field + MIB))
+    });
+
+    const READS: usize = 100 * MIB / READ;
+    g.throughput(Throughput::Bytes(
+        (head.len() + READS * READ + TAIL.len()) as u64,
+    ));
+    g.sample_size(10);
+    g.bench_function("file_100mib_64k_reads", |b| {
+        b.iter(|| {
+            let reads = std::iter::repeat_n(one_read, READS);
+            assert_eq!(parse_form(&head, reads), field + READS * READ)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, multipart);
+criterion_main!(benches);
