@@ -1,8 +1,11 @@
 //! `GET`/`HEAD /{appid}/{path}`: serves committed uploads with `Content-Length`,
-//! `Content-Type` from the extension, `ETag`, `Last-Modified`, `304` for matching
-//! `If-None-Match` / `If-Modified-Since`, and single byte ranges (`Range`, `If-Range`).
+//! `Content-Type` (the one stored with the object, else from the extension), `ETag`,
+//! `Last-Modified`, `304` for matching `If-None-Match` / `If-Modified-Since`, and single byte
+//! ranges (`Range`, `If-Range`); safely (`safety.rs`): `nosniff` on every answer, and
+//! script-capable types as sandboxed attachments unless the app lets them open inline.
 
 pub mod range;
+pub mod safety;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +14,7 @@ use crate::server::Exchange;
 use crate::storage::{mime, path, ObjectStore, Store};
 
 use range::RangeDecision;
+pub use safety::SafeServing;
 
 /// Why a download has no file to send (statuses in `crate::error::status`).
 #[derive(Debug)]
@@ -38,15 +42,22 @@ impl std::fmt::Display for DownloadError {
 
 impl std::error::Error for DownloadError {}
 
-/// Answers a download request.
-pub async fn handle(ex: &mut Exchange<'_>, store: &Store) -> Response {
-    match serve(ex, store).await {
+/// Answers a download request of an app served as `safe` says (its `inline_types`). Every
+/// answer, errors included, carries [`safety::NOSNIFF`].
+pub async fn handle(ex: &mut Exchange<'_>, store: &Store, safe: &SafeServing<'_>) -> Response {
+    let resp = match serve(ex, store, safe).await {
         Ok(resp) => resp,
         Err(e) => crate::error::respond(ex.access(), &e),
-    }
+    };
+    let (name, value) = safety::NOSNIFF;
+    resp.header(name, value)
 }
 
-async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, DownloadError> {
+async fn serve(
+    ex: &mut Exchange<'_>,
+    store: &Store,
+    safe: &SafeServing<'_>,
+) -> Result<Response, DownloadError> {
     let target = path::parse(ex.head().path_only()).map_err(DownloadError::BadPath)?;
     let object = match store.open(&target).await {
         Ok(Some(object)) => object,
@@ -55,12 +66,17 @@ async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, Downloa
     };
     let (size, body) = (object.meta.size, object.body);
     let validators = Validators::new(size, object.meta.modified);
+    let content_type = object
+        .meta
+        .content_type
+        .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
+    // On a 304 too: a cache that updates its stored headers from it keeps them.
+    let safety = safe.headers(&content_type, target.filename());
     let head = ex.head();
     if validators.not_modified(head.value("if-none-match"), head.value("if-modified-since")) {
         body.close().await;
-        return Ok(validators.apply(Response::new(304)));
+        return Ok(with(validators.apply(Response::new(304)), safety));
     }
-    let content_type = mime::content_type(target.filename());
     // A range applies to GET only, and only while `If-Range` still names this version.
     let range = match head.value("range") {
         Some(r)
@@ -83,6 +99,7 @@ async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, Downloa
         .apply(Response::new(status))
         .header("Content-Type", content_type)
         .header("Accept-Ranges", "bytes");
+    resp = with(resp, safety);
     if status == 206 {
         let last = offset + len - 1;
         resp = resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
@@ -90,6 +107,11 @@ async fn serve(ex: &mut Exchange<'_>, store: &Store) -> Result<Response, Downloa
     resp.body = ResponseBody::Sized(len);
     ex.attach_body(body, offset, len);
     Ok(resp)
+}
+
+fn with(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {
+    resp.headers.extend(headers);
+    resp
 }
 
 /// `ETag` and `Last-Modified` of one file version.

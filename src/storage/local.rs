@@ -10,6 +10,9 @@
 //! place and its directory synced. Until the rename nothing is visible under `files/`. A
 //! version is the file's inode number, which the rename keeps.
 //!
+//! A content type given to the commit is set on the temporary file as an extended attribute
+//! before the rename (`xattr.rs`), so it becomes visible with the bytes and survives restarts.
+//!
 //! Downloads open through the thread's open-file cache (`cache.rs`): a file of at most
 //! [`SMALL_BODY`] bytes is read whole when opened and kept as bytes, a larger one as its open
 //! descriptor. Every change under `files/` — a commit's rename (with or without replacing),
@@ -31,7 +34,7 @@ use super::object::{
     UploadHandle, Version,
 };
 use super::path::Target;
-use super::{cache, dirs, generation, ops};
+use super::{cache, dirs, generation, mime, ops, xattr};
 use crate::metrics::{self, OpenCacheResult};
 
 /// Bodies declared at least this long get their blocks reserved before `100 Continue`
@@ -106,11 +109,12 @@ impl LocalStore {
     }
 }
 
-fn meta_of_statx(st: &libc::statx) -> ObjectMeta {
+fn meta_of_statx(st: &libc::statx, content_type: Option<String>) -> ObjectMeta {
     ObjectMeta {
         size: st.stx_size,
         version: Version(st.stx_ino.to_string()),
         modified: UNIX_EPOCH + Duration::new(st.stx_mtime.tv_sec as u64, st.stx_mtime.tv_nsec),
+        content_type,
     }
 }
 
@@ -171,9 +175,12 @@ impl ObjectStore for LocalStore {
 
     /// A directory at the path occupies the key too: no upload could be placed there, so the
     /// flow's `overwrite = false` check answers 409 before the pre-callback, as for a file.
+    /// The content type is read by path (`getxattr`) only when something is there, right after
+    /// the `statx` walked the same path.
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
-        let st = not_found_is_none(tokio_uring::fs::statx(self.final_path(key)).await)?;
-        Ok(st.map(|st| meta_of_statx(&st)))
+        let path = self.final_path(key);
+        let st = not_found_is_none(tokio_uring::fs::statx(&path).await)?;
+        Ok(st.map(|st| meta_of_statx(&st, xattr::get_path(&path))))
     }
 
     /// Through the thread's open-file cache: the generation is read before the file is
@@ -243,8 +250,9 @@ impl ObjectStore for LocalStore {
     }
 
     fn head_blocking(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
-        let m = not_found_is_none(std::fs::symlink_metadata(self.final_path(key)))?;
-        Ok(m.filter(|m| m.is_file()).map(|m| meta_of_std(&m)))
+        let path = self.final_path(key);
+        let m = not_found_is_none(std::fs::symlink_metadata(&path))?;
+        Ok(m.filter(|m| m.is_file()).map(|m| meta_of_std(&m, &path)))
     }
 }
 
@@ -264,7 +272,7 @@ async fn open_object(path: &Path) -> io::Result<Option<(Object, bool)>> {
             return other.map(|_| None);
         }
     };
-    let meta = meta_of_statx(&st);
+    let meta = meta_of_statx(&st, xattr::get_fd(std::os::fd::AsRawFd::as_raw_fd(&file)));
     if meta.size <= SMALL_BODY {
         // One byte more than the size: a file that grew is noticed, not cut short.
         let want = meta.size as usize + 1;
@@ -304,7 +312,7 @@ fn walk(root: &Path) -> io::Result<Vec<(String, ObjectMeta)>> {
                     .map_err(io::Error::other)?
                     .to_string_lossy()
                     .into_owned();
-                out.push((rel, meta_of_std(&m)));
+                out.push((rel, meta_of_std(&m, &entry.path())));
             }
         }
     }
@@ -312,11 +320,13 @@ fn walk(root: &Path) -> io::Result<Vec<(String, ObjectMeta)>> {
     Ok(out)
 }
 
-fn meta_of_std(m: &std::fs::Metadata) -> ObjectMeta {
+/// Blocking: reads the content type by path.
+fn meta_of_std(m: &std::fs::Metadata, path: &Path) -> ObjectMeta {
     ObjectMeta {
         size: m.len(),
         version: Version(m.ino().to_string()),
         modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        content_type: xattr::get_path(path),
     }
 }
 
@@ -374,7 +384,7 @@ impl LocalUpload {
 
     /// The parent directories of `dest` below the root are created; with `fsync` the file,
     /// then each new directory's entry and the file's own are synced.
-    async fn place(&self, dest: &Path, opts: CommitOptions) -> Result<(), CommitError> {
+    async fn place(&self, dest: &Path, opts: &CommitOptions) -> Result<(), CommitError> {
         let parent = dest.parent().unwrap_or(&self.root);
         let placed = async {
             // A directory this thread already used needs no mkdirat (`dirs.rs`).
@@ -458,11 +468,19 @@ impl UploadHandle for LocalUpload {
             .file
             .take()
             .ok_or_else(|| CommitError::Io(io::Error::other("upload closed")))?;
-        // fdatasync: the data and the size (which reading it back needs), not the times.
-        let synced = if opts.fsync {
-            file.sync_data().await
-        } else {
-            Ok(())
+        // Before the rename: the type is visible with the bytes or not at all.
+        let content_type = opts
+            .content_type
+            .as_deref()
+            .and_then(mime::declared)
+            .filter(|ct| xattr::set(std::os::fd::AsRawFd::as_raw_fd(&file), ct, &self.tmp))
+            .map(str::to_owned);
+        // fdatasync: the data and the size (which reading it back needs), not the times; an
+        // extended attribute is metadata fdatasync need not write, so with one it is fsync.
+        let synced = match (opts.fsync, content_type.is_some()) {
+            (false, _) => Ok(()),
+            (true, false) => file.sync_data().await,
+            (true, true) => file.sync_all().await,
         };
         let closed = file.close().await;
         if let Err(e) = synced.and(closed) {
@@ -470,11 +488,12 @@ impl UploadHandle for LocalUpload {
             return Err(CommitError::Io(e));
         }
         let dest = self.root.join(&key.appid).join(&key.rel);
-        self.place(&dest, opts).await?;
+        self.place(&dest, &opts).await?;
         Ok(ObjectMeta {
             size: self.written,
             version: self.version.clone(),
             modified: SystemTime::now(),
+            content_type,
         })
     }
 

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
+use super::mime;
 use super::object::{
     out_of_order, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
     UploadHandle, Version,
@@ -237,6 +238,11 @@ impl UploadHandle for MemoryUpload {
             size: body.len() as u64,
             version: self.version.clone(),
             modified: SystemTime::now(),
+            content_type: opts
+                .content_type
+                .as_deref()
+                .and_then(mime::declared)
+                .map(str::to_owned),
         };
         if let Some((old, _)) = inner.objects.insert(k, (body.freeze(), meta.clone())) {
             inner.used -= old.len() as u64;

@@ -8,7 +8,8 @@
 //! | `dirs.rs` | directories a ring thread knows exist (no `mkdirat` per commit into them) |
 //! | `memory.rs` | [`MemoryStore`]: the in-memory twin for tests without a disk |
 //! | `path.rs` | request path → [`Target`] (`{appid}/{path}`), refusing traversal |
-//! | `mime.rs` | content types by extension |
+//! | `mime.rs` | content types by extension; the check a declared one passes before it is stored |
+//! | `xattr.rs` | the local store's content types, in an extended attribute of each file |
 //! | `cache.rs`, `generation.rs` | the per-thread open-file cache of downloads; the generations that invalidate it across threads |
 //! | `ops.rs`, `splice.rs`, `fixed.rs` | io_uring operations, splice pipes, registered buffers |
 //!
@@ -26,6 +27,7 @@ mod object;
 pub mod ops;
 pub mod path;
 pub mod splice;
+mod xattr;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -47,6 +47,10 @@ pub struct ObjectMeta {
     pub size: u64,
     pub version: Version,
     pub modified: SystemTime,
+    /// The content type stored with the object (always one [`super::mime::declared`]
+    /// accepts); `None` when none was given or the store could not keep it: downloads then
+    /// derive one from the extension.
+    pub content_type: Option<String>,
 }
 
 /// A stored object opened for reading (downloads). Cloning shares the body (the same open
@@ -81,12 +85,17 @@ impl ObjectBody {
 }
 
 /// How a commit places the object.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CommitOptions {
     /// Make the object durable before it is visible (`fsync`: file, then directories).
     pub fsync: bool,
     /// Replace an existing object (`overwrite`); otherwise an existing one wins.
     pub replace: bool,
+    /// The content type to keep with the object, visible with it at once. A value that
+    /// [`super::mime::declared`] refuses is not kept (the commit still succeeds), nor is one
+    /// the store has no room for (the local store on a filesystem without user extended
+    /// attributes): the object's [`ObjectMeta::content_type`] is then `None`.
+    pub content_type: Option<String>,
 }
 
 /// Why a finished body could not be stored.

@@ -18,10 +18,12 @@ fn key(rel: &str) -> Target {
 const REPLACE: CommitOptions = CommitOptions {
     fsync: true,
     replace: true,
+    content_type: None,
 };
 const KEEP: CommitOptions = CommitOptions {
     fsync: false,
     replace: false,
+    content_type: None,
 };
 
 /// A throwaway data dir, removed when dropped.
@@ -190,6 +192,59 @@ fn list_and_delete_see_only_committed_objects_of_the_app() {
         assert_eq!(store.head(&key("a.txt")).await.unwrap(), None);
         assert!(store.open(&key("a.txt")).await.unwrap().is_none());
         assert!(store.ready().await.is_ok());
+    });
+}
+
+/// Commits `body` at `rel` declaring `content_type`, replacing what was there.
+async fn commit_typed(store: &Store, id: &str, rel: &str, body: &'static [u8], ct: Option<&str>) {
+    let mut up = store.begin(id, None).await.unwrap();
+    up.append_at(0, Bytes::from_static(body)).await.unwrap();
+    let opts = CommitOptions {
+        content_type: ct.map(str::to_owned),
+        ..REPLACE
+    };
+    let meta = up.commit(&key(rel), opts).await.unwrap();
+    assert_eq!(meta.content_type.as_deref(), ct.and_then(mime::declared));
+}
+
+/// The content type every way of reading the object's metadata sees.
+async fn stored_types(store: &Store, rel: &str) -> [Option<String>; 4] {
+    let k = key(rel);
+    let opened = store.open(&k).await.unwrap().unwrap();
+    let listed = store.list("app1").await.unwrap();
+    let listed = listed.into_iter().find(|(r, _)| r == rel).unwrap().1;
+    [
+        store.head(&k).await.unwrap().unwrap().content_type,
+        store.head_blocking(&k).unwrap().unwrap().content_type,
+        opened.meta.content_type,
+        listed.content_type,
+    ]
+}
+
+#[test]
+fn the_content_type_is_stored_with_the_object_and_replaced_with_it() {
+    both(|store| async move {
+        let cases: [(Option<&str>, Option<&str>); 5] = [
+            (Some("image/png"), Some("image/png")),
+            (
+                Some(" text/html; charset=utf-8"),
+                Some("text/html; charset=utf-8"),
+            ),
+            // No type replaces a type: nothing of the old object's is left.
+            (None, None),
+            (Some("image/gif"), Some("image/gif")),
+            // A value that is no media type is not stored.
+            (Some("text/html\r\nSet-Cookie: a=b"), None),
+        ];
+        for (i, (declared, stored)) in cases.into_iter().enumerate() {
+            commit_typed(&store, &format!("t{i}"), "t.bin", b"body", declared).await;
+            let want = stored.map(str::to_owned);
+            assert_eq!(
+                stored_types(&store, "t.bin").await,
+                [want.clone(), want.clone(), want.clone(), want],
+                "declared {declared:?}"
+            );
+        }
     });
 }
 

@@ -192,11 +192,14 @@ pub fn check(
         }
     }
 
+    // A declared type that could not be stored (not a media type, too long) is replaced by the
+    // extension's here, so the callbacks name the type that will be stored and served.
     let content_type = head
         .value("content-type")
         .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
+        .and_then(mime::declared)
+        .unwrap_or_else(|| mime::content_type(target.filename()))
+        .to_owned();
     Ok(UploadRequest {
         secrets: app
             .map(|a| a.secrets_for_signing(crate::clock::unix_secs()))

@@ -175,6 +175,7 @@ fn key(rel: &str) -> Target {
 const REPLACE: CommitOptions = CommitOptions {
     fsync: false,
     replace: true,
+    content_type: None,
 };
 
 async fn put(store: &Store, id: &str, rel: &str, body: Vec<u8>) {

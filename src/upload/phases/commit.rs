@@ -53,6 +53,7 @@ pub(crate) async fn commit(
     let opts = CommitOptions {
         fsync: app.config.fsync,
         replace: app.config.overwrite,
+        content_type: Some(req.content_type.clone()),
     };
     let placed = sink.commit(&req.target, opts).await;
     if let Err(e) = placed {
