@@ -150,6 +150,8 @@ pub enum RouteError {
     HeaderTimeout,
     /// Over `max_connections` (503, `Retry-After: 1`).
     TooManyConnections,
+    /// A browser origin the app did not list in `cors_origins` (403 `origin_not_allowed`).
+    OriginNotAllowed,
 }
 
 impl fmt::Display for RouteError {
@@ -161,6 +163,9 @@ impl fmt::Display for RouteError {
             RouteError::ExpectationFailed => f.write_str("only Expect: 100-continue is supported"),
             RouteError::HeaderTimeout => f.write_str("the request head did not arrive in time"),
             RouteError::TooManyConnections => f.write_str("the node is at its connection limit"),
+            RouteError::OriginNotAllowed => f.write_str(
+                "this origin may not upload to or download from this app (its cors_origins)",
+            ),
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod download;
 pub mod error;
 pub mod health;

@@ -50,13 +50,13 @@ fn bounded(mut reason: String) -> String {
     reason
 }
 
-/// The pre-upload decision: `Ok(())` only for a 2xx whose body is `{"success":"true"}` (or
-/// `true`).
-pub fn pre_decision(outcome: &Outcome) -> Result<(), Veto> {
+/// The pre-upload decision: `Ok(answer)` only for a 2xx whose body is `{"success":"true"}`
+/// (or `true`); the answer may shape the upload (`crate::upload::shape`).
+pub fn pre_decision(outcome: &Outcome) -> Result<Value, Veto> {
     match outcome {
         Outcome::Answered { status, body } => match status {
             200..=299 => match AppAnswer::parse(body) {
-                AppAnswer::Accept { .. } => Ok(()),
+                AppAnswer::Accept { raw } => Ok(raw),
                 AppAnswer::Veto { reason, .. } => Err(Veto::Denied {
                     reason: bounded(
                         reason.unwrap_or_else(|| "the application refused the upload".to_owned()),

@@ -54,7 +54,9 @@ pub use policy::{AllowEntry, CallbackPolicy, CheckedUrl, EntryError, PolicyError
 /// Standard Webhooks signing, from the contract crate (`upgate::callback::sign::…`).
 pub use upgate_contract::sign;
 pub use upgate_contract::sign::{new_secret, sign, signature_header, verify, VerifyError};
-pub use upgate_contract::wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
+pub use upgate_contract::wire::{
+    AppAnswer, AppReply, FirstInfo, RequestInfo, SecondInfo, SuccessTrue,
+};
 
 pub use worker::Answerer;
 use worker::Envelope;

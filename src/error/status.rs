@@ -33,6 +33,7 @@ impl Fault for RouteError {
             RouteError::ExpectationFailed => 417,
             RouteError::HeaderTimeout => 408,
             RouteError::TooManyConnections => 503,
+            RouteError::OriginNotAllowed => 403,
         }
     }
     fn code(&self) -> &'static str {
@@ -42,6 +43,7 @@ impl Fault for RouteError {
             RouteError::ExpectationFailed => "expectation_failed",
             RouteError::HeaderTimeout => "header_timeout",
             RouteError::TooManyConnections => "too_many_connections",
+            RouteError::OriginNotAllowed => "origin_not_allowed",
         }
     }
     fn blame(&self) -> Blame {
@@ -202,6 +204,7 @@ impl Fault for FlowError {
             FlowError::Veto(v) => v.status(),
             FlowError::Body(b) => b.status(),
             FlowError::TooLarge(_) => 413,
+            FlowError::BadForm(_) => 400,
             FlowError::DiskFull(_) => 507,
             FlowError::Storage(_) => 500,
             FlowError::Unrecorded(_) => 503,
@@ -216,6 +219,7 @@ impl Fault for FlowError {
             FlowError::Veto(v) => v.code(),
             FlowError::Body(b) => b.code(),
             FlowError::TooLarge(_) => "too_large",
+            FlowError::BadForm(_) => "bad_multipart",
             FlowError::DiskFull(_) => "insufficient_storage",
             FlowError::Storage(_) => "storage_failed",
             FlowError::Unrecorded(_) => "outbox_unavailable",
@@ -226,7 +230,7 @@ impl Fault for FlowError {
     fn blame(&self) -> Blame {
         match self {
             FlowError::Refused(r) => r.blame(),
-            FlowError::Exists | FlowError::TooLarge(_) => Blame::Client,
+            FlowError::Exists | FlowError::TooLarge(_) | FlowError::BadForm(_) => Blame::Client,
             FlowError::Busy(p) => p.blame(),
             FlowError::Veto(v) => v.blame(),
             FlowError::Body(b) => b.blame(),
@@ -247,6 +251,7 @@ impl Fault for FlowError {
             FlowError::TooLarge(limit) => {
                 format!("the body is larger than the limit of {limit} bytes")
             }
+            FlowError::BadForm(why) => format!("the multipart/form-data body is invalid: {why}"),
             FlowError::DiskFull(_) => "no space left to store the body".into(),
             FlowError::Storage(_) => "the file could not be stored".into(),
             FlowError::Unrecorded(_) => "the upload could not be recorded for its notification; \

@@ -121,10 +121,10 @@ labels! {
 
 impl CallbackOutcome {
     /// The label of a pre-callback decision.
-    pub fn of_pre(decision: &Result<(), crate::callback::Veto>) -> CallbackOutcome {
+    pub fn of_pre<T>(decision: &Result<T, crate::callback::Veto>) -> CallbackOutcome {
         use crate::callback::Veto;
         match decision {
-            Ok(()) => CallbackOutcome::Ok,
+            Ok(_) => CallbackOutcome::Ok,
             Err(Veto::Denied { .. }) => CallbackOutcome::Vetoed,
             Err(Veto::Timeout) => CallbackOutcome::Timeout,
             Err(Veto::NotAllowed { .. } | Veto::BadGateway { .. }) => CallbackOutcome::Error,

@@ -159,6 +159,11 @@ async fn register(
     let body = read_body(ex).await?;
     let reg =
         request::parse(kind, &body, head_appid.as_deref()).map_err(RegisterError::BadRequest)?;
+    let current = match current {
+        Some(c) => Some(c),
+        None => registry.get(&reg.appid)?,
+    };
+    names_callbacks(current.as_ref(), &reg)?;
     let result = match &principal {
         Principal::Operator => {
             registry
@@ -171,6 +176,25 @@ async fn register(
         }
     };
     Ok(registered(&principal, &result?))
+}
+
+/// A registration must leave the app with some callback: a pre- or post-callback URL, or hosts
+/// for the callbacks its clients carry (400 `missing_callbacks`).
+fn names_callbacks(
+    current: Option<&AppRecord>,
+    reg: &crate::registry::Registration,
+) -> Result<(), RegisterError> {
+    let after = match current {
+        Some(c) => c.updated(reg, 0, String::new),
+        None => AppRecord::create(reg, 0, String::new()),
+    };
+    if after.has_callbacks() {
+        Ok(())
+    } else {
+        Err(RegisterError::BadRequest(
+            request::RequestError::MissingCallbacks,
+        ))
+    }
 }
 
 /// The appid the request names before its body: the path's, or an `appid` header (which lets an
@@ -271,6 +295,10 @@ struct AppView<'a> {
     callback_url_post: Option<&'a str>,
     callback_hosts: &'a [String],
     max_body_bytes: Option<u64>,
+    forward_headers: &'a [String],
+    cors_origins: &'a [String],
+    expect: Option<crate::config::ExpectPolicy>,
+    inline_types: &'a [String],
     created_at: u64,
     updated_at: u64,
 }
@@ -283,6 +311,10 @@ impl<'a> AppView<'a> {
             callback_url_post: r.callback_url_post.as_deref(),
             callback_hosts: &r.callback_hosts,
             max_body_bytes: r.max_body_bytes,
+            forward_headers: r.forwarded_headers(),
+            cors_origins: &r.cors_origins,
+            expect: r.expect,
+            inline_types: &r.inline_types,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

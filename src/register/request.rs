@@ -9,12 +9,17 @@ use serde_json::Value;
 use url::{Host, Url};
 
 use super::form::{self, FormError};
+use crate::config::ExpectPolicy;
 use crate::registry::{valid_appid, Change, Registration};
 
 /// Longest callback URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 /// Most entries in `callback_hosts`.
 pub const MAX_HOSTS: usize = 64;
+/// Most entries in `forward_headers`, `cors_origins` and `inline_types`.
+pub const MAX_LIST: usize = 32;
+/// appids the node's own routes use (`/upload/…`, `/healthz`, …): never an app's.
+pub const RESERVED_APPIDS: [&str; 4] = ["upload", "healthz", "readyz", "metrics"];
 
 /// The body's encoding, from `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,8 @@ pub enum RequestError {
     BadCallbackUrl { field: &'static str, reason: String },
     /// Any other field is wrong, unknown or repeated (`bad_field`).
     BadField { field: String, reason: String },
+    /// The app would name no callback at all (`missing_callbacks`).
+    MissingCallbacks,
 }
 
 impl RequestError {
@@ -61,6 +68,7 @@ impl RequestError {
             RequestError::BadAppid(_) => "bad_appid",
             RequestError::BadCallbackUrl { .. } => "bad_callback_url",
             RequestError::BadField { .. } => "bad_field",
+            RequestError::MissingCallbacks => "missing_callbacks",
         }
     }
 
@@ -71,6 +79,9 @@ impl RequestError {
             RequestError::BadAppid(why) => why.clone(),
             RequestError::BadCallbackUrl { field, reason } => format!("{field}: {reason}"),
             RequestError::BadField { field, reason } => format!("{field}: {reason}"),
+            RequestError::MissingCallbacks => "register callback_url_pre, callback_url_post or \
+                 callback_hosts (for callbacks the app's clients carry)"
+                .into(),
         }
     }
 }
@@ -124,6 +135,10 @@ pub fn parse(
             "callback_hosts" => reg.callback_hosts = callback_hosts(raw)?,
             "max_body_bytes" => reg.max_body_bytes = max_body_bytes(raw)?,
             "rotate_secret" => reg.rotate_secret = flag("rotate_secret", raw)?,
+            "forward_headers" => reg.forward_headers = list(&name, raw, forward_header)?,
+            "cors_origins" => reg.cors_origins = list(&name, raw, cors_origin)?,
+            "inline_types" => reg.inline_types = list(&name, raw, media_type)?,
+            "expect" => reg.expect = expect(raw)?,
             _ => return Err(bad_field(&name, "unknown field")),
         }
         seen.push(name);
@@ -142,6 +157,12 @@ pub fn parse(
         return Err(RequestError::BadAppid(
             "appid must be 1-64 of [A-Za-z0-9_-]".into(),
         ));
+    }
+    if RESERVED_APPIDS.contains(&reg.appid.as_str()) {
+        return Err(RequestError::BadAppid(format!(
+            "the appid {:?} is reserved for the node's own routes",
+            reg.appid
+        )));
     }
     Ok(reg)
 }
@@ -277,6 +298,118 @@ fn max_body_bytes(raw: Raw) -> Result<Change<u64>, RequestError> {
         Some(0) => Err(bad_field(F, "must be at least 1")),
         Some(n) => Ok(Change::Set(n)),
         None => Err(bad_field(F, "must be a whole number of bytes")),
+    }
+}
+
+/// A list field: comma-separated text or a JSON list of strings, each item checked and
+/// normalised by `item`, duplicates dropped; empty (or `null`) clears the stored list.
+fn list(
+    field: &str,
+    raw: Raw,
+    item: fn(&str) -> Result<String, String>,
+) -> Result<Change<Vec<String>>, RequestError> {
+    let items: Vec<String> = match raw {
+        Raw::Null => return Ok(Change::Clear),
+        Raw::Text(s) => s.split(',').map(str::to_string).collect(),
+        Raw::List(values) => values
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(bad_field(field, "must be a list of strings")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(bad_field(
+                field,
+                "must be a comma-separated string or a list of strings",
+            ))
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for raw_item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let v = item(raw_item).map_err(|why| bad_field(field, format!("{raw_item:?}: {why}")))?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+        if out.len() > MAX_LIST {
+            return Err(bad_field(field, format!("more than {MAX_LIST} entries")));
+        }
+    }
+    Ok(if out.is_empty() {
+        Change::Clear
+    } else {
+        Change::Set(out)
+    })
+}
+
+/// A header name (RFC 9110 token), lower-cased, optionally ending in `*` (a prefix).
+fn forward_header(item: &str) -> Result<String, String> {
+    let name = item.strip_suffix('*').unwrap_or(item);
+    if name.is_empty() {
+        return Err("name a header or a prefix before `*`".into());
+    }
+    if name.len() > 64 || !name.bytes().all(is_tchar) {
+        return Err("not a header name".into());
+    }
+    Ok(item.to_ascii_lowercase())
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `*`, or an origin: `http(s)://host[:port]`, nothing after it, normalised (lower case, no
+/// default port) as browsers send it in `Origin`.
+fn cors_origin(item: &str) -> Result<String, String> {
+    if item == "*" {
+        return Ok(item.into());
+    }
+    let url = Url::parse(item).map_err(|e| format!("not an origin ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("an origin is http:// or https://".into());
+    }
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err("an origin has no path, query or user (https://app.example.com)".into());
+    }
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" {
+        return Err("not an origin".into());
+    }
+    Ok(origin)
+}
+
+/// `type/subtype`, lower case, no parameters.
+fn media_type(item: &str) -> Result<String, String> {
+    let t = item.to_ascii_lowercase();
+    match t.split_once('/') {
+        Some((a, b))
+            if !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(is_tchar)
+                && b.bytes().all(is_tchar)
+                && t.len() <= 127 =>
+        {
+            Ok(t)
+        }
+        _ => Err("expected a media type such as text/html".into()),
+    }
+}
+
+fn expect(raw: Raw) -> Result<Change<ExpectPolicy>, RequestError> {
+    match raw {
+        Raw::Null => Ok(Change::Clear),
+        Raw::Text(s) => match s.trim() {
+            "" => Ok(Change::Clear),
+            "require" => Ok(Change::Set(ExpectPolicy::Require)),
+            "optional" => Ok(Change::Set(ExpectPolicy::Optional)),
+            _ => Err(bad_field("expect", "must be require or optional")),
+        },
+        _ => Err(bad_field("expect", "must be require or optional")),
     }
 }
 

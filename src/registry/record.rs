@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ExpectPolicy;
+
 /// How long a rotated-out secret still signs callbacks (seconds), so an application can roll its
 /// verifier without missing a callback.
 pub const ROTATION_GRACE_SECS: u64 = 24 * 60 * 60;
@@ -19,6 +21,20 @@ pub struct AppRecord {
     pub callback_hosts: Vec<String>,
     /// The app's own upload limit (the node's `max_body_bytes` still applies).
     pub max_body_bytes: Option<u64>,
+    /// Request header names (lower case; a trailing `*` is a prefix) copied into the
+    /// pre-callback's `request.headers`; `None` is the default, `authorization`.
+    #[serde(default)]
+    pub forward_headers: Option<Vec<String>>,
+    /// Browser origins (`https://app.example.com`) allowed to upload and download; `*` allows
+    /// downloads from any origin (never uploads).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// This app's expect policy for raw uploads; `None` follows the node's `expect`.
+    #[serde(default)]
+    pub expect: Option<ExpectPolicy>,
+    /// Script-capable content types this app's downloads may serve inline.
+    #[serde(default)]
+    pub inline_types: Vec<String>,
     /// Standard Webhooks secret, `whsec_<base64 key>`.
     pub secret: String,
     /// The secret before the last rotation, still used to sign until `previous_secret_expires`.
@@ -40,6 +56,10 @@ impl fmt::Debug for AppRecord {
             .field("callback_url_post", &self.callback_url_post)
             .field("callback_hosts", &self.callback_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("forward_headers", &self.forward_headers)
+            .field("cors_origins", &self.cors_origins)
+            .field("expect", &self.expect)
+            .field("inline_types", &self.inline_types)
             .field("secret", &"<redacted>")
             .field(
                 "previous_secret",
@@ -82,6 +102,10 @@ pub struct Registration {
     pub callback_url_post: Change<String>,
     pub callback_hosts: Change<Vec<String>>,
     pub max_body_bytes: Change<u64>,
+    pub forward_headers: Change<Vec<String>>,
+    pub cors_origins: Change<Vec<String>>,
+    pub expect: Change<ExpectPolicy>,
+    pub inline_types: Change<Vec<String>>,
     /// Issue a new secret; the old one keeps signing for [`ROTATION_GRACE_SECS`].
     pub rotate_secret: bool,
 }
@@ -105,6 +129,10 @@ impl AppRecord {
             callback_url_post: reg.callback_url_post.apply_opt(None),
             callback_hosts: reg.callback_hosts.apply_opt(None).unwrap_or_default(),
             max_body_bytes: reg.max_body_bytes.apply_opt(None),
+            forward_headers: reg.forward_headers.apply_opt(None),
+            cors_origins: reg.cors_origins.apply_opt(None).unwrap_or_default(),
+            expect: reg.expect.apply_opt(None),
+            inline_types: reg.inline_types.apply_opt(None).unwrap_or_default(),
             secret,
             previous_secret: None,
             previous_secret_expires: None,
@@ -130,6 +158,16 @@ impl AppRecord {
             Change::Set(hosts) => hosts.clone(),
         };
         next.max_body_bytes = reg.max_body_bytes.apply_opt(next.max_body_bytes);
+        next.forward_headers = reg.forward_headers.apply_opt(next.forward_headers);
+        next.cors_origins = reg
+            .cors_origins
+            .apply_opt(Some(next.cors_origins))
+            .unwrap_or_default();
+        next.expect = reg.expect.apply_opt(next.expect);
+        next.inline_types = reg
+            .inline_types
+            .apply_opt(Some(next.inline_types))
+            .unwrap_or_default();
         if reg.rotate_secret {
             let old = std::mem::replace(&mut next.secret, fresh_secret());
             next.previous_secret = Some(old);
@@ -140,6 +178,21 @@ impl AppRecord {
         }
         next.updated_at = now;
         next
+    }
+
+    /// Whether the app names any callback: a URL of its own, or hosts its clients may name.
+    pub fn has_callbacks(&self) -> bool {
+        self.callback_url_pre.is_some()
+            || self.callback_url_post.is_some()
+            || !self.callback_hosts.is_empty()
+    }
+
+    /// The header names forwarded to the pre-callback (the default when none were registered).
+    pub fn forwarded_headers(&self) -> &[String] {
+        static DEFAULT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        self.forward_headers
+            .as_deref()
+            .unwrap_or_else(|| DEFAULT.get_or_init(|| vec!["authorization".to_owned()]))
     }
 
     fn previous_valid(&self, now: u64) -> bool {

@@ -4,7 +4,10 @@
 //! buffers and written from them; otherwise it goes through the connection's buffer.
 
 use std::io;
+use std::ops::Range;
 use std::os::fd::RawFd;
+
+use bytes::Bytes;
 
 use tokio::time::timeout;
 use tokio_uring::buf::fixed::FixedBufPool;
@@ -45,6 +48,65 @@ pub enum ReceiveError {
     File(io::Error),
     /// A chunked body grew past the limit.
     TooLarge(u64),
+    /// The [`Demux`] found the body malformed (a form's framing): its reason.
+    Demux(String),
+}
+
+/// What a [`Demux`] found in the body bytes it was shown.
+#[derive(Debug)]
+pub enum Demuxed {
+    /// File bytes: this range of the input (written from the buffer the input lies in).
+    File(Range<usize>),
+    /// File bytes the demux had held back (a few, copied): written as they are.
+    Held(Bytes),
+    /// Bytes that are not the file's (framing, other fields): nothing to write.
+    Nothing,
+}
+
+/// Separates the file's bytes from the rest of a body that carries more than the file (a
+/// `multipart/form-data` form): the driver shows it every body byte in order, in whatever
+/// buffer the bytes arrived (the connection's or a registered one), and writes the ranges it
+/// names to the sink. A body with a demux is never spliced: its framing has to be seen.
+pub trait Demux {
+    /// Reads from the start of `input`; returns how many bytes it used and what they were.
+    /// Called again with the rest until all of `input` is used.
+    fn demux(&mut self, input: &[u8]) -> Result<(usize, Demuxed), String>;
+    /// The body ended: `Err` when its framing did not end properly.
+    fn finish(&mut self) -> Result<(), String>;
+}
+
+/// A demux, and the body bytes read before the receive began (while the demux found the file's
+/// start), which it sees first.
+pub struct Demuxing<'a> {
+    pub demux: &'a mut dyn Demux,
+    pub leftover: Bytes,
+}
+
+/// Runs `demux` over all of `input`, collecting what it found (ranges relative to `input`).
+fn demux_all(demux: &mut dyn Demux, input: &[u8]) -> Result<Vec<Demuxed>, ReceiveError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut idle = 0;
+    while at < input.len() {
+        let (used, found) = demux.demux(&input[at..]).map_err(ReceiveError::Demux)?;
+        match found {
+            Demuxed::File(r) => out.push(Demuxed::File(at + r.start..at + r.end)),
+            Demuxed::Held(b) => out.push(Demuxed::Held(b)),
+            Demuxed::Nothing if used == 0 => {
+                // A state change without input (a part's end): bounded, or a bug.
+                idle += 1;
+                if idle > 64 {
+                    return Err(ReceiveError::Demux("the form's parser stalled".into()));
+                }
+            }
+            Demuxed::Nothing => {}
+        }
+        if used > 0 {
+            idle = 0;
+        }
+        at += used;
+    }
+    Ok(out)
 }
 
 impl From<BodyError> for ReceiveError {
@@ -144,17 +206,29 @@ impl Exchange<'_> {
     /// takes path 1. `seen` is shown every body byte of paths 1 and 3, in order (the digest).
     ///
     /// [`Transport::raw_fd`]: super::Transport::raw_fd
+    ///
+    /// With a [`Demuxing`], every body byte is shown to its demux first and only the ranges it
+    /// names are written (paths 1 and 3; never spliced).
     pub async fn receive_into(
         &mut self,
         sink: &mut Upload,
         plan: BodyPlan,
         seen: &mut dyn FnMut(&[u8]),
+        mut demux: Option<Demuxing<'_>>,
     ) -> Result<(), ReceiveError> {
+        if let Some(d) = demux.as_mut() {
+            let leftover = std::mem::take(&mut d.leftover);
+            write_demuxed(&mut *d.demux, leftover, sink, plan.limit, seen).await?;
+        }
         loop {
             match self.c.conn.next_event().map_err(BodyError::Protocol)? {
                 Event::Data(bytes) => {
                     let len = bytes.len();
                     self.c.bytes_in += len as u64;
+                    if let Some(d) = demux.as_mut() {
+                        write_demuxed(&mut *d.demux, bytes, sink, plan.limit, seen).await?;
+                        continue;
+                    }
                     if sink.written() + len as u64 > plan.limit {
                         return Err(ReceiveError::TooLarge(plan.limit));
                     }
@@ -165,13 +239,18 @@ impl Exchange<'_> {
                     metrics::body_bytes(BodyPath::Buffered, len);
                     continue;
                 }
-                Event::EndOfMessage => return Ok(()),
+                Event::EndOfMessage => {
+                    if let Some(d) = demux.as_mut() {
+                        d.demux.finish().map_err(ReceiveError::Demux)?;
+                    }
+                    return Ok(());
+                }
                 Event::NeedData => {}
                 other => return Err(wrong_state(other).into()),
             }
             let fds = self.c.transport.raw_fd().zip(sink.splice_target());
-            if let (true, Some((socket, file)), Some(rest)) =
-                (plan.splice, fds, self.splice_ready())
+            if let (true, None, Some((socket, file)), Some(rest)) =
+                (plan.splice, demux.as_ref(), fds, self.splice_ready())
             {
                 let n = self.splice_into(socket, file, sink.written(), rest).await?;
                 sink.advance(n);
@@ -180,9 +259,10 @@ impl Exchange<'_> {
             }
             match fds.and_then(|fds| Some((fds, fixed::pool()?))) {
                 Some(((socket, file), pool)) => {
+                    let demux = demux.map(|d| d.demux);
                     return self
-                        .fixed_into(&pool, socket, file, sink, plan.limit, seen)
-                        .await
+                        .fixed_into(&pool, socket, file, sink, plan.limit, seen, demux)
+                        .await;
                 }
                 None => match self.c.read_body_more().await {
                     Ok(_) => {}
@@ -204,6 +284,7 @@ impl Exchange<'_> {
         sink: &mut Upload,
         limit: u64,
         seen: &mut dyn FnMut(&[u8]),
+        mut demux: Option<&mut dyn Demux>,
     ) -> Result<(), ReceiveError> {
         let idle = self.c.ctx.config.body_idle_timeout();
         // What the decoder could not use yet from the connection's buffer: part of a
@@ -271,6 +352,31 @@ impl Exchange<'_> {
                     .decode_external(buf.pending())
                     .map_err(external_error)?;
                 match piece {
+                    Piece::Data(r) if demux.is_some() => {
+                        let d = demux.as_mut().expect("checked");
+                        let range = at + r.start..at + r.end;
+                        for found in demux_all(&mut **d, buf.bytes(range.clone()))? {
+                            let part = match found {
+                                Demuxed::File(f) => range.start + f.start..range.start + f.end,
+                                Demuxed::Held(b) => {
+                                    append_checked(sink, b, limit, seen).await?;
+                                    continue;
+                                }
+                                Demuxed::Nothing => continue,
+                            };
+                            let len = part.len();
+                            if sink.written() + len as u64 > limit {
+                                return Err(ReceiveError::TooLarge(limit));
+                            }
+                            seen(buf.bytes(part.clone()));
+                            let (res, b) = buf.write_to(file, part, sink.written()).await;
+                            buf = b;
+                            res.map_err(ReceiveError::File)?;
+                            sink.advance(len as u64);
+                            metrics::body_bytes(BodyPath::Fixed, len);
+                        }
+                        buf.consume(used);
+                    }
                     Piece::Data(r) => {
                         let len = r.len();
                         if sink.written() + len as u64 > limit {
@@ -291,6 +397,9 @@ impl Exchange<'_> {
                     }
                     Piece::End => {
                         buf.consume(used);
+                        if let Some(d) = demux.as_mut() {
+                            d.finish().map_err(ReceiveError::Demux)?;
+                        }
                         // Bytes after the body (a pipelined request) go back to the connection.
                         self.c.conn.receive(buf.pending());
                         return Ok(());
@@ -301,4 +410,46 @@ impl Exchange<'_> {
             held = Some(buf);
         }
     }
+}
+
+/// Shows `bytes` (body bytes in the connection's buffer) to `demux` and appends the file's
+/// parts of them to `sink`.
+async fn write_demuxed(
+    demux: &mut dyn Demux,
+    bytes: Bytes,
+    sink: &mut Upload,
+    limit: u64,
+    seen: &mut dyn FnMut(&[u8]),
+) -> Result<(), ReceiveError> {
+    for found in demux_all(demux, &bytes)? {
+        let part = match found {
+            Demuxed::File(r) => bytes.slice(r),
+            Demuxed::Held(b) => b,
+            Demuxed::Nothing => continue,
+        };
+        append_checked(sink, part, limit, seen).await?;
+    }
+    Ok(())
+}
+
+/// Appends file bytes from a plain buffer, within the limit.
+async fn append_checked(
+    sink: &mut Upload,
+    part: Bytes,
+    limit: u64,
+    seen: &mut dyn FnMut(&[u8]),
+) -> Result<(), ReceiveError> {
+    let len = part.len();
+    if len == 0 {
+        return Ok(());
+    }
+    if sink.written() + len as u64 > limit {
+        return Err(ReceiveError::TooLarge(limit));
+    }
+    seen(&part);
+    sink.append_at(sink.written(), part)
+        .await
+        .map_err(ReceiveError::File)?;
+    metrics::body_bytes(BodyPath::Buffered, len);
+    Ok(())
 }

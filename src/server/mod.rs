@@ -44,7 +44,7 @@ use crate::error::RouteError;
 pub use access::{AccessLog, Step, Timings};
 pub use exchange::{BodyError, Exchange};
 pub use handler::Handler;
-pub use ingest::{BodyPlan, ReceiveError, SpliceError};
+pub use ingest::{BodyPlan, Demux, Demuxed, Demuxing, ReceiveError, SpliceError};
 pub use transport::Transport;
 
 /// Shared by the connections of one io_uring thread.

@@ -141,6 +141,16 @@ fn decode_segment(raw: &[u8]) -> Result<String, PathError> {
     String::from_utf8(out).map_err(|_| PathError::NotUtf8)
 }
 
+/// The target for a path given as text (a form's `key`, a shaping answer's `path`): checked by
+/// the same rules as a request path.
+pub fn of_text(appid: &str, rel: &str) -> Result<Target, PathError> {
+    if rel.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
+    let rel = rel.strip_prefix('/').unwrap_or(rel);
+    parse(format!("/{appid}/{}", encode_rel(rel)).as_bytes())
+}
+
 /// Percent-encodes a decoded relative path for a URL, segment by segment.
 pub fn encode_rel(rel: &str) -> String {
     let mut out = String::with_capacity(rel.len() + 8);

@@ -8,6 +8,7 @@ use crate::registry::{valid_appid, AppRecord};
 use crate::storage::path::PathError;
 use crate::storage::{mime, path};
 
+use super::context::{self, Protocol};
 use super::digest::{hex, BadDigest, Mismatch};
 use super::model::{CallbackTarget, UploadRequest};
 
@@ -39,7 +40,10 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::ExpectationFailed => f.write_str("only Expect: 100-continue is supported"),
-            Refusal::ExpectRequired => f.write_str("uploads must send Expect: 100-continue"),
+            Refusal::ExpectRequired => f.write_str(
+                "uploads must send Expect: 100-continue; browsers never do: upload to \
+                 /upload/form/{appid}, or register the app with expect=optional",
+            ),
             Refusal::BadAppid(why) | Refusal::UnknownAppid(why) => f.write_str(why),
             Refusal::BadPath(e) => write!(f, "{e}"),
             Refusal::CallbackNotAllowed(e) => write!(f, "{e}"),
@@ -81,11 +85,15 @@ pub fn check(
     app: Option<&AppRecord>,
     upload_id: String,
     client_ip: String,
+    protocol: Protocol,
+    signed: bool,
 ) -> Result<UploadRequest, Refusal> {
-    // Expect policy: the patent's client always asks before sending the body.
+    // Expect policy: the patent's client always asks before sending the body; an app may
+    // register `expect = optional` for clients that never do.
+    let expect = app.and_then(|a| a.expect).unwrap_or(config.expect);
     match head.info().expect {
         Expectation::Unsupported => return Err(Refusal::ExpectationFailed),
-        Expectation::None if config.expect == ExpectPolicy::Require => {
+        Expectation::None if expect == ExpectPolicy::Require && protocol == Protocol::Raw => {
             return Err(Refusal::ExpectRequired)
         }
         _ => {}
@@ -149,11 +157,11 @@ pub fn check(
             return Err(Refusal::CallbackNotAllowed(e.clone()));
         }
     }
-    let Some(pre) = pre else {
+    if pre.is_none() && !signed {
         return Err(Refusal::UnknownAppid(
             "no pre-upload callback is registered for this appid",
         ));
-    };
+    }
     let post = match carried_post {
         Ok(Some(t)) => Some(t),
         _ => app.and_then(|a| registered(a.callback_url_post.as_ref())),
@@ -187,5 +195,11 @@ pub fn check(
         client_ip,
         pre,
         post,
+        request: context::request_info(
+            head,
+            app.map_or(&[][..], |a| a.forwarded_headers()),
+            protocol,
+        ),
+        metadata: None,
     })
 }

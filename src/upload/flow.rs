@@ -44,10 +44,11 @@ async fn run(
     t: &mut Timings,
 ) -> Result<(UploadRequest, Stored, Notified), FlowError> {
     // 202/304: the receive conditions, on the head alone.
-    let phases::Admitted { req, claims } = phases::receive_conditions(ex, app).await?;
+    let phases::Admitted { mut req, claims } = phases::receive_conditions(ex, app).await?;
 
-    // 203/305: the first file info to the pre-upload callback; the app may veto.
-    t.timed(Step::PreCallback, phases::pre_callback(app, &req))
+    // 203/305: the first file info to the pre-upload callback; the app may veto, or accept
+    // and shape the upload (its limit, path, type, metadata).
+    t.timed(Step::PreCallback, phases::pre_callback(app, &mut req))
         .await?;
 
     // 204/306: only now may the client send its body, once its sink exists with the declared

@@ -2,11 +2,13 @@
 //! post-callback, completion. [`flow`] reads top to bottom like the patent's steps.
 
 pub mod condition;
+pub mod context;
 pub mod digest;
 pub mod flow;
 pub mod model;
 mod phases;
 pub mod reply;
+pub mod shape;
 
 pub use condition::Refusal;
 pub use flow::handle_upload;

@@ -1,6 +1,6 @@
 //! The values the upload flow passes from step to step.
 
-use crate::callback::Guard;
+use crate::callback::{Guard, RequestInfo};
 use crate::storage::Target;
 
 /// A callback URL with how it may be reached.
@@ -22,10 +22,17 @@ pub struct UploadRequest {
     pub content_type: String,
     pub upload_id: String,
     pub client_ip: String,
-    pub pre: CallbackTarget,
+    /// `None` only for an app that registered no pre-callback, uploading with a valid signed
+    /// token (contract "Signed upload token").
+    pub pre: Option<CallbackTarget>,
     pub post: Option<CallbackTarget>,
     /// Signing secrets of a registered app (current and, during rotation, previous).
     pub secrets: Vec<String>,
+    /// Who is uploading: the request object of the first file info.
+    pub request: RequestInfo,
+    /// The app's `metadata` (its pre-callback answer's, or a form's text fields), echoed in the
+    /// post-callback and the 201.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl UploadRequest {
@@ -37,6 +44,22 @@ impl UploadRequest {
     /// The `webhook-id` of this upload's post-callback: the same on every retry.
     pub fn post_event_id(&self) -> String {
         format!("evt_{}", self.upload_id)
+    }
+}
+
+impl UploadRequest {
+    /// The first file info: what the pre-upload callback is asked about.
+    pub fn first_info(&self) -> crate::callback::FirstInfo {
+        crate::callback::FirstInfo {
+            appid: self.target.appid.clone(),
+            filename: self.target.filename().to_owned(),
+            path: self.target.rel.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            upload_id: self.upload_id.clone(),
+            client_ip: self.client_ip.clone(),
+            request: Some(self.request.clone()),
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub enum FlowError {
     Body(BodyError),
     /// A chunked body grew past the limit (413).
     TooLarge(u64),
+    /// A form that is no valid `multipart/form-data` upload (400 `bad_multipart`).
+    BadForm(String),
     /// No space left for the body (507).
     DiskFull(io::Error),
     /// The file could not be written or placed (500).
@@ -56,6 +58,7 @@ impl fmt::Display for FlowError {
             FlowError::Veto(_) => f.write_str("pre-upload callback"),
             FlowError::Body(_) => f.write_str("request body"),
             FlowError::TooLarge(limit) => write!(f, "body over the limit of {limit} bytes"),
+            FlowError::BadForm(why) => write!(f, "bad multipart form: {why}"),
             FlowError::DiskFull(_) => f.write_str("no space left for the body"),
             FlowError::Storage(_) => f.write_str("storage failure"),
             FlowError::Unrecorded(_) => f.write_str("outbox write failed; upload dropped"),
@@ -86,6 +89,9 @@ pub fn created(req: &UploadRequest, stored: &Stored, notified: Notified) -> Resp
     });
     if let Some(sha256) = &stored.sha256 {
         body["sha256"] = json!(sha256);
+    }
+    if let Some(metadata) = &req.metadata {
+        body["metadata"] = metadata.clone();
     }
     Response::json(201, body.to_string()).header("Location", stored.url.clone())
 }

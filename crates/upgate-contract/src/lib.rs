@@ -21,4 +21,4 @@ pub mod token;
 pub mod wire;
 
 pub use token::{sign_upload, verify_upload, TokenError, UploadPolicy};
-pub use wire::{AppAnswer, AppReply, FirstInfo, SecondInfo, SuccessTrue};
+pub use wire::{AppAnswer, AppReply, FirstInfo, RequestInfo, SecondInfo, SuccessTrue};

@@ -1,5 +1,7 @@
 //! The JSON that crosses the wire to and from the application, exactly as in the contract.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -14,6 +16,28 @@ pub struct FirstInfo {
     pub content_type: String,
     pub upload_id: String,
     pub client_ip: String,
+    /// Who is uploading: the request as the node received it (absent from nodes before wave 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
+}
+
+/// The request behind an upload, in the first file info, so the app can decide whether *this
+/// user* may upload *this file*.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestInfo {
+    pub method: String,
+    /// The request's path, without its query.
+    pub path: String,
+    /// The raw query string, without the `?` (null when there is none).
+    pub query: Option<String>,
+    /// The headers the app's `forward_headers` names: lower-case names, repeated headers joined
+    /// with `, `.
+    pub headers: BTreeMap<String, String>,
+    /// `raw`, `form`, `tus` or `resumable`.
+    pub protocol: String,
+    /// A form upload's text fields (`protocol: "form"`), in the form's order of names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
 }
 
 /// The second file info, POSTed to the post-upload callback (patent step 205/307).
@@ -31,6 +55,9 @@ pub struct SecondInfo {
     /// Hex SHA-256 of the body, present when `checksum = "sha256"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The `metadata` the app's pre-callback answer gave (or a form's text fields), echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 /// The constant `"success":"true"` of [`SecondInfo`] (reads `"true"` or `true`).

@@ -17,6 +17,7 @@
 //! | `encode.rs` | responses, `100 Continue`, chunks |
 //! | `error.rs` | [`ProtocolError`] (each with one status and one code) and [`WrongState`] |
 //! | `limits.rs` | the configured limits and their ceilings |
+//! | `multipart.rs` | [`MultipartParser`]: `multipart/form-data` bodies, streaming, part data as ranges of the caller's buffer |
 //! | `check/` | fuzz and property-test oracles (feature `check`, never in production builds) |
 //!
 //! ## The call protocol
@@ -44,6 +45,7 @@ mod error;
 mod framing;
 mod head;
 mod limits;
+mod multipart;
 mod state;
 
 pub use conn::{Event, ExternalError, H1Conn, Outgoing};
@@ -55,4 +57,9 @@ pub use head::{
     find_end, is_tchar, parse as parse_head, parse_prefix, HeadEnd, Method, Parsed, RequestHead,
 };
 pub use limits::{Limits, MAX_HEADERS_CEILING, MAX_HEAD_BYTES_CEILING};
+pub use multipart::{
+    boundary_of, is_boundary, MultipartError, MultipartEvent, MultipartParser, PartHead,
+    MAX_BOUNDARY_BYTES, MAX_PARTS, MAX_PART_HEADER_BYTES, MAX_PREAMBLE_BYTES,
+    MAX_TRANSPORT_PADDING,
+};
 pub use state::CloseMode;

@@ -66,7 +66,9 @@ fn table() -> Vec<(Outcome, Option<(u16, &'static str)>)> {
 #[test]
 fn pre_decision_table() {
     for (outcome, want) in table() {
-        let got = pre_decision(&outcome).map_err(|v| (v.status(), v.code()));
+        let got = pre_decision(&outcome)
+            .map(|_| ())
+            .map_err(|v| (v.status(), v.code()));
         match want {
             None => assert_eq!(got, Ok(()), "{outcome:?}"),
             Some(w) => assert_eq!(got, Err(w), "{outcome:?}"),

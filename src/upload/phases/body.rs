@@ -39,7 +39,7 @@ pub(crate) async fn receive_body(
             d.update(bytes);
         }
     };
-    let checked = match ex.receive_into(&mut sink, plan, &mut seen).await {
+    let checked = match ex.receive_into(&mut sink, plan, &mut seen, None).await {
         Ok(()) => digest
             .map(BodyDigest::finish)
             .transpose()
@@ -47,6 +47,7 @@ pub(crate) async fn receive_body(
         Err(ReceiveError::Body(e)) => Err(FlowError::Body(e)),
         Err(ReceiveError::File(e)) => Err(storage_error(e)),
         Err(ReceiveError::TooLarge(limit)) => Err(FlowError::TooLarge(limit)),
+        Err(ReceiveError::Demux(why)) => Err(FlowError::BadForm(why)),
     };
     match checked {
         Ok(sha256) => Ok((sink, sha256)),

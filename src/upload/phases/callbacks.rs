@@ -4,31 +4,30 @@
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::callback::{pre_decision, ring, FirstInfo, Job, Outcome};
+use crate::callback::{pre_decision, ring, Job, Outcome};
 use crate::metrics::{self, CallbackKind, CallbackOutcome};
 use crate::notify::deliver::{self, Attempt};
 use crate::registry::OutboxEntry;
 use crate::upload::model::{Notified, UploadRequest};
+use crate::upload::shape::Shape;
 use crate::upload::FlowError;
 
 /// Sends the first file info and waits for the app's decision without blocking the ring: a
-/// veto, a failure or a timeout is the error that answers the client.
-pub(crate) async fn pre_callback(app: &App, req: &UploadRequest) -> Result<(), FlowError> {
-    let info = FirstInfo {
-        appid: req.target.appid.clone(),
-        filename: req.target.filename().to_owned(),
-        path: req.target.rel.clone(),
-        size: req.size,
-        content_type: req.content_type.clone(),
-        upload_id: req.upload_id.clone(),
-        client_ip: req.client_ip.clone(),
+/// veto, a failure or a timeout is the error that answers the client. An accepting answer
+/// may shape the upload ([`Shape`]): its limit, path, content type and metadata are applied to
+/// `req` here. An upload with no pre-callback (an app that registered none and a valid signed
+/// token) is not asked.
+pub(crate) async fn pre_callback(app: &App, req: &mut UploadRequest) -> Result<(), FlowError> {
+    let Some(pre) = req.pre.clone() else {
+        return Ok(());
     };
+    let info = req.first_info();
     let job = Job {
-        url: req.pre.url.to_string(),
+        url: pre.url.to_string(),
         body: serde_json::to_vec(&info).map_err(|e| FlowError::Internal(e.to_string()))?,
         webhook_id: req.pre_event_id(),
         secrets: req.secrets.clone(),
-        guard: req.pre.guard.clone(),
+        guard: pre.guard.clone(),
     };
     let started = Instant::now();
     let decision = pre_decision(&call(app, job, CallbackKind::Pre).await?);
@@ -37,7 +36,14 @@ pub(crate) async fn pre_callback(app: &App, req: &UploadRequest) -> Result<(), F
         CallbackOutcome::of_pre(&decision),
         started.elapsed(),
     );
-    decision.map_err(FlowError::Veto)
+    let answer = decision.map_err(FlowError::Veto)?;
+    let shape = Shape::of_answer(&answer, &req.target.appid).map_err(FlowError::Veto)?;
+    let moved = shape.target.is_some();
+    shape.apply(req)?;
+    if moved {
+        super::not_stored_yet(app, &req.target).await?;
+    }
+    Ok(())
 }
 
 /// Submits a job and awaits its outcome, bounded: a job that waited in a busy queue past the

@@ -101,6 +101,7 @@ async fn record(
         success: SuccessTrue,
         url: stored.url.clone(),
         sha256: stored.sha256.clone(),
+        metadata: req.metadata.clone(),
     };
     let now = crate::clock::unix_ms();
     let entry = OutboxEntry {

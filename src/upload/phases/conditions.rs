@@ -4,7 +4,7 @@ use crate::app::App;
 use crate::config::Checksum;
 use crate::registry::{valid_appid, AppRecord};
 use crate::server::Exchange;
-use crate::storage::{path, ObjectStore};
+use crate::storage::{path, ObjectStore, Target};
 use crate::upload::condition;
 use crate::upload::digest::Claims;
 use crate::upload::model::UploadRequest;
@@ -38,16 +38,24 @@ pub(crate) async fn receive_conditions(
         record.as_ref(),
         new_upload_id(),
         ex.peer().ip().to_string(),
+        crate::upload::context::Protocol::Raw,
+        false,
     )?;
     ex.access().upload_id = Some(req.upload_id.clone());
     let claims = match app.config.checksum {
         Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(Refusal::from)?),
         Checksum::None => None,
     };
-    if !app.config.overwrite && app.store.head(&req.target).await.ok().flatten().is_some() {
+    not_stored_yet(app, &req.target).await?;
+    Ok(Admitted { req, claims })
+}
+
+/// With `overwrite = false`, 409 when something is stored at `target` already.
+pub(crate) async fn not_stored_yet(app: &App, target: &Target) -> Result<(), FlowError> {
+    if !app.config.overwrite && app.store.head(target).await.ok().flatten().is_some() {
         return Err(FlowError::Exists);
     }
-    Ok(Admitted { req, claims })
+    Ok(())
 }
 
 /// The app's registration. An invalid appid has none: [`condition::check`] then answers 400

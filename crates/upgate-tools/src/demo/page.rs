@@ -161,6 +161,7 @@ mod tests {
                 success: SuccessTrue,
                 url: format!("http://node/demo/d/{name}"),
                 sha256: None,
+                metadata: None,
             },
             webhook_id: "evt".into(),
             received_at: 0,

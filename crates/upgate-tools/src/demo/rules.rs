@@ -102,6 +102,7 @@ mod tests {
             content_type: "application/octet-stream".into(),
             upload_id: "u1".into(),
             client_ip: "127.0.0.1".into(),
+            request: None,
         }
     }
 

@@ -100,6 +100,7 @@ mod tests {
             success: SuccessTrue,
             url: "http://node/demo/p/a.jpg".into(),
             sha256: None,
+            metadata: None,
         }
     }
 
