@@ -6,12 +6,18 @@
 //! |---|---|---|---|
 //! | `/healthz`, `/readyz`, `/metrics` | [`crate::health`] | 405 | 405 |
 //! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
-//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`] | 405 |
+//! | `/upload/form/{appid}` | 405 | POST: [`crate::upload::form`] | `OPTIONS`: [`crate::cors`]; else 405 |
+//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`] | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | anything else | 404 | the upload flow (400 `bad_appid` / `bad_path`) | 404 |
+//!
+//! A request with an `Origin` to an app's path passes [`crate::cors`] first: preflights are
+//! answered there, an origin the app does not list may not upload (403 `origin_not_allowed`),
+//! and every answer to an origin it lists carries the CORS fields.
 
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::cors;
 use crate::error::{respond, RouteError};
 use crate::health;
 use crate::http::{Expectation, Method, Response};
@@ -36,8 +42,29 @@ enum Route {
     Ready,
     Metrics,
     Register,
+    Form,
     File,
     NotFound,
+}
+
+impl Route {
+    /// What the route is for CORS, when it belongs to an app.
+    fn cors(&self) -> Option<cors::Kind> {
+        match self {
+            Route::Form => Some(cors::Kind::Form),
+            Route::File => Some(cors::Kind::File),
+            _ => None,
+        }
+    }
+}
+
+/// The appid a route's path belongs to.
+fn appid_of(path: &[u8]) -> &[u8] {
+    let rest = path
+        .strip_prefix(crate::upload::form::PREFIX.as_bytes())
+        .or_else(|| path.strip_prefix(b"/"))
+        .unwrap_or(b"");
+    rest.split(|&b| b == b'/').next().unwrap_or(b"")
 }
 
 fn route(path: &[u8]) -> Route {
@@ -49,6 +76,12 @@ fn route(path: &[u8]) -> Route {
     }
     if path == b"/upload/register" || path.starts_with(b"/upload/register/") {
         return Route::Register;
+    }
+    if let Some(appid) = path.strip_prefix(crate::upload::form::PREFIX.as_bytes()) {
+        return match appid.contains(&b'/') {
+            false => Route::Form,
+            true => Route::NotFound,
+        };
     }
     // `/{appid}/{something}`: a stored file's address.
     let rest = path.strip_prefix(b"/").unwrap_or(b"");
@@ -67,12 +100,64 @@ impl Handler for Router {
             ex.access().route = Metric::Other;
             return respond(ex.access(), &RouteError::ExpectationFailed);
         }
+        let origin = cors::origin(ex.head()).map(str::to_owned);
+        match (r.cors(), origin) {
+            (Some(kind), Some(origin)) => self.cross_origin(ex, r, kind, &origin).await,
+            (Some(kind), None) if method == Method::Options => cors::options(kind),
+            _ => self.dispatch(ex, r).await,
+        }
+    }
+}
+
+impl Router {
+    /// A browser's request to an app's path: preflights answered, uploads from an origin the
+    /// app does not list refused, and the answers to a listed origin made readable to it.
+    async fn cross_origin(
+        &self,
+        ex: &mut Exchange<'_>,
+        r: Route,
+        kind: cors::Kind,
+        origin: &str,
+    ) -> Response {
+        let method = ex.head().method();
+        let asked = match method {
+            Method::Options => ex
+                .head()
+                .value("access-control-request-method")
+                .unwrap_or(b"")
+                .to_vec(),
+            _ => ex.head().method_str().as_bytes().to_vec(),
+        };
+        let upload = !matches!(&asked[..], b"GET" | b"HEAD");
+        let appid = String::from_utf8_lossy(appid_of(ex.head().path_only())).into_owned();
+        let record = crate::registry::valid_appid(&appid)
+            .then(|| self.app.registry.get(&appid).ok().flatten())
+            .flatten();
+        if !cors::allows(record.as_ref(), origin, upload) {
+            if upload || method == Method::Options {
+                return respond(ex.access(), &RouteError::OriginNotAllowed);
+            }
+            // A download for an origin the app does not list: served, unreadable to its script.
+            return self.dispatch(ex, r).await;
+        }
+        if method == Method::Options {
+            return cors::preflight(ex.head(), origin, kind);
+        }
+        let mut resp = self.dispatch(ex, r).await;
+        cors::decorate(&mut resp, origin);
+        resp
+    }
+
+    async fn dispatch(&self, ex: &mut Exchange<'_>, r: Route) -> Response {
+        let method = ex.head().method();
         match (r, method) {
             (Route::Health, Method::Get | Method::Head) => health::healthz(),
             (Route::Ready, Method::Get | Method::Head) => health::readyz(ex, &self.app).await,
             (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
             (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed(ex, "GET, HEAD"),
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
+            (Route::Form, Method::Post) => crate::upload::form::handle_form(ex, &self.app).await,
+            (Route::Form, _) => not_allowed(ex, "POST, OPTIONS"),
             // An upload to a path that is no file address (`/app1`, `//x`, `/`) still goes
             // through the receive conditions, so it is answered `bad_appid` / `bad_path` as
             // the contract orders them, not 404.
@@ -82,7 +167,7 @@ impl Handler for Router {
             (Route::File, Method::Get | Method::Head) => {
                 crate::download::handle(ex, &self.app.store).await
             }
-            (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT"),
+            (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT, OPTIONS"),
             (Route::NotFound, _) => respond(ex.access(), &RouteError::NotFound),
         }
     }
@@ -95,6 +180,8 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Ready, _) => Metric::Readyz,
         (Route::Metrics, _) => Metric::Metrics,
         (Route::Register, _) => Metric::Register,
+        (Route::Form, Method::Post) => Metric::Upload,
+        (Route::Form, _) => Metric::Other,
         (Route::File | Route::NotFound, Method::Post | Method::Put) => Metric::Upload,
         (Route::File, Method::Get | Method::Head) => Metric::Download,
         (Route::File | Route::NotFound, _) => Metric::Other,

@@ -76,6 +76,27 @@ impl From<Mismatch> for Refusal {
     }
 }
 
+/// The largest body accepted: the smaller of the app's and the node's limit.
+pub fn limit_of(app: Option<&AppRecord>, config: &Config) -> u64 {
+    app.and_then(|a| a.max_body_bytes)
+        .map_or(config.max_body_bytes, |l| l.min(config.max_body_bytes))
+}
+
+/// A registered callback URL. It was validated at registration; one that no longer parses is
+/// skipped.
+fn registered_target(url: Option<&String>) -> Option<CallbackTarget> {
+    url.and_then(|u| url::Url::parse(u).ok())
+        .map(|url| CallbackTarget { url, guard: None })
+}
+
+/// The app's registered pre- and post-callback.
+pub fn registered_callbacks(app: &AppRecord) -> (Option<CallbackTarget>, Option<CallbackTarget>) {
+    (
+        registered_target(app.callback_url_pre.as_ref()),
+        registered_target(app.callback_url_post.as_ref()),
+    )
+}
+
 /// Checks everything that needs no I/O but the registry lookup the caller already made.
 /// `app` is the registered record of the path's appid, if any.
 pub fn check(
@@ -136,11 +157,7 @@ pub fn check(
     };
     let carried_pre = carried("callback_url_pre");
     let carried_post = carried("callback_url_post");
-    // Registered URLs were validated at registration; one that no longer parses is skipped.
-    let registered = |url: Option<&String>| {
-        url.and_then(|u| url::Url::parse(u).ok())
-            .map(|url| CallbackTarget { url, guard: None })
-    };
+    let registered = registered_target;
     let pre = match (&carried_pre, app) {
         (Ok(Some(t)), _) => Some(t.clone()),
         (Ok(None), Some(a)) => registered(a.callback_url_pre.as_ref()),
@@ -167,10 +184,7 @@ pub fn check(
         _ => app.and_then(|a| registered(a.callback_url_post.as_ref())),
     };
 
-    // Size: the smaller of the app's and the node's limit.
-    let limit = app
-        .and_then(|a| a.max_body_bytes)
-        .map_or(config.max_body_bytes, |l| l.min(config.max_body_bytes));
+    let limit = limit_of(app, config);
     let size = head.info().content_length();
     if let Some(n) = size {
         if n > limit {

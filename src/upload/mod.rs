@@ -5,6 +5,7 @@ pub mod condition;
 pub mod context;
 pub mod digest;
 pub mod flow;
+pub mod form;
 pub mod model;
 mod phases;
 pub mod reply;

@@ -1,7 +1,7 @@
 //! Phases 204–205 / 306–307: the upload's sink in the store, then the body into it.
 
 use crate::app::App;
-use crate::server::{BodyPlan, Exchange, ReceiveError};
+use crate::server::{BodyPlan, Demuxing, Exchange, ReceiveError};
 use crate::storage::{is_disk_full, ObjectStore, Upload, UploadHandle};
 use crate::upload::digest::{BodyDigest, Claims};
 use crate::upload::model::UploadRequest;
@@ -39,15 +39,13 @@ pub(crate) async fn receive_body(
             d.update(bytes);
         }
     };
-    let checked = match ex.receive_into(&mut sink, plan, &mut seen, None).await {
+    let received = ex.receive_into(&mut sink, plan, &mut seen, None).await;
+    let checked = match received {
         Ok(()) => digest
             .map(BodyDigest::finish)
             .transpose()
             .map_err(|m| FlowError::Refused(m.into())),
-        Err(ReceiveError::Body(e)) => Err(FlowError::Body(e)),
-        Err(ReceiveError::File(e)) => Err(storage_error(e)),
-        Err(ReceiveError::TooLarge(limit)) => Err(FlowError::TooLarge(limit)),
-        Err(ReceiveError::Demux(why)) => Err(FlowError::BadForm(why)),
+        Err(e) => Err(receive_error(e)),
     };
     match checked {
         Ok(sha256) => Ok((sink, sha256)),
@@ -55,6 +53,47 @@ pub(crate) async fn receive_body(
             sink.abort().await;
             Err(e)
         }
+    }
+}
+
+/// Streams a form's file part into the sink: `demux` picks the file's bytes out of the body
+/// (starting with `leftover`, read while the fields were), which then take the registered
+/// buffers like any body the node must see; the rest of the form must end properly (400
+/// `bad_multipart` otherwise, and the file is removed).
+pub(crate) async fn receive_form_file(
+    ex: &mut Exchange<'_>,
+    _app: &App,
+    req: &UploadRequest,
+    mut sink: Upload,
+    mut demux: crate::upload::form::FileDemux,
+    leftover: bytes::Bytes,
+) -> Result<(Upload, Option<String>), FlowError> {
+    let plan = BodyPlan {
+        splice: false,
+        limit: req.limit,
+    };
+    let demuxing = Demuxing {
+        demux: &mut demux,
+        leftover,
+    };
+    let received = ex
+        .receive_into(&mut sink, plan, &mut |_| {}, Some(demuxing))
+        .await;
+    match received.map_err(|e| receive_error(e)) {
+        Ok(()) => Ok((sink, None)),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn receive_error(e: ReceiveError) -> FlowError {
+    match e {
+        ReceiveError::Body(e) => FlowError::Body(e),
+        ReceiveError::File(e) => storage_error(e),
+        ReceiveError::TooLarge(limit) => FlowError::TooLarge(limit),
+        ReceiveError::Demux(why) => FlowError::BadForm(why),
     }
 }
 

@@ -68,7 +68,7 @@ fn registered(app: &App, appid: &str) -> Result<Option<AppRecord>, FlowError> {
 }
 
 /// 128 random bits, hex.
-fn new_upload_id() -> String {
+pub(crate) fn new_upload_id() -> String {
     let mut b = [0u8; 16];
     if getrandom::getrandom(&mut b).is_err() {
         // Fall back to time and a counter: unique within this process.
