@@ -45,6 +45,9 @@ pub struct DemoAppArgs {
     /// ask the app for tokens; repeat for more (the app's own origin is always allowed).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// The `expect` to register: `optional` (browsers never send `Expect`) or `require`.
+    #[arg(long, default_value = "optional", value_parser = ["require", "optional"])]
+    pub expect: String,
     /// Veto files larger than this (bytes, or with K/M/G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
@@ -76,6 +79,7 @@ pub fn demo_app(args: DemoAppArgs) -> ExitCode {
     cfg.secrets = args.secret.iter().cloned().collect();
     cfg.node_url = args.node_url.clone();
     cfg.cors_origins = args.cors_origins.clone();
+    cfg.expect = Some(args.expect.clone());
     cfg.rules = Rules {
         max_size: args.max_size,
         allow_ext: args

@@ -73,6 +73,9 @@ pub struct DemoConfig {
     /// Origins besides the app's own whose pages may upload (registered as `cors_origins`) and
     /// ask the app for tokens.
     pub cors_origins: Vec<String>,
+    /// The `expect` registered: `optional` by default (browsers never send `Expect`); `None`
+    /// leaves the node's own policy.
+    pub expect: Option<String>,
 }
 
 impl DemoConfig {
@@ -87,6 +90,7 @@ impl DemoConfig {
             rules: Rules::default(),
             node_url: None,
             cors_origins: Vec::new(),
+            expect: Some("optional".into()),
         }
     }
 }
@@ -159,7 +163,7 @@ impl DemoApp {
             registered: false,
         };
         if let Some(node) = &cfg.register_with {
-            if let Err(e) = app.register(node, cfg.token.as_deref()) {
+            if let Err(e) = app.register(node, cfg.token.as_deref(), cfg.expect.clone()) {
                 return Err(DemoError::Register(e)); // dropping the app stops its server
             }
         }
@@ -174,16 +178,20 @@ impl DemoApp {
     }
 
     /// Registers `appid` with its `/pre` and `/post` URLs, its browser origins as
-    /// `cors_origins` and `expect = optional` (browsers never send `Expect`). When the node
-    /// keeps an existing secret (the app was registered before), asks for a rotation to learn
-    /// a fresh one.
-    fn register(&mut self, node: &str, token: Option<&str>) -> Result<(), ClientError> {
+    /// `cors_origins` and `expect`. When the node keeps an existing secret (the app was
+    /// registered before), asks for a rotation to learn a fresh one.
+    fn register(
+        &mut self,
+        node: &str,
+        token: Option<&str>,
+        expect: Option<String>,
+    ) -> Result<(), ClientError> {
         let mut reg = Registration {
             appid: self.state.appid.clone(),
             callback_url_pre: self.url("/pre"),
             callback_url_post: self.url("/post"),
             cors_origins: self.state.browser().origins,
-            expect: Some("optional".into()),
+            expect,
             ..Registration::default()
         };
         let timeout = Duration::from_secs(10);
