@@ -75,9 +75,12 @@ demo:
 	bash scripts/demo.sh
 
 ## The demo app's page in headless Chromium: the upload is listed and linked; writes
-## target/demo-page.png. Part of `make test`.
+## target/demo-page.png. Then uploads from the browser straight to the node (form endpoint,
+## CORS, upload tokens; XMLHttpRequest, fetch, Uppy from npm cached under target/npm, the demo
+## page itself), compared by SHA-256 (scripts/browser-form-check.sh). Part of `make test`.
 browser-check: test-deps
 	bash scripts/browser-check.sh
+	bash scripts/browser-form-check.sh
 
 ## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB).
 client-memory:

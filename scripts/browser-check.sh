@@ -7,16 +7,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SHOT="${SCREENSHOT:-$ROOT/target/demo-page.png}"
-CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
-[ -n "$CHROMIUM" ] || die "chromium is not installed (apt-get install -y chromium; it is listed in .ci/packages)"
-
-chromium_run() {
-  # Root in a container: no sandbox. Fresh profile, nothing that phones home.
-  timeout 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --disable-dev-shm-usage --hide-scrollbars \
-    --user-data-dir="$WORK/chromium-$1" "${@:2}" 2>>"$WORK/chromium.log"
-}
 
 build
 start_node

@@ -1,11 +1,13 @@
 # shellcheck shell=bash disable=SC2034,SC2120  # variables for the sourcing scripts; optional args
-# Shared by scripts/demo.sh, scripts/browser-check.sh and scripts/client-memory.sh: build
-# upgate, start a node and the demo app on free loopback ports (port 0; the chosen address is
-# read from their first output line) with data under one temporary directory, and stop
-# everything this script started when it exits, whatever the reason.
+# Shared by scripts/demo.sh, scripts/browser-check.sh, scripts/browser-form-check.sh and
+# scripts/client-memory.sh: build upgate, start a node and the demo app on free loopback ports
+# (port 0; the chosen address is read from their first output line) with data under one
+# temporary directory, and stop everything this script started when it exits, whatever the
+# reason.
 #
-# Source it, then: build; start_node [extra TOML lines…]; start_app [demo-app flags…].
-# Afterwards NODE_URL, APP_URL, NODE_PID, APP_PID and WORK are set.
+# Source it, then: build; start_node [extra TOML lines…]; start_app [demo-app flags…];
+# start_static DIR [NAME], a static file server; chromium_run NAME [chromium flags…].
+# Afterwards NODE_URL, APP_URL, STATIC_URL, NODE_PID, APP_PID, STATIC_PID and WORK are set.
 
 set -euo pipefail
 
@@ -101,4 +103,28 @@ start_app() {
   APP_PID=$!
   STARTED+=("$APP_PID")
   APP_URL=$(wait_for_line "$WORK/app.out" "upgate demo-app listening on " "$APP_PID")
+}
+
+# start_static DIR [NAME]: Python's http.server serving DIR on 127.0.0.1:0, for pages from an
+# origin that is neither the node's nor the demo app's. Sets STATIC_URL and STATIC_PID.
+start_static() {
+  local name=${2:-static} rest
+  python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$1" \
+    >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  STATIC_PID=$!
+  STARTED+=("$STATIC_PID")
+  rest=$(wait_for_line "$WORK/$name.out" "Serving HTTP on 127.0.0.1 port " "$STATIC_PID")
+  STATIC_URL="http://127.0.0.1:${rest%% *}"
+}
+
+# chromium_run NAME [flags…]: headless Chromium with a fresh profile ($WORK/chromium-NAME),
+# 90 s at most. Root in a container: no sandbox; nothing that phones home.
+chromium_run() {
+  local chromium="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
+  [ -n "$chromium" ] ||
+    die "chromium is not installed (apt-get install -y chromium; it is listed in .ci/packages)"
+  timeout 90 "$chromium" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-dev-shm-usage --hide-scrollbars \
+    --user-data-dir="$WORK/chromium-$1" "${@:2}" 2>>"$WORK/chromium.log"
 }

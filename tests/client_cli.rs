@@ -34,6 +34,7 @@ impl System {
         let node = start(config);
         let mut cfg = DemoConfig::new("127.0.0.1:0".parse().unwrap(), "demo");
         cfg.register_with = Some(node_url(node.local_addr()));
+        cfg.expect = None; // the node's own policy, the patent's: Expect required
         cfg.rules = Rules {
             max_size: Some(1 << 20),
             allow_ext: parse_ext_list("jpg,png,txt"),

@@ -1,6 +1,7 @@
 //! upgate's callback contract, as both sides of it see it: the JSON the node POSTs to an
-//! application and the answer it reads back ([`wire`]), and the Standard Webhooks signature
-//! every callback carries ([`sign`]).
+//! application and the answer it reads back ([`wire`]), the Standard Webhooks signature
+//! every callback carries ([`sign`]), and the signed upload tokens an application hands to
+//! browsers ([`token`]).
 //!
 //! The node (`upgate`, which re-exports both under `upgate::callback`) and the tools
 //! (`upgate-tools`: the demo application server verifies and parses what the node sends) share
@@ -13,8 +14,11 @@
 //! |---|---|
 //! | `wire.rs` | [`FirstInfo`], [`SecondInfo`], [`SuccessTrue`], [`AppAnswer`], [`AppReply`] |
 //! | `sign.rs` | secrets ([`new_secret`](sign::new_secret)), [`sign`](sign::sign), [`signature_header`](sign::signature_header), [`verify`](sign::verify) |
+//! | `token.rs` | [`UploadPolicy`], [`sign_upload`], [`verify_upload`], [`TokenError`] |
 
 pub mod sign;
+pub mod token;
 pub mod wire;
 
+pub use token::{sign_upload, verify_upload, TokenError, UploadPolicy};
 pub use wire::{AppAnswer, AppReply, FirstInfo, RequestInfo, SecondInfo, SuccessTrue};

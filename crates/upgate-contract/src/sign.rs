@@ -37,7 +37,7 @@ pub fn new_secret() -> String {
 /// is decoded whole, as the Standard Webhooks libraries do). A secret that is not base64 at all is
 /// used as raw bytes, so that signing never fails; upgate only issues secrets from
 /// [`new_secret`], which always decode.
-fn key_bytes(secret: &str) -> Vec<u8> {
+pub(crate) fn key_bytes(secret: &str) -> Vec<u8> {
     let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
     STANDARD
         .decode(encoded)

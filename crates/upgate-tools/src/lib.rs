@@ -14,7 +14,7 @@
 //! | [`client`] | the reference uploading client (patent claims 12-14): `upgate upload`, `upgate register` |
 //! | [`demo`] | the reference application server (patent claims 9-11): `upgate demo-app` |
 //! | [`loadgen`] | the load generator behind `upgate bench`, and its fast callback app |
-//! | [`cli`] | the subcommands `upload`, `register`, `demo-app`, `bench` |
+//! | [`cli`] | the subcommands `upload`, `register`, `demo-app`, `bench`, `sign-upload` |
 
 pub mod appserver;
 pub mod cli;

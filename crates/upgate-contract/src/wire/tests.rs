@@ -11,6 +11,7 @@ fn first(size: Option<u64>) -> FirstInfo {
         content_type: "application/octet-stream".into(),
         upload_id: "u1".into(),
         client_ip: "192.0.2.7".into(),
+        request: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn second(sha256: Option<&str>) -> SecondInfo {
         success: SuccessTrue,
         url: "http://upload.example.com/app1/path/filename.ext".into(),
         sha256: sha256.map(str::to_owned),
+        metadata: None,
     }
 }
 

@@ -11,11 +11,12 @@ use signal_hook::iterator::Signals;
 use crate::demo::{parse_ext_list, parse_size, DemoApp, DemoConfig, Rules};
 
 /// `upgate demo-app [--listen ADDR] [--appid ID] [--register-with URL] [--token T]
-/// [--max-size N] [--allow-ext jpg,png,…]`
+/// [--node-url URL] [--cors-origin ORIGIN]… [--max-size N] [--allow-ext jpg,png,…]`
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Routes: POST /pre, POST /post (the node's callbacks, signature-checked), GET / (a page listing \
-the uploads, reloading itself), GET /uploads.json.
+Routes: POST /pre, POST /post (the node's callbacks, signature-checked), GET / (a page that \
+uploads from the browser straight to the node and lists the uploads), GET /token[?name=N] (a form \
+target with a signed upload token), GET /rows, GET /uploads.json.
 Every callback must carry a valid signature from the secret the app got by registering itself \
 (--register-with) or was given (--secret); without any secret every callback gets 401.")]
 pub struct DemoAppArgs {
@@ -37,6 +38,16 @@ pub struct DemoAppArgs {
     /// The base URL the node should call this app at (default: http://ADDR, the bound address).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// The node as browsers reach it, where the page uploads (default: --register-with).
+    #[arg(long, value_name = "URL")]
+    pub node_url: Option<String>,
+    /// Another origin (http://host:port) whose pages may upload to the node for this app and
+    /// ask the app for tokens; repeat for more (the app's own origin is always allowed).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// The `expect` to register: `optional` (browsers never send `Expect`) or `require`.
+    #[arg(long, default_value = "optional", value_parser = ["require", "optional"])]
+    pub expect: String,
     /// Veto files larger than this (bytes, or with K/M/G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
@@ -66,6 +77,9 @@ pub fn demo_app(args: DemoAppArgs) -> ExitCode {
     cfg.token = args.token.clone();
     cfg.public_url = args.public_url.clone();
     cfg.secrets = args.secret.iter().cloned().collect();
+    cfg.node_url = args.node_url.clone();
+    cfg.cors_origins = args.cors_origins.clone();
+    cfg.expect = Some(args.expect.clone());
     cfg.rules = Rules {
         max_size: args.max_size,
         allow_ext: args

@@ -8,6 +8,7 @@ use clap::Subcommand;
 pub mod bench;
 pub mod demo_app;
 pub mod register;
+pub mod sign_upload;
 pub mod upload;
 
 /// `upgate <command>`, for the tools.
@@ -21,6 +22,8 @@ pub enum Command {
     DemoApp(demo_app::DemoAppArgs),
     /// Load generator (uploads/downloads against a node or a peer) and its fast callback app.
     Bench(bench::BenchArgs),
+    /// Print a signed upload token that lets a browser upload straight to the node.
+    SignUpload(sign_upload::SignUploadArgs),
 }
 
 /// Runs a parsed command.
@@ -30,5 +33,6 @@ pub fn run(command: Command) -> ExitCode {
         Command::Register(args) => register::register(args),
         Command::DemoApp(args) => demo_app::demo_app(args),
         Command::Bench(args) => bench::bench(args),
+        Command::SignUpload(args) => sign_upload::sign_upload(args),
     }
 }

@@ -30,6 +30,12 @@ pub struct RegisterArgs {
     /// The app's upload limit in bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<u64>,
+    /// Origins (https://app.example.com) whose pages may upload and download from a browser.
+    #[arg(long, value_name = "ORIGIN,…", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Whether the app's raw uploads need `Expect: 100-continue` (default: the node's).
+    #[arg(long, value_parser = ["require", "optional"])]
+    pub expect: Option<String>,
     /// Ask for a new secret even when the app is already registered.
     #[arg(long)]
     pub rotate_secret: bool,
@@ -46,6 +52,8 @@ pub fn register(args: RegisterArgs) -> ExitCode {
         callback_hosts: args.hosts.clone(),
         max_body_bytes: args.max_body_bytes,
         rotate_secret: args.rotate_secret,
+        cors_origins: args.cors_origins.clone(),
+        expect: args.expect.clone(),
     };
     match client::register(
         &args.server,

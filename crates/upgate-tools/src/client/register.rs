@@ -23,6 +23,12 @@ pub struct Registration {
     /// Ask for a new secret (the old one keeps signing too for the node's rotation window).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rotate_secret: bool,
+    /// Origins (`http://host:port`) whose pages may upload to and download from the node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
+    /// `require` or `optional`: whether this app's raw uploads need `Expect: 100-continue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
 }
 
 /// The node's answer.

@@ -5,11 +5,16 @@
 //! |---|---|
 //! | `POST /pre` | verifies the signature, then accepts or vetoes the first file info by [`Rules`](super::Rules) |
 //! | `POST /post` | verifies the signature, records the second file info (once per upload id) |
-//! | `GET /` | the uploads as an HTML page that reloads itself |
+//! | `GET /` | the page: a form that uploads from the browser straight to the node, and the uploads |
+//! | `GET /rows` | the uploads table's rows (the page refreshes its list with them) |
+//! | `GET /token[?name=N]` | a form target with a fresh signed upload token (see [`Browser`](super::Browser)) |
+//! | `GET /s3/params?filename=N` | the same, where Uppy's AwsS3 plugin (`companionEndpoint`) asks |
 //! | `GET /uploads.json` | `{"appid":…,"uploads":[…]}` |
 //!
 //! A callback whose signature is missing, wrong or outside the timestamp window gets `401` and a
-//! log line; so does every callback while the application has no secret.
+//! log line; so does every callback while the application has no secret. `GET /token` and
+//! `GET /uploads.json` carry `Access-Control-Allow-Origin` for a page from one of the
+//! [`Browser::origins`](super::Browser::origins), so that a page served elsewhere can use them.
 
 use std::sync::Arc;
 
@@ -20,6 +25,7 @@ use upgate_contract::sign::{verify, DEFAULT_TOLERANCE_SECS};
 use upgate_contract::{FirstInfo, SecondInfo};
 use upgate_http::Method;
 
+use super::browser::{FormTarget, TargetError};
 use super::page;
 use super::state::State;
 use crate::appserver::{Handler, Reply, Request};
@@ -45,16 +51,29 @@ impl Handler for DemoHandler {
             ("/post", Method::Post) => self.post(req),
             ("/", Method::Get | Method::Head) => {
                 let verifying = !self.state.secrets().is_empty();
-                let body = page::html(&self.state.appid, &self.state.uploads(), verifying);
+                let form = self.target(None);
+                let body = page::html(&self.state.appid, &self.state.uploads(), verifying, &form);
                 with_body("text/html; charset=utf-8", body)
+            }
+            ("/rows", Method::Get | Method::Head) => with_body(
+                "text/html; charset=utf-8",
+                page::rows(&self.state.uploads()),
+            ),
+            ("/token", Method::Get | Method::Head) => self.cors(req, self.token(req, "name")),
+            // Uppy's AwsS3 plugin with `companionEndpoint` = this app asks here for the
+            // `{url, fields}` of an S3-style POST, which is what a form target is.
+            ("/s3/params", Method::Get | Method::Head) => {
+                self.cors(req, self.token(req, "filename"))
             }
             ("/uploads.json", Method::Get | Method::Head) => {
                 let body = page::uploads_json(&self.state.appid, &self.state.uploads());
-                with_body("application/json", body)
+                self.cors(req, with_body("application/json", body))
             }
             ("/healthz", Method::Get | Method::Head) => Reply::json(200, r#"{"status":"ok"}"#),
             ("/pre" | "/post", _) => not_allowed("POST"),
-            ("/" | "/uploads.json" | "/healthz", _) => not_allowed("GET, HEAD"),
+            ("/" | "/rows" | "/token" | "/s3/params" | "/uploads.json" | "/healthz", _) => {
+                not_allowed("GET, HEAD")
+            }
             _ => Reply::error(404, "not_found", "no such route"),
         }
     }
@@ -71,7 +90,11 @@ impl DemoHandler {
             Ok(()) => {
                 tracing::info!(upload_id = %info.upload_id, path = %info.path, size = ?info.size,
                     "pre-upload callback: accepted");
-                answer(json!({"success": "true"}))
+                match self.state.rules.max_size {
+                    // The node enforces it on bodies of unknown size too (chunked, forms).
+                    Some(max) => answer(json!({"success": "true", "max_bytes": max})),
+                    None => answer(json!({"success": "true"})),
+                }
             }
             Err(reason) => {
                 tracing::info!(upload_id = %info.upload_id, path = %info.path, %reason,
@@ -95,6 +118,46 @@ impl DemoHandler {
             tracing::info!(%upload_id, "post-upload callback: repeated delivery, already recorded");
         }
         answer(json!({"success": "true"}))
+    }
+
+    /// A form target with a fresh token, signed with the newest secret.
+    fn target(&self, name: Option<&str>) -> Result<FormTarget, TargetError> {
+        let secret = self.state.secrets().pop();
+        let max = self.state.rules.max_size;
+        let now = super::unix_secs();
+        self.state
+            .browser()
+            .target(&self.state.appid, secret.as_deref(), name, max, now)
+    }
+
+    /// `GET /token[?name=N]`: `{"method":"POST","url":…,"fields":{"key":…,"token":…},"expires":…}`;
+    /// the file name is the query parameter `param`.
+    fn token(&self, req: &Request, param: &str) -> Reply {
+        let query = req.target().split_once('?').map_or("", |(_, q)| q);
+        let name = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == param)
+            .map(|(_, v)| v.into_owned());
+        match self.target(name.as_deref()) {
+            Ok(target) => with_body(
+                "application/json",
+                serde_json::to_string(&target).unwrap_or_default(),
+            ),
+            Err(e) => {
+                let (status, code) = e.status_code();
+                Reply::error(status, code, &e.to_string()).header("Cache-Control", "no-store")
+            }
+        }
+    }
+
+    /// Lets a page from one of the app's origins read `reply`.
+    fn cors(&self, req: &Request, reply: Reply) -> Reply {
+        match req.header("origin") {
+            Some(origin) if self.state.browser().allows_origin(origin) => reply
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Vary", "Origin"),
+            Some(_) => reply.header("Vary", "Origin"),
+            None => reply,
+        }
     }
 
     /// Checks the body's signature and parses it; the `Err` is the reply to give.

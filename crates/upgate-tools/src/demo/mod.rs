@@ -4,13 +4,16 @@
 //! built on the tools' shared app server ([`AppServer`] with a [`DemoHandler`]), which frames
 //! HTTP/1.1 with the node's own protocol crate:
 //!
-//! 1. With a node URL, it registers itself (`POST /upload/register`: its appid and its own
-//!    `/pre` and `/post` URLs) and keeps the secret the node issues.
+//! 1. With a node URL, it registers itself (`POST /upload/register`: its appid, its own
+//!    `/pre` and `/post` URLs, its origin as `cors_origins` and `expect = optional`, for
+//!    browsers) and keeps the secret the node issues.
 //! 2. `POST /pre` (first file info): verifies the Standard Webhooks signature and timestamp,
 //!    then accepts or vetoes by its [`Rules`] (size, extension) with a reason.
 //! 3. `POST /post` (second file info): verifies, records the file once per upload id, answers
 //!    `{"success":"true"}`.
-//! 4. `GET /` and `GET /uploads.json` show what it received.
+//! 4. `GET /` is a page that uploads from the browser straight to the node
+//!    (`POST /upload/form/{appid}`, with an upload token the app signs: `GET /token`), and
+//!    shows, as `GET /uploads.json` does, what the app was told about.
 //!
 //! **Secret rule.** The application verifies every callback and fails closed: without a secret
 //! (it did not register itself and no `--secret` was given) it says so in its log at start and
@@ -21,10 +24,12 @@
 //! |---|---|
 //! | `mod.rs` | [`DemoConfig`], [`DemoApp`] (start, register, stop) |
 //! | `handler.rs` | the routes and the signature check |
+//! | `browser.rs` | [`Browser`]: the node's form endpoint, upload tokens for the page, origins |
 //! | `rules.rs` | [`Rules`]: the pre-upload decision |
 //! | `state.rs` | secrets and received uploads, de-duplicated |
-//! | `page.rs` | the HTML page and the JSON list |
+//! | `page.rs`, `page.js` | the HTML page and its uploader, the JSON list |
 
+mod browser;
 mod handler;
 mod page;
 mod rules;
@@ -34,6 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use browser::{origin_of, Browser, Fields, FormTarget, TargetError};
 pub use handler::DemoHandler;
 pub use page::{escape, human_size, utc};
 pub use rules::{parse_ext_list, parse_size, Rules};
@@ -62,6 +68,14 @@ pub struct DemoConfig {
     /// A secret obtained earlier (`upgate register`), for an app that does not register itself.
     pub secrets: Vec<String>,
     pub rules: Rules,
+    /// The node as browsers reach it (default: `register_with`); the page's form posts there.
+    pub node_url: Option<String>,
+    /// Origins besides the app's own whose pages may upload (registered as `cors_origins`) and
+    /// ask the app for tokens.
+    pub cors_origins: Vec<String>,
+    /// The `expect` registered: `optional` by default (browsers never send `Expect`); `None`
+    /// leaves the node's own policy.
+    pub expect: Option<String>,
 }
 
 impl DemoConfig {
@@ -74,6 +88,9 @@ impl DemoConfig {
             public_url: None,
             secrets: Vec::new(),
             rules: Rules::default(),
+            node_url: None,
+            cors_origins: Vec::new(),
+            expect: Some("optional".into()),
         }
     }
 }
@@ -125,6 +142,20 @@ impl DemoApp {
             .unwrap_or_else(|| format!("http://{}", server.local_addr()))
             .trim_end_matches('/')
             .to_string();
+        let mut origins: Vec<String> = Vec::new();
+        for o in origin_of(&base)
+            .into_iter()
+            .chain(cfg.cors_origins.iter().cloned())
+        {
+            let o = o.trim_end_matches('/').to_string();
+            if !origins.contains(&o) {
+                origins.push(o);
+            }
+        }
+        state.set_browser(Browser {
+            node_url: cfg.node_url.clone().or_else(|| cfg.register_with.clone()),
+            origins,
+        });
         let mut app = DemoApp {
             state,
             server,
@@ -132,7 +163,7 @@ impl DemoApp {
             registered: false,
         };
         if let Some(node) = &cfg.register_with {
-            if let Err(e) = app.register(node, cfg.token.as_deref()) {
+            if let Err(e) = app.register(node, cfg.token.as_deref(), cfg.expect.clone()) {
                 return Err(DemoError::Register(e)); // dropping the app stops its server
             }
         }
@@ -146,13 +177,21 @@ impl DemoApp {
         Ok(app)
     }
 
-    /// Registers `appid` with its `/pre` and `/post` URLs. When the node keeps an existing
-    /// secret (the app was registered before), asks for a rotation to learn a fresh one.
-    fn register(&mut self, node: &str, token: Option<&str>) -> Result<(), ClientError> {
+    /// Registers `appid` with its `/pre` and `/post` URLs, its browser origins as
+    /// `cors_origins` and `expect`. When the node keeps an existing secret (the app was
+    /// registered before), asks for a rotation to learn a fresh one.
+    fn register(
+        &mut self,
+        node: &str,
+        token: Option<&str>,
+        expect: Option<String>,
+    ) -> Result<(), ClientError> {
         let mut reg = Registration {
             appid: self.state.appid.clone(),
             callback_url_pre: self.url("/pre"),
             callback_url_post: self.url("/post"),
+            cors_origins: self.state.browser().origins,
+            expect,
             ..Registration::default()
         };
         let timeout = Duration::from_secs(10);
@@ -166,7 +205,8 @@ impl DemoApp {
         }
         self.registered = true;
         tracing::info!(appid = %self.state.appid, node, pre = %reg.callback_url_pre,
-            post = %reg.callback_url_post, "registered with the node; secret kept in memory");
+            post = %reg.callback_url_post, cors_origins = ?reg.cors_origins,
+            "registered with the node; secret kept in memory");
         Ok(())
     }
 

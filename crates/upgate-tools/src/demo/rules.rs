@@ -13,7 +13,9 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// `Ok` to accept, `Err(reason)` to veto; the reason reaches the uploading client.
+    /// `Ok` to accept, `Err(reason)` to veto; the reason reaches the uploading client. A body
+    /// of unknown size (chunked, or a browser's form) is accepted: the accepting answer carries
+    /// [`Rules::max_size`] as `max_bytes`, which the node enforces while the body streams.
     pub fn decide(&self, appid: &str, info: &FirstInfo) -> Result<(), String> {
         if info.appid != appid {
             return Err(format!(
@@ -35,20 +37,11 @@ impl Rules {
                 ));
             }
         }
-        if let Some(max) = self.max_size {
-            match info.size {
-                Some(size) if size > max => {
-                    return Err(format!(
-                        "file is {size} bytes; this application accepts at most {max}"
-                    ))
-                }
-                Some(_) => {}
-                None => {
-                    return Err(format!(
-                        "size unknown (chunked body); this application needs Content-Length \
-                         to check its limit of {max} bytes"
-                    ))
-                }
+        if let (Some(max), Some(size)) = (self.max_size, info.size) {
+            if size > max {
+                return Err(format!(
+                    "file is {size} bytes; this application accepts at most {max}"
+                ));
             }
         }
         Ok(())
@@ -102,6 +95,7 @@ mod tests {
             content_type: "application/octet-stream".into(),
             upload_id: "u1".into(),
             client_ip: "127.0.0.1".into(),
+            request: None,
         }
     }
 
@@ -123,7 +117,7 @@ mod tests {
             ),
             (".txt", Some(1), Some("no extension")),
             ("a.txt", Some(101), Some("file is 101 bytes")),
-            ("a.txt", None, Some("size unknown")),
+            ("a.txt", None, None),
         ];
         for (name, size, want) in cases {
             let got = rules.decide("demo", &info(name, *size));

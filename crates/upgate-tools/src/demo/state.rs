@@ -1,10 +1,11 @@
-//! What the demo application knows: its appid, rules and secrets, and the uploads the node told
-//! it about (post-upload callbacks), de-duplicated by upload id. Shared by its connection threads.
+//! What the demo application knows: its appid, rules, secrets and where browsers upload, and
+//! the uploads the node told it about (post-upload callbacks), de-duplicated by upload id. Shared by its connection threads.
 
 use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
+use super::browser::Browser;
 use super::rules::Rules;
 use upgate_contract::SecondInfo;
 
@@ -27,6 +28,8 @@ pub struct State {
     pub appid: String,
     pub rules: Rules,
     secrets: RwLock<Vec<String>>,
+    /// Set once the app knows its own address (after it bound its port).
+    browser: RwLock<Browser>,
     uploads: Mutex<Vec<Upload>>,
 }
 
@@ -36,6 +39,7 @@ impl State {
             appid,
             rules,
             secrets: RwLock::new(secrets),
+            browser: RwLock::new(Browser::default()),
             uploads: Mutex::new(Vec::new()),
         }
     }
@@ -54,6 +58,18 @@ impl State {
         if !s.contains(&secret) {
             s.push(secret);
         }
+    }
+
+    /// Where browsers upload and which origins may ask for tokens.
+    pub fn browser(&self) -> Browser {
+        self.browser
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn set_browser(&self, browser: Browser) {
+        *self.browser.write().unwrap_or_else(|p| p.into_inner()) = browser;
     }
 
     /// Records a notification; `false` when its upload id was already recorded (a retry).
@@ -100,6 +116,7 @@ mod tests {
             success: SuccessTrue,
             url: "http://node/demo/p/a.jpg".into(),
             sha256: None,
+            metadata: None,
         }
     }
 
