@@ -165,8 +165,13 @@ impl Router {
                 crate::upload::handle_upload(ex, &self.app).await
             }
             (Route::File, Method::Get | Method::Head) => {
-                // No app lets a script-capable type inline until `AppRecord` has `inline_types`.
-                let safe = crate::download::SafeServing::STRICT;
+                // The app's `inline_types` may let script-capable types open inline.
+                let appid = String::from_utf8_lossy(appid_of(ex.head().path_only())).into_owned();
+                let record = crate::registry::valid_appid(&appid)
+                    .then(|| self.app.registry.get(&appid).ok().flatten())
+                    .flatten();
+                let inline = record.as_ref().map_or(&[][..], |r| &r.inline_types[..]);
+                let safe = crate::download::SafeServing::new(inline);
                 crate::download::handle(ex, &self.app.store, &safe).await
             }
             (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT, OPTIONS"),

@@ -800,3 +800,124 @@ fn registration_refuses_what_cannot_work() {
         (400, "missing_callbacks")
     );
 }
+
+fn token_for(secret: &str, key: &str, max_bytes: Option<u64>, expires_in: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    upgate_contract::token::sign_upload(
+        secret,
+        &upgate_contract::token::UploadPolicy {
+            appid: "signed".into(),
+            key: Some(key.into()),
+            key_prefix: None,
+            expires: (now + expires_in) as u64,
+            max_bytes,
+            content_types: None,
+        },
+    )
+}
+
+#[test]
+fn signed_upload_tokens_are_checked_at_the_edge() {
+    let w = World::new(|_| Answer::ok());
+    // An app with no pre-callback: only a valid token lets a browser upload.
+    let r = register_json(
+        w.addr(),
+        &serde_json::json!({"appid": "signed", "callback_url_post": w.app.url("/post"),
+                            "expect": "optional"})
+        .to_string(),
+    );
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    let b = "XyZbOuNdArY";
+    let data = payload(50_000);
+    let with = |token: &str, key: &str| {
+        let body = form(
+            b,
+            &[("key", key), ("token", token)],
+            Some(("f.bin", "application/octet-stream", &data)),
+        );
+        post_form(w.addr(), "signed", b, &body, "")
+    };
+    let r = with(&token_for(&secret, "ok.bin", None, 600), "ok.bin");
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(w.stored("signed", "ok.bin"), Some(data.clone()));
+    assert!(w.pre_calls().is_empty(), "no pre-callback is registered");
+
+    let good = token_for(&secret, "x.bin", None, 600);
+    let mut forged = good.clone();
+    forged.pop();
+    forged.push(if good.ends_with('A') { 'B' } else { 'A' });
+    for (what, token, key) in [
+        ("forged", forged.as_str(), "x.bin"),
+        ("another key", good.as_str(), "y.bin"),
+        (
+            "expired",
+            &token_for(&secret, "x.bin", None, -10)[..],
+            "x.bin",
+        ),
+        ("garbage", "not-a-token", "x.bin"),
+        (
+            "other app's secret",
+            &token_for(
+                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "x.bin",
+                None,
+                600,
+            )[..],
+            "x.bin",
+        ),
+    ] {
+        let r = with(token, key);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (403, "bad_token"),
+            "{what}"
+        );
+    }
+    // max_bytes of the token: cut at that byte.
+    let r = with(
+        &token_for(&secret, "small.bin", Some(1000), 600),
+        "small.bin",
+    );
+    assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
+    assert_eq!(w.files("signed"), vec![w.data.join("files/signed/ok.bin")]);
+    // Without a token and without a pre-callback: nobody decided.
+    let body = form(
+        b,
+        &[("key", "none.bin")],
+        Some(("f.bin", "text/plain", b"x")),
+    );
+    assert_eq!(post_form(w.addr(), "signed", b, &body, "").status, 404);
+
+    // Raw uploads: ?token= and Authorization: Upload-Token.
+    let t = token_for(&secret, "raw1.bin", None, 600);
+    let r = send(
+        w.addr(),
+        &format!("PUT /signed/raw1.bin?token={t} HTTP/1.1\r\nHost: n\r\nappid: signed\r\nContent-Length: 2\r\n\r\n"),
+        b"hi",
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let t = token_for(&secret, "raw2.bin", Some(1), 600);
+    let r = send(
+        w.addr(),
+        &format!("PUT /signed/raw2.bin HTTP/1.1\r\nHost: n\r\nappid: signed\r\nAuthorization: Upload-Token {t}\r\nContent-Length: 2\r\n\r\n"),
+        b"hi",
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "bad_token"),
+        "declared size over the token's max_bytes"
+    );
+    let r = send(
+        w.addr(),
+        &format!("PUT /signed/raw3.bin?token={t} HTTP/1.1\r\nHost: n\r\nappid: signed\r\nContent-Length: 2\r\n\r\n"),
+        b"hi",
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "bad_token"),
+        "a token for another key"
+    );
+}

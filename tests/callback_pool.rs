@@ -224,7 +224,7 @@ fn accept_answer_is_approved() {
             body: br#"{"success":"true"}"#.to_vec()
         }
     );
-    assert_eq!(pre_decision(&outcome).map(|_| ()).map(|_| ()), Ok(()));
+    assert_eq!(pre_decision(&outcome).map(|_| ()), Ok(()));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -407,7 +407,7 @@ fn app_receives_exact_body_and_verifiable_webhook_headers() {
     let before = unix_now();
     let outcome = call(ANSWER_TIMEOUT, job(url, std::slice::from_ref(&secret)));
     let after = unix_now();
-    assert_eq!(pre_decision(&outcome).map(|_| ()).map(|_| ()), Ok(()));
+    assert_eq!(pre_decision(&outcome).map(|_| ()), Ok(()));
 
     let requests = server.requests();
     let req = &requests[0];
@@ -454,7 +454,7 @@ fn rotation_sends_two_signatures_each_verifiable_alone() {
         ANSWER_TIMEOUT,
         job(server.url("/pre"), &[old.clone(), new.clone()]),
     );
-    assert_eq!(pre_decision(&outcome).map(|_| ()).map(|_| ()), Ok(()));
+    assert_eq!(pre_decision(&outcome).map(|_| ()), Ok(()));
     let requests = server.requests();
     let req = &requests[0];
     let ts = req.header("webhook-timestamp").unwrap();
@@ -583,7 +583,7 @@ fn guarded_job_to_a_listed_loopback_address_is_answered() {
         .expect("listed address");
     let guarded = Job::client_carried(checked, first_info_body(), "evt_1".into(), vec![]);
     let outcome = call(ANSWER_TIMEOUT, guarded);
-    assert_eq!(pre_decision(&outcome).map(|_| ()).map(|_| ()), Ok(()));
+    assert_eq!(pre_decision(&outcome).map(|_| ()), Ok(()));
     assert_eq!(server.requests()[0].target, "/pre");
 }
 
@@ -600,6 +600,6 @@ fn guarded_job_to_an_app_listed_name_and_address_is_answered() {
         ANSWER_TIMEOUT,
         Job::client_carried(checked, first_info_body(), "evt_1".into(), vec![]),
     );
-    assert_eq!(pre_decision(&outcome).map(|_| ()).map(|_| ()), Ok(()));
+    assert_eq!(pre_decision(&outcome).map(|_| ()), Ok(()));
     assert_eq!(server.requests().len(), 1);
 }

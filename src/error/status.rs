@@ -122,6 +122,7 @@ impl Fault for Refusal {
             Refusal::UnknownAppid(_) => 404,
             Refusal::CallbackNotAllowed(e) => e.status(),
             Refusal::TooLarge { .. } => 413,
+            Refusal::BadToken(_) => 403,
         }
     }
     fn code(&self) -> &'static str {
@@ -135,6 +136,7 @@ impl Fault for Refusal {
             Refusal::TooLarge { .. } => "too_large",
             Refusal::BadDigest(_) => "bad_digest",
             Refusal::DigestMismatch(_) => "digest_mismatch",
+            Refusal::BadToken(_) => "bad_token",
         }
     }
     fn blame(&self) -> Blame {

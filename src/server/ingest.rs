@@ -276,6 +276,8 @@ impl Exchange<'_> {
     /// The rest of the body through registered buffers, to its end. A buffer is taken only
     /// once the socket is readable and given back when a non-blocking read finds it drained,
     /// so a slow client pins none between its bursts.
+    // The loop's state is these eight values; a struct for one private call would only rename them.
+    #[allow(clippy::too_many_arguments)]
     async fn fixed_into(
         &mut self,
         pool: &FixedBufPool<Vec<u8>>,

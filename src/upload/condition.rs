@@ -34,6 +34,9 @@ pub enum Refusal {
     BadDigest(BadDigest),
     /// The body's digest differs from a claim (400, after the body).
     DigestMismatch(Mismatch),
+    /// A signed upload token that is malformed, forged, expired or does not cover this upload
+    /// (403 `bad_token`).
+    BadToken(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -47,6 +50,7 @@ impl std::fmt::Display for Refusal {
             Refusal::BadAppid(why) | Refusal::UnknownAppid(why) => f.write_str(why),
             Refusal::BadPath(e) => write!(f, "{e}"),
             Refusal::CallbackNotAllowed(e) => write!(f, "{e}"),
+            Refusal::BadToken(why) => write!(f, "upload token: {why}"),
             Refusal::TooLarge { size, limit } => {
                 write!(f, "the body is {size} bytes; the limit is {limit}")
             }
@@ -99,6 +103,9 @@ pub fn registered_callbacks(app: &AppRecord) -> (Option<CallbackTarget>, Option<
 
 /// Checks everything that needs no I/O but the registry lookup the caller already made.
 /// `app` is the registered record of the path's appid, if any.
+// Pure and called from two places (the raw flow, its tests): each argument is one input the
+// contract's order of checks reads.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     head: &RequestHead,
     config: &Config,

@@ -10,6 +10,7 @@ pub mod model;
 mod phases;
 pub mod reply;
 pub mod shape;
+pub mod token;
 
 pub use condition::Refusal;
 pub use flow::handle_upload;

@@ -36,6 +36,7 @@ use super::model::{Notified, Stored, UploadRequest};
 use super::phases;
 use super::reply::{self, FlowError};
 use super::shape::valid_content_type;
+use super::token;
 
 /// The path prefix of form uploads.
 pub const PREFIX: &str = "/upload/form/";
@@ -186,13 +187,18 @@ fn form_request(
                 .collect::<Map<_, _>>(),
         )
     });
+    let policy = match &fields.token {
+        Some(t) => Some(token::verify(t, Some(record))?),
+        None => None,
+    };
     let (pre, post) = condition::registered_callbacks(record);
-    if pre.is_none() {
-        return Err(
-            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
-        );
+    if pre.is_none() && policy.is_none() {
+        return Err(Refusal::UnknownAppid(
+            "no pre-upload callback is registered for this appid (and the form has no token)",
+        )
+        .into());
     }
-    Ok(UploadRequest {
+    let mut req = UploadRequest {
         secrets: record.secrets_for_signing(crate::clock::unix_secs()),
         target,
         size: None,
@@ -204,7 +210,11 @@ fn form_request(
         post,
         request,
         metadata,
-    })
+    };
+    if let Some(policy) = &policy {
+        token::apply(policy, &mut req)?;
+    }
+    Ok(req)
 }
 
 /// `success_action_redirect`, when its origin is one the app lists in `cors_origins` (so a

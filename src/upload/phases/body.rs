@@ -79,7 +79,7 @@ pub(crate) async fn receive_form_file(
     let received = ex
         .receive_into(&mut sink, plan, &mut |_| {}, Some(demuxing))
         .await;
-    match received.map_err(|e| receive_error(e)) {
+    match received.map_err(receive_error) {
         Ok(()) => Ok((sink, None)),
         Err(e) => {
             sink.abort().await;

@@ -5,11 +5,11 @@ use crate::config::Checksum;
 use crate::registry::{valid_appid, AppRecord};
 use crate::server::Exchange;
 use crate::storage::{path, ObjectStore, Target};
-use crate::upload::condition;
 use crate::upload::digest::Claims;
 use crate::upload::model::UploadRequest;
 use crate::upload::FlowError;
 use crate::upload::Refusal;
+use crate::upload::{condition, token};
 
 /// A request that met every receive condition.
 pub(crate) struct Admitted {
@@ -31,7 +31,9 @@ pub(crate) async fn receive_conditions(
     ex.access().appid = valid_appid(&appid).then(|| appid.clone());
     let record = registered(app, &appid)?;
     let policy = app.policy();
-    let req = condition::check(
+    // A signed upload token, when the request carries one (checked after the head's syntax).
+    let token = token::from_head(ex.head()).map(|t| token::verify(&t, record.as_ref()));
+    let mut req = condition::check(
         ex.head(),
         &app.config,
         &policy,
@@ -39,9 +41,12 @@ pub(crate) async fn receive_conditions(
         new_upload_id(),
         ex.peer().ip().to_string(),
         crate::upload::context::Protocol::Raw,
-        false,
+        matches!(token, Some(Ok(_))),
     )?;
     ex.access().upload_id = Some(req.upload_id.clone());
+    if let Some(verified) = token {
+        token::apply(&verified?, &mut req)?;
+    }
     let claims = match app.config.checksum {
         Checksum::Sha256 => Some(Claims::from_head(ex.head()).map_err(Refusal::from)?),
         Checksum::None => None,
