@@ -282,7 +282,11 @@ fn json_registration_and_get_without_secrets() {
             "callback_hosts",
             "callback_url_post",
             "callback_url_pre",
+            "cors_origins",
             "created_at",
+            "expect",
+            "forward_headers",
+            "inline_types",
             "max_body_bytes",
             "updated_at"
         ]

@@ -99,10 +99,28 @@ impl Pipe {
     pub async fn fill_from(&self, fd_in: RawFd, len: usize) -> io::Result<usize> {
         let len = len.min(self.capacity);
         let mut moved = 0;
+        let mut refused = 0u32;
         loop {
             let queued = queued_bytes(fd_in)?;
             if queued > 0 {
-                let n = self.splice_in(fd_in, (len - moved).min(queued))?;
+                let n = match self.splice_in(fd_in, (len - moved).min(queued)) {
+                    Ok(n) => n,
+                    // Queued bytes the socket will not splice now (the pipe has no free slot
+                    // for the next fragment, or the bytes are not ready): what moved goes to
+                    // the file first; with nothing moved, wait a moment and try again.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if moved > 0 {
+                            return Ok(moved);
+                        }
+                        refused += 1;
+                        if refused > 1000 {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 moved += n;
                 if moved >= len || n == 0 {
                     return Ok(moved);
