@@ -504,3 +504,34 @@ fn a_demo_app_without_a_secret_refuses_callbacks_so_uploads_are_vetoed() {
     node.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Regression: `upgate upload` of a few MiB (sendfile on the client, so the node's socket
+/// holds many page fragments) once failed with 400 `body_read_failed` when the node's splice
+/// met a pipe with no free slot (EAGAIN) after its first MiB.
+#[test]
+fn multi_mib_uploads_by_the_client_are_spliced_whole() {
+    let app = support::callback_app::CallbackApp::accepting();
+    let config = test_config();
+    let dir = config.data_dir.with_extension("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = start(config);
+    let w = register_form(
+        node.local_addr(),
+        "bulk",
+        &app.url("/pre"),
+        &app.url("/post"),
+    );
+    assert_eq!(w.status, 200);
+    for (i, len) in [3_000_000usize, 8 << 20, 5_000_001].into_iter().enumerate() {
+        let content = pattern(len);
+        let file = dir.join(format!("f{i}.bin"));
+        std::fs::write(&file, &content).unwrap();
+        let url = format!("{}/bulk/f{i}.bin", node_url(node.local_addr()));
+        let (out, _) = upgate(&["upload", path_str(&file), &url]);
+        assert_eq!(code(&out), 0, "{len} bytes: {}", stderr(&out));
+        let got = get(node.local_addr(), &format!("/bulk/f{i}.bin"));
+        assert!(got.body == content, "{len} bytes: downloaded bytes differ");
+    }
+    node.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
