@@ -135,9 +135,9 @@ pub fn parse(
             "callback_hosts" => reg.callback_hosts = callback_hosts(raw)?,
             "max_body_bytes" => reg.max_body_bytes = max_body_bytes(raw)?,
             "rotate_secret" => reg.rotate_secret = flag("rotate_secret", raw)?,
-            "forward_headers" => reg.forward_headers = list(&name, raw, forward_header)?,
-            "cors_origins" => reg.cors_origins = list(&name, raw, cors_origin)?,
-            "inline_types" => reg.inline_types = list(&name, raw, media_type)?,
+            "forward_headers" => reg.forward_headers = list(&name, raw, forward_header, MAX_LIST)?,
+            "cors_origins" => reg.cors_origins = list(&name, raw, cors_origin, MAX_LIST)?,
+            "inline_types" => reg.inline_types = list(&name, raw, media_type, MAX_LIST)?,
             "expect" => reg.expect = expect(raw)?,
             _ => return Err(bad_field(&name, "unknown field")),
         }
@@ -223,39 +223,7 @@ pub fn validate_callback_url(text: &str) -> Result<String, String> {
 }
 
 fn callback_hosts(raw: Raw) -> Result<Change<Vec<String>>, RequestError> {
-    const F: &str = "callback_hosts";
-    let items: Vec<String> = match raw {
-        Raw::Null => return Ok(Change::Clear),
-        Raw::Text(s) => s.split(',').map(str::to_string).collect(),
-        Raw::List(values) => values
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(bad_field(F, "must be a list of strings")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(bad_field(
-                F,
-                "must be a comma-separated string or a list of strings",
-            ))
-        }
-    };
-    let mut hosts: Vec<String> = Vec::new();
-    for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let host = normalize_host(item).map_err(|why| bad_field(F, format!("{item:?}: {why}")))?;
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
-        if hosts.len() > MAX_HOSTS {
-            return Err(bad_field(F, format!("more than {MAX_HOSTS} hosts")));
-        }
-    }
-    Ok(if hosts.is_empty() {
-        Change::Clear
-    } else {
-        Change::Set(hosts)
-    })
+    list("callback_hosts", raw, normalize_host, MAX_HOSTS)
 }
 
 /// `host` or `host:port` → its normalised form (lower case, IDNA, IPv6 in brackets), keeping an
@@ -307,6 +275,7 @@ fn list(
     field: &str,
     raw: Raw,
     item: fn(&str) -> Result<String, String>,
+    most: usize,
 ) -> Result<Change<Vec<String>>, RequestError> {
     let items: Vec<String> = match raw {
         Raw::Null => return Ok(Change::Clear),
@@ -331,8 +300,8 @@ fn list(
         if !out.contains(&v) {
             out.push(v);
         }
-        if out.len() > MAX_LIST {
-            return Err(bad_field(field, format!("more than {MAX_LIST} entries")));
+        if out.len() > most {
+            return Err(bad_field(field, format!("more than {most} entries")));
         }
     }
     Ok(if out.is_empty() {
