@@ -129,10 +129,7 @@ impl Router {
             _ => ex.head().method_str().as_bytes().to_vec(),
         };
         let upload = !matches!(&asked[..], b"GET" | b"HEAD");
-        let appid = String::from_utf8_lossy(appid_of(ex.head().path_only())).into_owned();
-        let record = crate::registry::valid_appid(&appid)
-            .then(|| self.app.registry.get(&appid).ok().flatten())
-            .flatten();
+        let record = self.record_of(ex);
         if !cors::allows(record.as_ref(), origin, upload) {
             if upload || method == Method::Options {
                 return respond(ex.access(), &RouteError::OriginNotAllowed);
@@ -146,6 +143,15 @@ impl Router {
         let mut resp = self.dispatch(ex, r).await;
         cors::decorate(&mut resp, origin);
         resp
+    }
+
+    /// The registration of the app the request's path belongs to, if any.
+    fn record_of(&self, ex: &Exchange<'_>) -> Option<crate::registry::AppRecord> {
+        let appid = std::str::from_utf8(appid_of(ex.head().path_only())).ok()?;
+        if !crate::registry::valid_appid(appid) {
+            return None;
+        }
+        self.app.registry.get(appid).ok().flatten()
     }
 
     async fn dispatch(&self, ex: &mut Exchange<'_>, r: Route) -> Response {
@@ -166,10 +172,7 @@ impl Router {
             }
             (Route::File, Method::Get | Method::Head) => {
                 // The app's `inline_types` may let script-capable types open inline.
-                let appid = String::from_utf8_lossy(appid_of(ex.head().path_only())).into_owned();
-                let record = crate::registry::valid_appid(&appid)
-                    .then(|| self.app.registry.get(&appid).ok().flatten())
-                    .flatten();
+                let record = self.record_of(ex);
                 let inline = record.as_ref().map_or(&[][..], |r| &r.inline_types[..]);
                 let safe = crate::download::SafeServing::new(inline);
                 crate::download::handle(ex, &self.app.store, &safe).await

@@ -62,7 +62,6 @@ pub(crate) async fn receive_body(
 /// `bad_multipart` otherwise, and the file is removed).
 pub(crate) async fn receive_form_file(
     ex: &mut Exchange<'_>,
-    _app: &App,
     req: &UploadRequest,
     mut sink: Upload,
     mut demux: crate::upload::form::FileDemux,
