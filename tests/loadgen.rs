@@ -118,3 +118,48 @@ fn registered_callbacks_and_refusals_are_counted_by_kind() {
 
     node.shutdown();
 }
+
+#[test]
+fn form_mode_stores_exactly_the_file_parts_beside_raw_uploads() {
+    let (node, app) = node_and_app();
+    let files = |cfg: &BenchConfig| {
+        let dir = node.app.config.data_dir.join("files/formbench");
+        let mut sizes = Vec::new();
+        for c in 0..cfg.connections {
+            let dir = dir.join(&cfg.path_prefix).join(format!("c{c}"));
+            for entry in std::fs::read_dir(dir).expect("per-connection dir") {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                // The body pattern, not a byte of the form's envelope.
+                assert!(bytes.iter().all(u8::is_ascii_lowercase), "envelope stored");
+                sizes.push(bytes.len() as u64);
+            }
+        }
+        sizes
+    };
+
+    // Small forms (the head and body in one write) and multi-buffer ones (with Expect, through
+    // the registered buffers), with the registered app's callbacks.
+    for (size, requests, expect) in [(1024, 40, false), (3 << 20, 4, true)] {
+        let mut cfg = bench_config(&node);
+        cfg.appid = "formbench".into();
+        cfg.mode = Mode::Form;
+        cfg.connections = 2;
+        cfg.size = size;
+        cfg.expect = expect;
+        cfg.stop = Stop::Requests(requests);
+        cfg.callbacks = Callbacks::registered(app.addr());
+        let r = loadgen::run(&cfg).expect("form run");
+        assert_eq!((r.ok, r.errors, r.mode), (requests, 0, "form"), "{r}");
+        assert_eq!(
+            r.bytes,
+            requests * size,
+            "payload bytes count only the file parts"
+        );
+        let sizes = files(&cfg);
+        assert_eq!(sizes.len() as u64, requests);
+        assert!(sizes.iter().all(|&s| s == size), "{sizes:?}");
+    }
+    assert_eq!(app.counters.pre.load(Ordering::Relaxed), 44);
+    assert_eq!(app.counters.post.load(Ordering::Relaxed), 44);
+    node.shutdown();
+}

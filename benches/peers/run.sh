@@ -11,8 +11,8 @@
 #
 # Knobs (environment): THREADS (2: upgate threads = nginx workers), SMALL_SECS (10),
 # SMALL_CONNS (64), ROUNDS (3), LARGE_SIZE (1GiB), LARGE_REPS (3), DL_SECS (10),
-# IPERF_SECS (8), DD_MIB (2048), COOLDOWN (300), KEEP_WORK, SCENARIOS ("a b c": which of the
-# scenarios below to run; the table shows n/a for the others).
+# IPERF_SECS (8), DD_MIB (2048), COOLDOWN (300), KEEP_WORK, FORM_SIZE (100MiB), FORM_REPS (5),
+# SCENARIOS ("a b c f": which of the scenarios below to run; the table shows n/a for the others).
 set -eu
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +27,9 @@ LARGE_REPS=${LARGE_REPS:-3}
 DL_SECS=${DL_SECS:-10}
 IPERF_SECS=${IPERF_SECS:-8}
 DD_MIB=${DD_MIB:-2048}
-SCENARIOS=${SCENARIOS:-a b c}
+FORM_SIZE=${FORM_SIZE:-100MiB}
+FORM_REPS=${FORM_REPS:-5}
+SCENARIOS=${SCENARIOS:-a b c f}
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 mkdir -p "$OUT"
@@ -329,6 +331,37 @@ stop_upgate
 stop_nginx
 fi
 
+# ---------------------------------------------------------------- (f) forms
+if want f; then
+say "== (f) form uploads (multipart/form-data) beside raw uploads: 1 KiB x $SMALL_CONNS conns, $FORM_SIZE x 1 conn"
+start_upgate form false
+start_nginx form
+# 1 KiB: raw and form on the same node, nginx storing the same form whole; rounds alternate.
+bench "warmup-f1-upgate" --target "$UPGATE" -c "$SMALL_CONNS" -d 1 --size 1k --appid bench --callback-app "$CB" --register
+bench "warmup-f1-nginx" --target "$NGINX" --mode form -c "$SMALL_CONNS" -d 1 --size 1k --appid bench
+for r in $(seq 1 "$ROUNDS"); do
+    bench "f1-raw-upgate-r$r" --target "$UPGATE" -c "$SMALL_CONNS" -d "$SMALL_SECS" --size 1k --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+    bench "f1-form-upgate-r$r" --target "$UPGATE" --mode form -c "$SMALL_CONNS" -d "$SMALL_SECS" --size 1k --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+    bench "f1-form-nginx-r$r" --target "$NGINX" --mode form -c "$SMALL_CONNS" -d "$SMALL_SECS" --size 1k --appid bench --watch-pid "$NGINX_WATCH"
+done
+# Large: 3 uploads per repetition, each kind in recycled page-cache pages (as in (b)).
+recycle_form() {
+    find "$WORK/upgate-form/files" "$WORK/nginx-form/body" -type f -size +1M -delete 2>/dev/null || true
+    dd if=/dev/zero of="$WORK/recycle.bin" bs=1M count=512 status=none
+    rm -f "$WORK/recycle.bin"
+}
+for r in $(seq 1 "$FORM_REPS"); do
+    recycle_form
+    bench "fl-raw-upgate-r$r" --target "$UPGATE" -c 1 -n 3 --size "$FORM_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+    recycle_form
+    bench "fl-form-upgate-r$r" --target "$UPGATE" --mode form -c 1 -n 3 --size "$FORM_SIZE" --appid bench --callback-app "$CB" --register --watch-pid "$UPGATE_PID"
+    recycle_form
+    bench "fl-form-nginx-r$r" --target "$NGINX" --mode form -c 1 -n 3 --size "$FORM_SIZE" --appid bench --watch-pid "$NGINX_WATCH"
+done
+stop_upgate
+stop_nginx
+fi
+
 # ---------------------------------------------------------------- report
 # rnd DECIMALS VALUE: VALUE rounded ("n/a" stays).
 rnd() { if [ "$2" = "n/a" ] || [ -z "$2" ]; then echo "n/a"; else calc "$2" "$1"; fi; }
@@ -370,6 +403,22 @@ C1_UP=$(med c1-upgate-r mb_s);     C1_NG=$(med c1-nginx-r mb_s)
 C1_UPCPU=$(med c1-upgate-r cpu_s_per_gib 2); C1_NGCPU=$(med c1-nginx-r cpu_s_per_gib 2)
 C4_UP=$(med c4-upgate-r rps);      C4_NG=$(med c4-nginx-r rps)
 C4_UP99=$(med c4-upgate-r p99_ms 1); C4_NG99=$(med c4-nginx-r p99_ms 1)
+F1_RAW=$(med f1-raw-upgate-r rps);  F1_FORM=$(med f1-form-upgate-r rps); F1_NG=$(med f1-form-nginx-r rps)
+F1_RAWMS=$(medcpu f1-raw-upgate-r); F1_FORMMS=$(medcpu f1-form-upgate-r); F1_NGMS=$(medcpu f1-form-nginx-r)
+F1_FORM99=$(med f1-form-upgate-r p99_ms 1); F1_NG99=$(med f1-form-nginx-r p99_ms 1)
+FL_RAW=$(med fl-raw-upgate-r mb_s); FL_FORM=$(med fl-form-upgate-r mb_s); FL_NG=$(med fl-form-nginx-r mb_s)
+FL_RAWCPU=$(med fl-raw-upgate-r cpu_s_per_gib 2); FL_FORMCPU=$(med fl-form-upgate-r cpu_s_per_gib 2)
+FL_NGCPU=$(med fl-form-nginx-r cpu_s_per_gib 2)
+# Per repetition, form / raw (the two ran back to back): the median of those ratios.
+fl_ratios() {
+    local r raw form
+    for r in $(seq 1 "$FORM_REPS"); do
+        raw=$(vals "fl-raw-upgate-r$r\"" mb_s); form=$(vals "fl-form-upgate-r$r\"" mb_s)
+        [ -n "$raw" ] && [ -n "$form" ] && calc "$form / $raw" 3
+        echo
+    done
+}
+FL_RATIO=$(rnd 2 "$(median $(fl_ratios))")
 
 LIMIT=$(calc "($TCP_MBPS < $PAGECACHE_MBPS) ? $TCP_MBPS : $PAGECACHE_MBPS" 0)
 RSS_BUDGET_KIB=$((64 * 1024 + 64 * SMALL_CONNS))
@@ -418,11 +467,15 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo "| (c) 4 KiB downloads, $SMALL_CONNS conns | requests/s | $C4_UP $(range c4-upgate-r rps) | $C4_NG $(range c4-nginx-r rps) | $(ratio "$C4_UP" "$C4_NG") | >= 1.2x nginx | $(yes_no "$C4_UP >= 1.2 * $C4_NG") |"
     echo "| | CPU per request, ms | $C4_UPMS | $C4_NGMS | $(ratio "$C4_UPMS" "$C4_NGMS") | <= nginx | $(yes_no "$C4_UPMS <= $C4_NGMS") |"
     echo "| | p99 latency, ms | $C4_UP99 | $C4_NG99 | $(ratio "$C4_UP99" "$C4_NG99") | | |"
+    echo "| (f) 1 KiB uploads, $SMALL_CONNS conns, pre+post: form vs raw on upgate; nginx storing the same form whole | uploads/s | form $F1_FORM $(range f1-form-upgate-r rps), raw $F1_RAW $(range f1-raw-upgate-r rps) | $F1_NG $(range f1-form-nginx-r rps) | form / nginx $(ratio "$F1_FORM" "$F1_NG"); form / raw $(ratio "$F1_FORM" "$F1_RAW") | (information) | |"
+    echo "| | CPU per upload, ms: form, raw; p99 ms (form) | $F1_FORMMS, $F1_RAWMS; $F1_FORM99 | $F1_NGMS; $F1_NG99 | | | |"
+    echo "| (f) $FORM_SIZE uploads, 1 conn: form vs raw on upgate | MB/s | form $FL_FORM $(range fl-form-upgate-r mb_s), raw $FL_RAW $(range fl-raw-upgate-r mb_s) | $FL_NG $(range fl-form-nginx-r mb_s) | form / raw $FL_RATIO (median of per-repetition ratios); form / nginx $(ratio "$FL_FORM" "$FL_NG") | form >= 0.80x raw | $(yes_no "$FL_RATIO >= 0.8") |"
+    echo "| | CPU seconds per GiB (server): form, raw | $FL_FORMCPU, $FL_RAWCPU | $FL_NGCPU | $(ratio "$FL_FORMCPU" "$FL_RAWCPU") | (information) | |"
     echo
     echo "## Commands"
     echo
     echo '```'
-    echo "benches/peers/run.sh   # SCENARIOS=\"$SCENARIOS\" THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS"
+    echo "benches/peers/run.sh   # SCENARIOS=\"$SCENARIOS\" THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS FORM_SIZE=$FORM_SIZE FORM_REPS=$FORM_REPS"
     echo "upgate bench --serve-callbacks 127.0.0.1:0     # the callback app, at $CB"
     printf '%s\n' "${COMMANDS[@]}" | sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#--watch-pid [0-9,]+#--watch-pid PIDS#g; s#(--label [a-z0-9-]+-r)[0-9]+#\1N#' | awk '!seen[$0]++'
     echo '```'

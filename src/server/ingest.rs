@@ -14,6 +14,7 @@ use tokio_uring::buf::fixed::FixedBufPool;
 
 use super::connection::BodyIoError;
 use super::exchange::{wrong_state, BodyError, Exchange};
+use super::write_behind::WriteBehind;
 use crate::http::{Event, ExternalError, Piece, ProtocolError};
 use crate::metrics::{self, BodyPath, TimeoutKind};
 use crate::storage::fixed::{self, BodyBuf};
@@ -80,33 +81,6 @@ pub trait Demux {
 pub struct Demuxing<'a> {
     pub demux: &'a mut dyn Demux,
     pub leftover: Bytes,
-}
-
-/// Runs `demux` over all of `input`, collecting what it found (ranges relative to `input`).
-fn demux_all(demux: &mut dyn Demux, input: &[u8]) -> Result<Vec<Demuxed>, ReceiveError> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    let mut idle = 0;
-    while at < input.len() {
-        let (used, found) = demux.demux(&input[at..]).map_err(ReceiveError::Demux)?;
-        match found {
-            Demuxed::File(r) => out.push(Demuxed::File(at + r.start..at + r.end)),
-            Demuxed::Held(b) => out.push(Demuxed::Held(b)),
-            Demuxed::Nothing if used == 0 => {
-                // A state change without input (a part's end): bounded, or a bug.
-                idle += 1;
-                if idle > 64 {
-                    return Err(ReceiveError::Demux("the form's parser stalled".into()));
-                }
-            }
-            Demuxed::Nothing => {}
-        }
-        if used > 0 {
-            idle = 0;
-        }
-        at += used;
-    }
-    Ok(out)
 }
 
 impl From<BodyError> for ReceiveError {
@@ -260,9 +234,14 @@ impl Exchange<'_> {
             match fds.and_then(|fds| Some((fds, fixed::pool()?))) {
                 Some(((socket, file), pool)) => {
                     let demux = demux.map(|d| d.demux);
-                    return self
-                        .fixed_into(&pool, socket, file, sink, plan.limit, seen, demux)
+                    let mut behind = WriteBehind::default();
+                    let limit = plan.limit;
+                    let received = self
+                        .fixed_into(&pool, socket, file, sink, limit, seen, demux, &mut behind)
                         .await;
+                    // Every write ends first: the caller closes or removes the file next.
+                    let written = behind.finish().await.map_err(ReceiveError::File);
+                    return received.and(written);
                 }
                 None => match self.c.read_body_more().await {
                     Ok(_) => {}
@@ -275,8 +254,9 @@ impl Exchange<'_> {
 
     /// The rest of the body through registered buffers, to its end. A buffer is taken only
     /// once the socket is readable and given back when a non-blocking read finds it drained,
-    /// so a slow client pins none between its bursts.
-    // The loop's state is these eight values; a struct for one private call would only rename them.
+    /// so a slow client pins none between its bursts. A buffer's file bytes are written while
+    /// the next buffer is read: through `behind`, which the caller finishes on every exit.
+    // The loop's state is these values; a struct for one private call would only rename them.
     #[allow(clippy::too_many_arguments)]
     async fn fixed_into(
         &mut self,
@@ -287,6 +267,7 @@ impl Exchange<'_> {
         limit: u64,
         seen: &mut dyn FnMut(&[u8]),
         mut demux: Option<&mut dyn Demux>,
+        behind: &mut WriteBehind,
     ) -> Result<(), ReceiveError> {
         let idle = self.c.ctx.config.body_idle_timeout();
         // What the decoder could not use yet from the connection's buffer: part of a
@@ -297,18 +278,28 @@ impl Exchange<'_> {
             .conn
             .take_undecoded()
             .map_err(BodyError::WrongState)?;
-        let mut held: Option<BodyBuf> = None;
+        // A buffer to read into at once, without waiting for the socket first.
+        let mut ready: Option<BodyBuf> = None;
         let mut nowait_works = true;
         loop {
-            let (buf, nowait) = match held.take() {
+            let (mut buf, nowait) = match ready.take() {
                 Some(buf) => (buf, nowait_works),
                 None => {
-                    match timeout(idle, ops::readable(socket)).await {
+                    let poll = timeout(idle, ops::readable(socket));
+                    match behind.meanwhile(poll).await {
                         Err(_) => return Err(idle_timeout()),
                         Ok(Err(e)) => return Err(BodyError::Io(e).into()),
                         Ok(Ok(())) => {}
                     }
-                    let mut buf = BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?;
+                    let mut buf = match BodyBuf::try_take(pool) {
+                        Some(buf) => buf,
+                        None => {
+                            // Wait for a free buffer only with none of ours held (see
+                            // `write_behind`).
+                            behind.finish().await.map_err(ReceiveError::File)?;
+                            BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?
+                        }
+                    };
                     if !buf.put(&carry) {
                         let e = io::Error::other("carried framing larger than an I/O buffer");
                         return Err(BodyError::Io(e).into());
@@ -322,30 +313,33 @@ impl Exchange<'_> {
                 Some(rest) => rest.min(buf.room() as u64) as usize,
                 None => buf.room(),
             };
-            let (res, mut buf) = match timeout(idle, buf.read_from(socket, want, nowait)).await {
+            let read = timeout(idle, buf.read_from(socket, want, nowait));
+            (buf, _) = match behind.meanwhile(read).await {
                 Err(_) => return Err(idle_timeout()),
-                Ok(r) => r,
-            };
-            let n = match res {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Ok((Ok(n), b)) => {
+                    if n == 0 {
+                        self.c.conn.receive_eof();
+                    } else {
+                        self.c.bytes_in += n as u64;
+                        metrics::received(n);
+                    }
+                    (b, n)
+                }
+                Ok((Err(e), b)) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Drained for now: the buffer goes back to the pool until the next poll.
-                    carry.extend_from_slice(buf.pending());
+                    carry.extend_from_slice(b.pending());
                     continue;
                 }
-                Err(e) if nowait && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                Ok((Err(e), b)) if nowait && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                     nowait_works = false;
-                    held = Some(buf);
+                    ready = Some(b);
                     continue;
                 }
-                Err(e) => return Err(BodyError::Io(e).into()),
+                Ok((Err(e), _)) => return Err(BodyError::Io(e).into()),
             };
-            if n == 0 {
-                self.c.conn.receive_eof();
-            } else {
-                self.c.bytes_in += n as u64;
-                metrics::received(n);
-            }
+            // The file's bytes in this buffer, each with its offset in the file.
+            let mut pieces = Vec::new();
+            let mut ended = false;
             loop {
                 let at = buf.pending_start();
                 let (used, piece) = self
@@ -354,43 +348,40 @@ impl Exchange<'_> {
                     .decode_external(buf.pending())
                     .map_err(external_error)?;
                 match piece {
-                    Piece::Data(r) if demux.is_some() => {
-                        let d = demux.as_mut().expect("checked");
-                        let range = at + r.start..at + r.end;
-                        for found in demux_all(&mut **d, buf.bytes(range.clone()))? {
-                            let part = match found {
-                                Demuxed::File(f) => range.start + f.start..range.start + f.end,
-                                Demuxed::Held(b) => {
-                                    append_checked(sink, b, limit, seen).await?;
-                                    continue;
-                                }
-                                Demuxed::Nothing => continue,
-                            };
-                            let len = part.len();
-                            if sink.written() + len as u64 > limit {
-                                return Err(ReceiveError::TooLarge(limit));
-                            }
-                            seen(buf.bytes(part.clone()));
-                            let (res, b) = buf.write_to(file, part, sink.written()).await;
-                            buf = b;
-                            res.map_err(ReceiveError::File)?;
-                            sink.advance(len as u64);
-                            metrics::body_bytes(BodyPath::Fixed, len);
-                        }
-                        buf.consume(used);
-                    }
                     Piece::Data(r) => {
-                        let len = r.len();
-                        if sink.written() + len as u64 > limit {
-                            return Err(ReceiveError::TooLarge(limit));
-                        }
                         let range = at + r.start..at + r.end;
-                        seen(buf.bytes(range.clone()));
-                        let (res, b) = buf.write_to(file, range, sink.written()).await;
-                        buf = b;
-                        res.map_err(ReceiveError::File)?;
-                        sink.advance(len as u64);
-                        metrics::body_bytes(BodyPath::Fixed, len);
+                        match demux.as_mut() {
+                            None => {
+                                let file_at = claim(sink, limit, seen, buf.bytes(range.clone()))?;
+                                pieces.push((range, file_at));
+                            }
+                            Some(d) => {
+                                let mut held = Vec::new();
+                                demux_each(&mut **d, buf.bytes(range.clone()), |found| {
+                                    match found {
+                                        Demuxed::File(f) => {
+                                            let f = range.start + f.start..range.start + f.end;
+                                            let at =
+                                                claim(sink, limit, seen, buf.bytes(f.clone()))?;
+                                            pieces.push((f, at));
+                                            Ok(())
+                                        }
+                                        // A few bytes the demux held back: their own write.
+                                        Demuxed::Held(b) => {
+                                            let at = claim(sink, limit, seen, &b)?;
+                                            held.push((b, at));
+                                            Ok(())
+                                        }
+                                        Demuxed::Nothing => Ok(()),
+                                    }
+                                })?;
+                                for (bytes, offset) in held {
+                                    ops::write_all_at(file, bytes, offset)
+                                        .await
+                                        .map_err(ReceiveError::File)?;
+                                }
+                            }
+                        }
                         buf.consume(used);
                     }
                     Piece::NeedData => {
@@ -404,14 +395,84 @@ impl Exchange<'_> {
                         }
                         // Bytes after the body (a pipelined request) go back to the connection.
                         self.c.conn.receive(buf.pending());
-                        return Ok(());
+                        ended = true;
+                        break;
                     }
                 }
             }
-            buf.compact();
-            held = Some(buf);
+            if pieces.is_empty() {
+                if ended {
+                    return Ok(());
+                }
+                buf.compact();
+                ready = Some(buf);
+                continue;
+            }
+            // What the decoder left (a partial framing line) starts the next buffer.
+            carry.extend_from_slice(buf.pending());
+            behind
+                .submit(buf, file, pieces)
+                .await
+                .map_err(ReceiveError::File)?;
+            if ended {
+                return Ok(());
+            }
+            ready = BodyBuf::try_take(pool).map(|mut b| {
+                b.put(&carry);
+                carry.clear();
+                b
+            });
         }
     }
+}
+
+/// Claims `bytes`, the next file bytes of a body read into registered buffers, within `limit`:
+/// shows them to `seen` and advances `sink` past them; returns their offset in the file, where
+/// the caller writes them.
+fn claim(
+    sink: &mut Upload,
+    limit: u64,
+    seen: &mut dyn FnMut(&[u8]),
+    bytes: &[u8],
+) -> Result<u64, ReceiveError> {
+    let at = sink.written();
+    if at + bytes.len() as u64 > limit {
+        return Err(ReceiveError::TooLarge(limit));
+    }
+    seen(bytes);
+    sink.advance(bytes.len() as u64);
+    metrics::body_bytes(BodyPath::Fixed, bytes.len());
+    Ok(at)
+}
+
+/// Runs `demux` over all of `input`, handing each find to `found` (ranges relative to
+/// `input`), in order.
+fn demux_each(
+    demux: &mut dyn Demux,
+    input: &[u8],
+    mut found: impl FnMut(Demuxed) -> Result<(), ReceiveError>,
+) -> Result<(), ReceiveError> {
+    let mut at = 0;
+    let mut idle = 0;
+    while at < input.len() {
+        let (used, what) = demux.demux(&input[at..]).map_err(ReceiveError::Demux)?;
+        match what {
+            Demuxed::File(r) => found(Demuxed::File(at + r.start..at + r.end))?,
+            Demuxed::Nothing if used == 0 => {
+                // A state change without input (a part's end): bounded, or a bug.
+                idle += 1;
+                if idle > 64 {
+                    return Err(ReceiveError::Demux("the form's parser stalled".into()));
+                }
+            }
+            other => found(other)?,
+        }
+        if used > 0 {
+            idle = 0;
+        }
+        at += used;
+    }
+    Ok(())
 }
 
 /// Shows `bytes` (body bytes in the connection's buffer) to `demux` and appends the file's
@@ -423,12 +484,16 @@ async fn write_demuxed(
     limit: u64,
     seen: &mut dyn FnMut(&[u8]),
 ) -> Result<(), ReceiveError> {
-    for found in demux_all(demux, &bytes)? {
-        let part = match found {
-            Demuxed::File(r) => bytes.slice(r),
-            Demuxed::Held(b) => b,
-            Demuxed::Nothing => continue,
-        };
+    let mut parts = Vec::new();
+    demux_each(demux, &bytes, |found| {
+        match found {
+            Demuxed::File(r) => parts.push(bytes.slice(r)),
+            Demuxed::Held(b) => parts.push(b),
+            Demuxed::Nothing => {}
+        }
+        Ok(())
+    })?;
+    for part in parts {
         append_checked(sink, part, limit, seen).await?;
     }
     Ok(())

@@ -26,6 +26,7 @@ mod linger;
 mod listener;
 pub mod memory;
 mod transport;
+mod write_behind;
 
 use std::cell::Cell;
 use std::io;

@@ -83,6 +83,15 @@ pub struct BodyBuf {
 }
 
 impl BodyBuf {
+    /// A free buffer of `pool` if there is one now.
+    pub fn try_take(pool: &FixedBufPool<Vec<u8>>) -> Option<BodyBuf> {
+        pool.try_next(BUF_BYTES).map(|buf| BodyBuf {
+            buf,
+            start: 0,
+            end: 0,
+        })
+    }
+
     /// A free buffer of `pool`, waiting up to `wait` for one to come back. `None` when none did.
     pub async fn take(pool: &FixedBufPool<Vec<u8>>, wait: Duration) -> Option<BodyBuf> {
         let buf = match pool.try_next(BUF_BYTES) {
@@ -196,14 +205,19 @@ impl BodyBuf {
     }
 
     /// Writes the bytes at `range` of the buffer to `file` at `offset`, all of them
-    /// (`IORING_OP_WRITE_FIXED`, repeated on a short write).
+    /// (`IORING_OP_WRITE_FIXED`, repeated on a short write). `range` is any part of what was
+    /// read into the buffer, consumed or not: the decoder marks bytes used before the buffer
+    /// goes to its writes.
     pub async fn write_to(
         mut self,
         file: RawFd,
         range: Range<usize>,
         mut offset: u64,
     ) -> (io::Result<()>, BodyBuf) {
-        debug_assert!(range.start >= self.start && range.end <= self.end);
+        assert!(
+            range.end <= self.buf.bytes_init(),
+            "write past the bytes read"
+        );
         let (mut at, end) = (range.start, range.end);
         while at < end {
             // SAFETY: `at..end` lies within the initialised part of the registered buffer,

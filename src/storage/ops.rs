@@ -60,6 +60,32 @@ pub async fn submit_with<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> (io
         .await
 }
 
+/// Writes all of `data` to `fd` at `offset` (`IORING_OP_WRITE`, repeated on a short write).
+pub async fn write_all_at(
+    fd: std::os::fd::RawFd,
+    data: bytes::Bytes,
+    mut offset: u64,
+) -> io::Result<()> {
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        let sqe = opcode::Write::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+            .offset(offset)
+            .build();
+        // The bytes move into the operation: `Bytes` keeps them in place until it completes.
+        let n = submit(data.clone(), sqe).await? as usize;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the file took no bytes",
+            ));
+        }
+        at += n;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
 /// Waits until `fd` (a socket) has bytes to read or the peer closed (`IORING_OP_POLL_ADD`).
 pub async fn readable(fd: std::os::fd::RawFd) -> io::Result<()> {
     let poll = opcode::PollAdd::new(types::Fd(fd), (libc::POLLIN | libc::POLLRDHUP) as u32).build();

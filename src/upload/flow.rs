@@ -31,11 +31,9 @@ pub async fn handle_upload(ex: &mut Exchange<'_>, app: &App) -> Response {
     let _in_flight = metrics::InFlight::enter();
     let mut timings = Timings::default();
     let result = run(ex, app, &mut timings).await;
-    ex.access().timings = timings;
-    match result {
-        Ok((req, stored, notified)) => reply::created(&req, &stored, notified),
-        Err(e) => crate::error::respond(ex.access(), &e),
-    }
+    reply::finish(ex, timings, result, |(req, stored, notified)| {
+        reply::created(&req, &stored, notified)
+    })
 }
 
 async fn run(

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::callback::{PoolError, Veto};
 use crate::http::Response;
 use crate::registry::{OutboxError, RegistryError};
-use crate::server::BodyError;
+use crate::server::{BodyError, Exchange, Timings};
 
 use super::condition::Refusal;
 use super::model::{Notified, Stored, UploadRequest};
@@ -71,6 +71,22 @@ impl fmt::Display for FlowError {
 impl std::error::Error for FlowError {}
 
 /// `201 Created` with the contract's completion JSON.
+/// The end of every upload protocol's flow: its step timings into the access log, then the
+/// answer: `ok`'s for a result, the error model's one status for an error
+/// ([`crate::error::respond`]).
+pub fn finish<T>(
+    ex: &mut Exchange<'_>,
+    timings: Timings,
+    result: Result<T, FlowError>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    ex.access().timings = timings;
+    match result {
+        Ok(done) => ok(done),
+        Err(e) => crate::error::respond(ex.access(), &e),
+    }
+}
+
 pub fn created(req: &UploadRequest, stored: &Stored, notified: Notified) -> Response {
     let (callback, app) = match notified {
         Notified::Delivered(answer) => ("delivered", answer),

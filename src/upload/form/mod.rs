@@ -46,14 +46,15 @@ pub async fn handle_form(ex: &mut Exchange<'_>, app: &App) -> Response {
     let _in_flight = metrics::InFlight::enter();
     let mut timings = Timings::default();
     let result = run(ex, app, &mut timings).await;
-    ex.access().timings = timings;
-    match result {
-        Ok((req, stored, notified, redirect)) => match redirect {
+    reply::finish(
+        ex,
+        timings,
+        result,
+        |(req, stored, notified, redirect)| match redirect {
             Some(to) => see_other(&to, &req, &stored),
             None => reply::created(&req, &stored, notified),
         },
-        Err(e) => crate::error::respond(ex.access(), &e),
-    }
+    )
 }
 
 async fn run(

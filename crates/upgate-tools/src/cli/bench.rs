@@ -17,10 +17,12 @@ use crate::loadgen::{self, BenchConfig, Callbacks, Mode, Stop};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchMode {
     Upload,
+    /// Uploads as multipart/form-data to /upload/form/APPID (the file part last).
+    Form,
     Download,
 }
 
-/// `upgate bench --target URL -c C (-n N | -d SECS) --size BYTES --mode upload|download …`
+/// `upgate bench --target URL -c C (-n N | -d SECS) --size BYTES --mode upload|form|download …`
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// The node (or peer) to load: http://HOST:PORT.
@@ -128,6 +130,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     cfg.size = args.size;
     cfg.mode = match args.mode {
         BenchMode::Upload => Mode::Upload,
+        BenchMode::Form => Mode::Form,
         BenchMode::Download => Mode::Download,
     };
     cfg.appid = args.appid;

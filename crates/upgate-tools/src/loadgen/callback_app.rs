@@ -8,6 +8,7 @@
 //! | `POST /pre`, `POST /post` | `200 {"success":"true"}` (the node's pre- and post-callbacks) |
 //! | `GET`/`POST /auth` (and `/auth/…`) | `200`, empty (nginx `auth_request`) |
 //! | `POST /nginx-post` with `{"file":…}` | `201 {"success":"true","size":<the file's size>}`: nginx's post notification; the size comes from `stat` of the body file nginx stored, so the client's size check verifies that nginx kept the whole body |
+//! | `POST /nginx-post` with `{"file":…,"form":"1"}` | the same for a stored `multipart/form-data` body (the load generator's form mode): the size is the file part's, found from the file's first and last bytes (its part headers and the closing delimiter), so the check verifies that nginx kept the whole form |
 //! | anything else | `404` |
 
 use std::io;
@@ -99,16 +100,38 @@ fn nginx_post(body: &[u8]) -> Reply {
     #[derive(serde::Deserialize)]
     struct Notice {
         file: String,
+        #[serde(default)]
+        form: String,
     }
     let Ok(notice) = serde_json::from_slice::<Notice>(body) else {
         return Reply::json(400, r#"{"success":"false","error":"bad_json"}"#);
     };
-    match std::fs::metadata(&notice.file) {
-        Ok(m) if m.is_file() => {
-            Reply::json(201, format!(r#"{{"success":"true","size":{}}}"#, m.len()))
-        }
-        _ => Reply::json(500, r#"{"success":"false","error":"no_body_file"}"#),
+    let size = match std::fs::metadata(&notice.file) {
+        Ok(m) if m.is_file() && notice.form.is_empty() => Some(m.len()),
+        Ok(m) if m.is_file() => form_file_size(&notice.file, m.len()),
+        _ => None,
+    };
+    match size {
+        Some(size) => Reply::json(201, format!(r#"{{"success":"true","size":{size}}}"#)),
+        None => Reply::json(500, r#"{"success":"false","error":"no_body_file"}"#),
     }
+}
+
+/// The size of the last part of a stored form (the load generator's: its file part is last):
+/// from the end of that part's headers to the closing delimiter `\r\n--BOUNDARY--\r\n`.
+fn form_file_size(path: &str, len: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = vec![0; 4096.min(len as usize)];
+    f.read_exact(&mut head).ok()?;
+    let part = memchr::memmem::find(&head, b"name=\"file\"")?;
+    let start = part + memchr::memmem::find(&head[part..], b"\r\n\r\n")? + 4;
+    let tail_len = 256.min(len);
+    f.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    let mut tail = vec![0; tail_len as usize];
+    f.read_exact(&mut tail).ok()?;
+    let end = len - tail_len + memchr::memmem::rfind(&tail, b"\r\n--")? as u64;
+    end.checked_sub(start as u64)
 }
 
 #[cfg(test)]
@@ -160,5 +183,17 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(out.starts_with("HTTP/1.1 201 Created"), "{out}");
         assert!(out.ends_with(r#"{"success":"true","size":1234}"#), "{out}");
+    }
+
+    #[test]
+    fn nginx_post_of_a_form_reports_its_file_part() {
+        let file = std::env::temp_dir().join(format!("cbapp-form-{}", std::process::id()));
+        let form = b"--XY\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\na/b.bin\r\n\
+                     --XY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.bin\"\r\n\r\n\
+                     0123456789\r\n--XY--\r\n";
+        std::fs::write(&file, form).unwrap();
+        let size = form_file_size(file.to_str().unwrap(), form.len() as u64);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(size, Some(10));
     }
 }

@@ -339,6 +339,9 @@ pub struct Upload<'a> {
     pub ok_status: u16,
     /// Check the completion JSON's `size` against `size`.
     pub check_size: bool,
+    /// Bytes sent before and after the `size` pattern bytes (a form's envelope), counted in the
+    /// head's `Content-Length` but not in `size`.
+    pub envelope: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// Runs one upload exchange on `conn`; `scratch` holds the answer's body afterwards.
@@ -361,16 +364,20 @@ pub fn upload(
             conn.closing = true;
             return Err(Failure::Refused(head.status));
         }
-        conn.write_body(pattern, up.size)?;
+        write_payload(conn, up, pattern)?;
     } else if up.size <= 64 * 1024 && (up.size as usize) <= pattern.len() {
         // Head and a small body in one write.
-        let mut wire = Vec::with_capacity(up.head.len() + up.size as usize);
+        let (before, after) = up.envelope.unwrap_or_default();
+        let mut wire =
+            Vec::with_capacity(up.head.len() + before.len() + up.size as usize + after.len());
         wire.extend_from_slice(up.head);
+        wire.extend_from_slice(before);
         wire.extend_from_slice(&pattern[..up.size as usize]);
+        wire.extend_from_slice(after);
         conn.write_all(&wire)?;
     } else {
         conn.write_all(up.head)?;
-        conn.write_body(pattern, up.size)?;
+        write_payload(conn, up, pattern)?;
     }
     let mut head = conn.read_head()?;
     while (100..200).contains(&head.status) {
@@ -392,6 +399,18 @@ pub fn upload(
         }
     }
     Ok(())
+}
+
+/// The body after the head: the envelope's first half, `size` pattern bytes, its second half.
+fn write_payload(conn: &mut Conn, up: &Upload<'_>, pattern: &[u8]) -> Result<(), Failure> {
+    match up.envelope {
+        None => conn.write_body(pattern, up.size),
+        Some((before, after)) => {
+            conn.write_all(before)?;
+            conn.write_body(pattern, up.size)?;
+            conn.write_all(after)
+        }
+    }
 }
 
 /// Runs one GET of `head` and checks that the body has exactly `size` bytes (when given).

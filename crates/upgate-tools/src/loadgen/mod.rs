@@ -7,6 +7,10 @@
 //! - **upload**: `POST /{appid}/{prefix}/c{conn}/{n}.bin` with `Expect: 100-continue`; the body
 //!   is sent only after `100 Continue`, as the patent's client does; the answer must be `201`
 //!   with a JSON `size` equal to the size sent. Every request has its own path.
+//! - **form**: `POST /upload/form/{appid}`, a `multipart/form-data` body (RFC 7578) whose `key`
+//!   field names the same per-request path and whose last part, `file`, carries `size` bytes
+//!   (what a browser's form sends); `Expect`, the answer and its `size` as for uploads. The
+//!   envelope's bytes are not counted as payload.
 //! - **download**: `GET /{appid}/{prefix}/f{k}.bin` for `k` cycling over `files` files, which
 //!   are uploaded first (or already exist, with `setup = false`); the answer must be `200` with
 //!   exactly `size` body bytes.
@@ -31,6 +35,8 @@ pub use stats::{Latency, Report, Tally};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Upload,
+    /// Uploads as `multipart/form-data` forms to the form endpoint.
+    Form,
     Download,
 }
 
@@ -38,6 +44,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::Upload => "upload",
+            Mode::Form => "form",
             Mode::Download => "download",
         }
     }
@@ -241,6 +248,7 @@ fn connection_loop(
     let mut conn: Option<Conn> = None;
     let mut scratch = Vec::with_capacity(4096);
     let mut head = Vec::with_capacity(512);
+    let mut envelope = Envelope::default();
     let mut seq = 0u64;
     let buf_size = if cfg.mode == Mode::Download && cfg.size >= 1 << 20 {
         1 << 20
@@ -271,16 +279,23 @@ fn connection_loop(
         }
         let Some(c) = conn.as_mut() else { continue };
         let outcome = match cfg.mode {
-            Mode::Upload => {
+            Mode::Upload | Mode::Form => {
                 let path = format!("{}/c{id}/{seq}.bin", cfg.path_prefix);
                 seq += 1;
-                upload_head(cfg, &path, &mut head);
+                if cfg.mode == Mode::Form {
+                    envelope.wrap(&path);
+                    form_head(cfg, &envelope, &mut head);
+                } else {
+                    upload_head(cfg, &path, &mut head);
+                }
                 let up = Upload {
                     head: &head,
                     size: cfg.size,
                     expect: cfg.expect,
                     ok_status: 201,
                     check_size: true,
+                    envelope: (cfg.mode == Mode::Form)
+                        .then_some((&envelope.before[..], &envelope.after[..])),
                 };
                 client::upload(c, &up, pattern, &mut scratch).map(|()| cfg.size)
             }
@@ -322,6 +337,53 @@ fn upload_head(cfg: &BenchConfig, path: &str, out: &mut Vec<u8>) {
         "POST /{}/{path} HTTP/1.1\r\nHost: {}\r\nappid: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n",
         cfg.appid, cfg.host, cfg.appid, cfg.size
     );
+    end_upload_head(cfg, out);
+}
+
+/// The boundary of the load generator's forms: never in the body pattern (lowercase letters).
+const BOUNDARY: &str = "----upgate-bench-7MA4YWxkTrZu0gW";
+
+/// The bytes of a form around its file part's data.
+#[derive(Default)]
+struct Envelope {
+    /// The `key` field and the `file` part's headers.
+    before: Vec<u8>,
+    /// The closing delimiter.
+    after: Vec<u8>,
+}
+
+impl Envelope {
+    /// The envelope of a form that stores its file at `path` (after the appid).
+    fn wrap(&mut self, path: &str) {
+        use std::io::Write;
+        self.before.clear();
+        let name = path.rsplit('/').next().unwrap_or("f.bin");
+        let _ = write!(
+            self.before,
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{path}\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        );
+        self.after.clear();
+        let _ = write!(self.after, "\r\n--{BOUNDARY}--\r\n");
+    }
+}
+
+fn form_head(cfg: &BenchConfig, envelope: &Envelope, out: &mut Vec<u8>) {
+    use std::io::Write;
+    out.clear();
+    let len = envelope.before.len() as u64 + cfg.size + envelope.after.len() as u64;
+    let _ = write!(
+        out,
+        "POST /upload/form/{} HTTP/1.1\r\nHost: {}\r\nappid: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len}\r\n",
+        cfg.appid, cfg.host, cfg.appid
+    );
+    end_upload_head(cfg, out);
+}
+
+/// The head's last lines: `Expect`, carried callbacks, the blank line.
+fn end_upload_head(cfg: &BenchConfig, out: &mut Vec<u8>) {
+    use std::io::Write;
     if cfg.expect {
         out.extend_from_slice(b"Expect: 100-continue\r\n");
     }
@@ -365,6 +427,7 @@ fn register(cfg: &BenchConfig, pre: &str, post: &str) -> Result<(), BenchError> 
         expect: true,
         ok_status: 200,
         check_size: false,
+        envelope: None,
     };
     let mut answer = Vec::new();
     client::upload(&mut conn, &up, body.as_bytes(), &mut answer).map_err(|f| {
@@ -417,6 +480,7 @@ fn setup_files(cfg: &BenchConfig, pattern: &Arc<[u8]>) -> Result<(), BenchError>
                     expect: cfg.expect,
                     ok_status: 201,
                     check_size: true,
+                    envelope: None,
                 };
                 client::upload(c, &up, &pattern, &mut scratch).map_err(|f: Failure| {
                     format!("{}: {}", f.key(), String::from_utf8_lossy(&scratch))
