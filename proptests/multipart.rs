@@ -8,10 +8,15 @@
 //! byte for byte, wherever the input is cut; (3) arbitrary bytes, form-shaped garbage and valid
 //! forms with one byte changed never panic, and whole, split and byte-by-byte runs agree
 //! (`check::check_multipart_with` asserts it). Runs up to 4 KiB are also fed byte by byte.
+//! (4) Moving any window of a file part's bytes past the parser (as the node splices a large
+//! file's middle) and checking them in place (`release_body`, `find_delimiter`) gives the same
+//! file, and a delimiter line inside the window is always found.
 
 use proptest::prelude::*;
 use proptest::sample::select;
-use upgate::http::check::{check_multipart, check_multipart_with, MultipartOutcome, MultipartStep};
+use upgate::http::check::{
+    check_multipart, check_multipart_with, moved_run, MultipartOutcome, MultipartStep,
+};
 use upgate::http::{PartHead, MAX_PARTS, MAX_TRANSPORT_PADDING};
 
 use crate::model::cuts;
@@ -310,6 +315,51 @@ fn near_misses(b: &[u8]) -> Vec<Vec<u8>> {
 
 proptest! {
     #![proptest_config(crate::config(128))]
+
+    #[test]
+    fn a_file_parts_bytes_moved_past_the_parser_and_checked_give_the_same_file(
+        boundary in boundary(),
+        data in prop::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'-'), any::<u8>()], 0..600),
+        which in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        window in any::<(prop::sample::Index, prop::sample::Index)>(),
+        real in any::<bool>(),
+    ) {
+        // File data with a near miss (data) or a real delimiter line (which ends the part).
+        let misses = near_misses(&boundary);
+        let mut line = misses[which.index(misses.len())].clone();
+        if real {
+            line = [b"\r\n--".as_slice(), &boundary, b"\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"].concat();
+        }
+        let cut = at.index(data.len() + 1);
+        let data = [&data[..cut], &line, &data[cut..]].concat();
+        let mut wire = b"--".to_vec();
+        wire.extend_from_slice(&boundary);
+        wire.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n");
+        let start = wire.len();
+        wire.extend_from_slice(&data);
+        wire.extend_from_slice(b"\r\n--");
+        wire.extend_from_slice(&boundary);
+        wire.extend_from_slice(b"--\r\n");
+        let (x, y) = (window.0.index(data.len() + 1), window.1.index(data.len() + 1));
+        let (a, b) = (start + x.min(y), start + x.max(y));
+        let whole = first_delimiter(&data, &boundary);
+        let Some((moved, found)) = moved_run(&wire, &boundary, a, b) else {
+            // Not inside the file's body at `a`: only possible after a real delimiter.
+            prop_assert!(whole.is_some());
+            return Ok(());
+        };
+        match whole {
+            // No delimiter in the file: the check finds none and the file is the same.
+            None => {
+                prop_assert!(!found);
+                prop_assert_eq!(moved, data);
+            }
+            // One that lies wholly inside the window (with the released bytes): found.
+            Some(d) if start + d >= a && start + d + boundary.len() + 6 <= b => prop_assert!(found),
+            Some(_) => {}
+        }
+    }
 
     #[test]
     fn any_split_of_a_valid_form_gives_its_parts(

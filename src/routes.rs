@@ -147,11 +147,22 @@ impl Router {
 
     /// The registration of the app the request's path belongs to, if any.
     fn record_of(&self, ex: &Exchange<'_>) -> Option<crate::registry::AppRecord> {
-        let appid = std::str::from_utf8(appid_of(ex.head().path_only())).ok()?;
+        self.record_of_appid(appid_of(ex.head().path_only()))
+    }
+
+    fn record_of_appid(&self, appid: &[u8]) -> Option<crate::registry::AppRecord> {
+        let appid = std::str::from_utf8(appid).ok()?;
         if !crate::registry::valid_appid(appid) {
             return None;
         }
         self.app.registry.get(appid).ok().flatten()
+    }
+
+    /// The app's `inline_types` (none when it is not registered).
+    fn inline_types_of(&self, appid: &[u8]) -> Vec<String> {
+        self.record_of_appid(appid)
+            .map(|r| r.inline_types)
+            .unwrap_or_default()
     }
 
     async fn dispatch(&self, ex: &mut Exchange<'_>, r: Route) -> Response {
@@ -171,10 +182,11 @@ impl Router {
                 crate::upload::handle_upload(ex, &self.app).await
             }
             (Route::File, Method::Get | Method::Head) => {
-                // The app's `inline_types` may let script-capable types open inline.
-                let record = self.record_of(ex);
-                let inline = record.as_ref().map_or(&[][..], |r| &r.inline_types[..]);
-                let safe = crate::download::SafeServing::new(inline);
+                // The app's `inline_types` may let script-capable types open inline; its
+                // registration is read only for such a type.
+                let appid = appid_of(ex.head().path_only()).to_vec();
+                let lookup = || self.inline_types_of(&appid);
+                let safe = crate::download::SafeServing::lookup(&lookup);
                 crate::download::handle(ex, &self.app.store, &safe).await
             }
             (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT, OPTIONS"),

@@ -480,6 +480,75 @@ fn every_multipart_violation_is_bad_multipart_with_nothing_stored() {
     assert_eq!(post_form(w.addr(), "app1", b, &good, "").status, 201);
 }
 
+#[test]
+fn a_large_forms_spliced_middle_is_checked_in_place() {
+    let w = World::new(|_| Answer::ok());
+    w.register("app1", serde_json::json!({}));
+    w.register("small", serde_json::json!({ "max_body_bytes": 2 << 20 }));
+    let b = "LaRgEbOuNdArY";
+    // 3 MiB: its middle is spliced, and holds lines that only look like delimiters.
+    let mut file = payload(3 << 20);
+    let fakes = [
+        format!("\r\n--{b}x\r\n"),
+        format!("--{b}\r\n"),
+        format!("\r\n--{b}-\r\n"),
+        format!("\r\n--{b}  \t x"),
+    ];
+    for (i, fake) in fakes.iter().enumerate() {
+        let at = (i + 1) * (600 << 10) - 3;
+        file[at..at + fake.len()].copy_from_slice(fake.as_bytes());
+    }
+    let good = form(
+        b,
+        &[("key", "big.bin")],
+        Some(("big.bin", "application/octet-stream", &file)),
+    );
+    let r = post_form(w.addr(), "app1", b, &good, "");
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        w.stored("app1", "big.bin") == Some(file.clone()),
+        "the file part, byte for byte"
+    );
+
+    // A part after the file, in the spliced middle: refused, nothing stored.
+    let mut late = form(
+        b,
+        &[("key", "late.bin")],
+        Some(("late.bin", "application/octet-stream", &file)),
+    );
+    let at = late.len() - (1 << 20);
+    let extra = format!("\r\n--{b}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nx");
+    late.splice(at..at, extra.bytes());
+    let r = post_form(w.addr(), "app1", b, &late, "");
+    assert_eq!((r.status, r.error_code().as_str()), (400, "bad_multipart"));
+    // An epilogue longer than the tail the node reads itself: refused the same way.
+    let mut epilogue = form(
+        b,
+        &[("key", "epi.bin")],
+        Some(("epi.bin", "application/octet-stream", &file)),
+    );
+    epilogue.extend_from_slice(&[b'e'; 4096]);
+    let r = post_form(w.addr(), "app1", b, &epilogue, "");
+    assert_eq!((r.status, r.error_code().as_str()), (400, "bad_multipart"));
+    assert_eq!(w.files("app1").len(), 1, "{:?}", w.files("app1"));
+
+    // Over the app's limit: 413, and nothing is stored; declared on the head (the app's
+    // registered limit), or found before the middle is spliced (its answer's max_bytes).
+    let big = form(
+        b,
+        &[("key", "big.bin")],
+        Some(("big.bin", "application/octet-stream", &file)),
+    );
+    let r = post_form(w.addr(), "small", b, &big, "");
+    assert_eq!(r.status, 413);
+    assert!(w.files("small").is_empty());
+    let shaped = World::new(|_| Answer::json(200, r#"{"success":"true","max_bytes":2097152}"#));
+    shaped.register("app2", serde_json::json!({}));
+    let r = post_form(shaped.addr(), "app2", b, &big, "");
+    assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
+    assert!(shaped.files("app2").is_empty());
+}
+
 /// A Python that can `import requests`: the system's, or one with `target/pydeps` (where
 /// `scripts/test-deps.sh` installs it when missing).
 fn python_with_requests() -> Command {

@@ -54,21 +54,47 @@ pub fn runs_script(content_type: &str) -> bool {
 
 /// How one app's downloads are served: the script-capable types it lets open inline (its
 /// registration's `inline_types`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SafeServing<'a> {
-    inline_types: &'a [String],
+    inline_types: InlineTypes<'a>,
+}
+
+/// Where the app's `inline_types` come from.
+#[derive(Clone, Copy)]
+enum InlineTypes<'a> {
+    Known(&'a [String]),
+    /// Looked up only for a script-capable type: most downloads never need the registration.
+    Lookup(&'a dyn Fn() -> Vec<String>),
+}
+
+impl std::fmt::Debug for SafeServing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafeServing").finish_non_exhaustive()
+    }
 }
 
 impl SafeServing<'static> {
     /// No type runs inline: every script-capable type is an attachment.
-    pub const STRICT: SafeServing<'static> = SafeServing { inline_types: &[] };
+    pub const STRICT: SafeServing<'static> = SafeServing {
+        inline_types: InlineTypes::Known(&[]),
+    };
 }
 
 impl<'a> SafeServing<'a> {
     /// Serving that lets `inline_types` (media types; case and parameters do not matter) open
     /// inline although they can run script.
     pub fn new(inline_types: &'a [String]) -> Self {
-        SafeServing { inline_types }
+        SafeServing {
+            inline_types: InlineTypes::Known(inline_types),
+        }
+    }
+
+    /// [`SafeServing::new`] with the types read from `lookup` (the app's registration) when a
+    /// download's type can run script, and only then.
+    pub fn lookup(lookup: &'a dyn Fn() -> Vec<String>) -> Self {
+        SafeServing {
+            inline_types: InlineTypes::Lookup(lookup),
+        }
     }
 
     /// Whether `content_type` is served as an attachment in a sandbox.
@@ -77,10 +103,11 @@ impl<'a> SafeServing<'a> {
             return false;
         }
         let essence = mime::essence(content_type);
-        !self
-            .inline_types
-            .iter()
-            .any(|t| mime::essence(t) == essence)
+        let listed = |types: &[String]| types.iter().any(|t| mime::essence(t) == essence);
+        match self.inline_types {
+            InlineTypes::Known(types) => !listed(types),
+            InlineTypes::Lookup(lookup) => !listed(&lookup()),
+        }
     }
 
     /// The fields a download of `filename`, served as `content_type`, carries besides

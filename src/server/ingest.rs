@@ -34,7 +34,8 @@ pub enum SpliceError {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyPlan {
     /// Splice the rest of a `Content-Length` body socket → pipe → file (`zero_copy`, and no
-    /// digest to compute: spliced bytes are never seen by the node).
+    /// digest to compute: spliced bytes are never seen by the node). With a demux, only the
+    /// middle of a large file part is spliced, then checked in place.
     pub splice: bool,
     /// Largest body accepted: a chunked body growing past it fails with `TooLarge`.
     pub limit: u64,
@@ -74,7 +75,34 @@ pub trait Demux {
     fn demux(&mut self, input: &[u8]) -> Result<(usize, Demuxed), String>;
     /// The body ended: `Err` when its framing did not end properly.
     fn finish(&mut self) -> Result<(), String>;
+    /// For a body whose file bytes the driver may splice past the demux and check in place
+    /// afterwards ([`Demux::check_moved`]): inside the file's bytes, what the demux held back,
+    /// handed out as file bytes; `None` when every byte must be shown (the default).
+    fn release(&mut self) -> Option<Bytes> {
+        None
+    }
+    /// Checks file bytes moved past the demux after [`Demux::release`] (in windows that overlap
+    /// by [`Demux::overlap`]): `Err` when they hold what would have ended the file.
+    fn check_moved(&self, _bytes: &[u8]) -> Result<(), String> {
+        Err("this body's bytes must all be shown".into())
+    }
+    /// How many bytes consecutive windows of [`Demux::check_moved`] must share.
+    fn overlap(&self) -> usize {
+        0
+    }
+    /// How many bytes at the body's end must be shown to the demux rather than moved: the
+    /// end of the file and what may follow it.
+    fn tail(&self) -> usize {
+        0
+    }
 }
+
+/// Bodies whose rest is at least this much larger than the demux's tail have their file bytes
+/// spliced and checked in place; smaller ones go through the registered buffers.
+const SPLICE_DEMUXED_FROM: u64 = 1 << 20;
+
+/// How much of the file bytes spliced past a demux is checked at once (each window mapped).
+const CHECK_WINDOW: usize = 4 << 20;
 
 /// A demux, and the body bytes read before the receive began (while the demux found the file's
 /// start), which it sees first.
@@ -163,6 +191,50 @@ impl Exchange<'_> {
         Ok(moved)
     }
 
+    /// The middle of a form's file part, spliced: `held` (the demux's held-back bytes) is
+    /// written, the next `moved` body bytes are spliced socket → pipe → file, and then checked
+    /// in place for what would have ended the file ([`Demux::check_moved`], over the file's
+    /// pages mapped read-only, window by window). The demux then sees the body's tail as if
+    /// it had seen these bytes. A form whose file bytes pass `limit` fails before any is
+    /// spliced: every moved byte is a file byte, or the form is refused.
+    #[allow(clippy::too_many_arguments)]
+    async fn splice_past_demux(
+        &mut self,
+        socket: RawFd,
+        file: RawFd,
+        sink: &mut Upload,
+        limit: u64,
+        demux: &dyn Demux,
+        held: Bytes,
+        moved: u64,
+    ) -> Result<(), ReceiveError> {
+        let from = sink.written();
+        append_checked(sink, held, limit, &mut |_| {}).await?;
+        if sink.written() + moved > limit {
+            return Err(ReceiveError::TooLarge(limit));
+        }
+        let n = self
+            .splice_into(socket, file, sink.written(), moved)
+            .await?;
+        sink.advance(n);
+        metrics::body_bytes(BodyPath::Splice, n as usize);
+        let overlap = demux.overlap() as u64;
+        let mut at = from;
+        while at < sink.written() {
+            let end = (at + CHECK_WINDOW as u64).min(sink.written());
+            crate::storage::mapped::with_range(file, at, end, |bytes| demux.check_moved(bytes))
+                .map_err(ReceiveError::File)?
+                .map_err(ReceiveError::Demux)?;
+            if end == sink.written() {
+                break;
+            }
+            at = end - overlap.min(end - at);
+            // A window is a few milliseconds of CPU: let the ring's other connections run.
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+
     /// Receives the whole body into `sink` (requires `accept_body` first), each byte by the
     /// cheapest path allowed:
     ///
@@ -230,6 +302,21 @@ impl Exchange<'_> {
                 sink.advance(n);
                 metrics::body_bytes(BodyPath::Splice, n as usize);
                 continue;
+            }
+            if let (true, Some(d), Some((socket, file)), Some(rest)) =
+                (plan.splice, demux.as_mut(), fds, self.splice_ready())
+            {
+                let tail = d.demux.tail() as u64;
+                if rest >= tail + SPLICE_DEMUXED_FROM {
+                    if let Some(held) = d.demux.release() {
+                        let moved = rest - tail;
+                        self.splice_past_demux(
+                            socket, file, sink, plan.limit, &*d.demux, held, moved,
+                        )
+                        .await?;
+                        continue;
+                    }
+                }
             }
             match fds.and_then(|fds| Some((fds, fixed::pool()?))) {
                 Some(((socket, file), pool)) => {

@@ -147,7 +147,9 @@ impl ObjectStore for LocalStore {
 
     async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<LocalUpload> {
         let tmp = self.tmp_path(upload_id);
+        // Readable too: a form's spliced file bytes are checked in place (`mapped.rs`).
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&tmp)

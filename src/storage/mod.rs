@@ -21,6 +21,7 @@ mod dirs;
 pub mod fixed;
 mod generation;
 mod local;
+pub mod mapped;
 mod memory;
 pub mod mime;
 mod object;

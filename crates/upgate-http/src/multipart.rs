@@ -165,6 +165,22 @@ impl MultipartParser {
         self.scanner.max_held()
     }
 
+    /// For a caller that moves a part body's bytes without offering them (spliced into a file)
+    /// and checks them in place with [`MultipartParser::find_delimiter`]: inside a part's
+    /// body, the bytes held back as a possible delimiter, handed out as body bytes (`None`
+    /// outside a body). The parser then goes on as if the moved bytes had been body bytes
+    /// without a delimiter, which the caller's check makes true (or refuses the body).
+    pub fn release_body(&mut self) -> Option<Vec<u8>> {
+        (self.state == State::Body).then(|| self.scanner.release_candidate())
+    }
+
+    /// Where the first delimiter line wholly inside `bytes` starts (part body bytes checked in
+    /// place); a line cut off by their end is decided by a next window that overlaps this one
+    /// by [`MultipartParser::max_held`] bytes. An error for a line the parser refuses too.
+    pub fn find_delimiter(&self, bytes: &[u8]) -> Result<Option<usize>, MultipartError> {
+        self.scanner.find_line(bytes)
+    }
+
     /// Bytes of the caller's input kept inside right now (a part's header block so far, or a
     /// possible delimiter): at most [`MAX_PART_HEADER_BYTES`] or [`MultipartParser::max_held`].
     pub fn buffered(&self) -> usize {

@@ -212,4 +212,33 @@ impl Demux for FileDemux {
             _ => Err(violation(MultipartError::Truncated)),
         }
     }
+
+    fn release(&mut self) -> Option<Bytes> {
+        if self.state != FileState::InFile {
+            return None;
+        }
+        self.parser.release_body().map(Bytes::from)
+    }
+
+    fn check_moved(&self, bytes: &[u8]) -> Result<(), String> {
+        match self.parser.find_delimiter(bytes).map_err(violation)? {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "the part named \"file\" must be the last part, followed by at most \
+                 {TAIL_SLACK} bytes"
+            )),
+        }
+    }
+
+    fn overlap(&self) -> usize {
+        self.parser.max_held() + 1
+    }
+
+    fn tail(&self) -> usize {
+        self.parser.max_held() + 4 + TAIL_SLACK
+    }
 }
+
+/// Bytes a form may carry after its file part's close delimiter (its CRLF and an epilogue,
+/// which browsers never send) when the file's middle is spliced.
+pub const TAIL_SLACK: usize = 256;

@@ -81,7 +81,7 @@ async fn run(
 
     // 205/307: the file part into its sink; the rest of the form checked to its end.
     let sink = phases::open_sink(app, &req).await?;
-    let body = phases::receive_form_file(ex, &req, sink, demux, leftover);
+    let body = phases::receive_form_file(ex, app, &req, sink, demux, leftover);
     let (sink, sha256) = t.timed(Step::Body, body).await?;
     let commit = phases::commit(app, &req, sink, sha256);
     let (stored, note) = t.timed(Step::Commit, commit).await?;

@@ -57,18 +57,20 @@ pub(crate) async fn receive_body(
 }
 
 /// Streams a form's file part into the sink: `demux` picks the file's bytes out of the body
-/// (starting with `leftover`, read while the fields were), which then take the registered
-/// buffers like any body the node must see; the rest of the form must end properly (400
-/// `bad_multipart` otherwise, and the file is removed).
+/// (starting with `leftover`, read while the fields were). With `zero_copy`, the middle of a
+/// large file part is spliced and checked in place; the rest takes the registered buffers like
+/// any body the node must see. The rest of the form must end properly (400 `bad_multipart`
+/// otherwise, and the file is removed).
 pub(crate) async fn receive_form_file(
     ex: &mut Exchange<'_>,
+    app: &App,
     req: &UploadRequest,
     mut sink: Upload,
     mut demux: crate::upload::form::FileDemux,
     leftover: bytes::Bytes,
 ) -> Result<(Upload, Option<String>), FlowError> {
     let plan = BodyPlan {
-        splice: false,
+        splice: app.config.zero_copy,
         limit: req.limit,
     };
     let demuxing = Demuxing {

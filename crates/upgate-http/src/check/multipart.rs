@@ -338,3 +338,38 @@ pub fn check_boundary_of(content_type: &[u8]) {
         assert_eq!(boundary_of(&bare), Ok(boundary));
     }
 }
+
+/// A run that moves part of a part body past the parser, as the node splices a large file's
+/// middle: offers `wire[..a]`, releases what the parser held, moves `wire[a..b]` past it
+/// (checking the released and moved bytes in place with `find_delimiter`), offers the rest.
+/// Returns the last part's bytes as the caller would hold them and whether the check found a
+/// delimiter line; `None` when the parser was not inside a part's body at `a` (or refused the
+/// bytes before it).
+pub fn moved_run(wire: &[u8], boundary: &[u8], a: usize, b: usize) -> Option<(Vec<u8>, bool)> {
+    let mut p = MultipartParser::new(boundary);
+    let mut data = Vec::new();
+    let offer = |p: &mut MultipartParser, mut input: &[u8], data: &mut Vec<u8>| -> bool {
+        while !input.is_empty() {
+            let Ok((used, ev)) = p.parse(input) else {
+                return false;
+            };
+            match ev {
+                MultipartEvent::Data(r) => data.extend_from_slice(&input[r]),
+                MultipartEvent::Held => data.extend_from_slice(p.held()),
+                MultipartEvent::PartStart(_) => data.clear(),
+                _ => {}
+            }
+            input = &input[used..];
+        }
+        true
+    };
+    if !offer(&mut p, &wire[..a], &mut data) {
+        return None;
+    }
+    let mut checked = p.release_body()?;
+    checked.extend_from_slice(&wire[a..b]);
+    let found = p.find_delimiter(&checked).map_or(true, |f| f.is_some());
+    data.extend_from_slice(&checked);
+    let _ = offer(&mut p, &wire[b..], &mut data);
+    Some((data, found))
+}

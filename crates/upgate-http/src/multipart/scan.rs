@@ -87,6 +87,28 @@ impl Scanner {
         self.released.clear();
     }
 
+    /// Hands out the held candidate, as data: the caller moves the bytes that follow past the
+    /// scanner and checks them with [`Scanner::find_line`].
+    pub(super) fn release_candidate(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.candidate)
+    }
+
+    /// Where the first delimiter line wholly inside `bytes` starts; a candidate cut off by
+    /// their end is not one (a window overlapping this one by [`Scanner::max_held`] bytes
+    /// decides it).
+    pub(super) fn find_line(&self, bytes: &[u8]) -> Result<Option<usize>, MultipartError> {
+        let mut from = 0;
+        while let Some(i) = self.finder.find(&bytes[from..]) {
+            let at = from + i;
+            match classify(&bytes[at..], &self.delimiter)? {
+                Match::Delimiter { .. } => return Ok(Some(at)),
+                Match::Partial => return Ok(None),
+                Match::No => from = at + 1,
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads from the front of `input`: how many bytes were used and what they were.
     pub(super) fn next(&mut self, input: &[u8]) -> Result<(usize, Found), MultipartError> {
         self.released.clear();

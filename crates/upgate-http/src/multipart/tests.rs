@@ -746,3 +746,40 @@ fn a_one_byte_at_a_time_run_matches_the_whole_run_event_for_event() {
         3
     );
 }
+
+#[test]
+fn moved_body_bytes_checked_in_place_give_the_same_file() {
+    let file_bytes: Vec<u8> = (0..5000u32)
+        .flat_map(|i| format!("line {i}\r\n--XYZ not a delimiter\r\n").into_bytes())
+        .collect();
+    let mut body =
+        b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n".to_vec();
+    let start = body.len();
+    body.extend_from_slice(&file_bytes);
+    body.extend_from_slice(b"\r\n--XYZ--\r\n");
+    // Moves the middle of the file, 40 bytes short of the close delimiter.
+    let cut = start + 1000 + 4;
+    let (data, found) =
+        crate::check::moved_run(&body, b"XYZ", cut, body.len() - 40).expect("in the file");
+    assert!(!found, "no delimiter line inside the file");
+    assert_eq!(data, file_bytes);
+}
+
+#[test]
+fn a_delimiter_inside_moved_bytes_is_found() {
+    let mut body =
+        b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n".to_vec();
+    body.extend_from_slice(&[b'x'; 300]);
+    body.extend_from_slice(b"\r\n--B\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nv");
+    body.extend_from_slice(&[b'y'; 300]);
+    body.extend_from_slice(b"\r\n--B--\r\n");
+    let mut p = MultipartParser::new(b"B");
+    let (used, ev) = p.parse(&body).unwrap();
+    assert!(matches!(ev, MultipartEvent::PartStart(_)));
+    assert_eq!(p.release_body(), Some(Vec::new()));
+    assert_eq!(p.find_delimiter(&body[used..]).unwrap(), Some(300));
+    // A line cut off by the window's end is left to the next window.
+    assert_eq!(p.find_delimiter(&body[used..used + 304]).unwrap(), None);
+    // Outside a body there is nothing to release.
+    assert_eq!(MultipartParser::new(b"B").release_body(), None);
+}
