@@ -344,7 +344,7 @@ proptest! {
         let (x, y) = (window.0.index(data.len() + 1), window.1.index(data.len() + 1));
         let (a, b) = (start + x.min(y), start + x.max(y));
         let whole = first_delimiter(&data, &boundary);
-        let Some((moved, found)) = moved_run(&wire, &boundary, a, b) else {
+        let Some((moved, found, _)) = moved_run(&wire, &boundary, a, b) else {
             // Not inside the file's body at `a`: only possible after a real delimiter.
             prop_assert!(whole.is_some());
             return Ok(());

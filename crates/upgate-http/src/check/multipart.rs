@@ -305,7 +305,29 @@ pub fn check_multipart(input: &[u8]) {
     let (cuts, body) = splits_from_prefix(input);
     let line_end = memchr::memchr(b'\n', body).unwrap_or(body.len());
     check_boundary_of(&body[..line_end]);
-    check_multipart_with(body, &boundary_in(body), &cuts);
+    let boundary = boundary_in(body);
+    let run = check_multipart_with(body, &boundary, &cuts);
+    check_moved(body, &boundary, &run, &cuts);
+}
+
+/// Moving a window of the body past the parser ([`moved_run`], what the node does with a large
+/// file's middle) never yields a different file: when the in-place check finds no delimiter
+/// and the body then ends properly, the last part is the one the whole run gave.
+fn check_moved(body: &[u8], boundary: &[u8], whole: &MultipartRun, cuts: &[usize]) {
+    let (a, b) = match cuts {
+        [x, y, ..] => ((*x).min(*y), (*x).max(*y)),
+        _ => (body.len() / 3, body.len() * 2 / 3),
+    };
+    let Some((data, found, ended)) =
+        moved_run(body, boundary, a.min(body.len()), b.min(body.len()))
+    else {
+        return;
+    };
+    if found || !ended || whole.outcome != MultipartOutcome::Complete {
+        return;
+    }
+    let last = whole.parts().pop().map(|(_, d)| d).unwrap_or_default();
+    assert_eq!(data, last, "a moved window changed the last part");
 }
 
 /// [`boundary_of`] never panics; a boundary it returns is valid per RFC 2046, appears as is
@@ -342,10 +364,15 @@ pub fn check_boundary_of(content_type: &[u8]) {
 /// A run that moves part of a part body past the parser, as the node splices a large file's
 /// middle: offers `wire[..a]`, releases what the parser held, moves `wire[a..b]` past it
 /// (checking the released and moved bytes in place with `find_delimiter`), offers the rest.
-/// Returns the last part's bytes as the caller would hold them and whether the check found a
-/// delimiter line; `None` when the parser was not inside a part's body at `a` (or refused the
-/// bytes before it).
-pub fn moved_run(wire: &[u8], boundary: &[u8], a: usize, b: usize) -> Option<(Vec<u8>, bool)> {
+/// Returns the last part's bytes as the caller would hold them, whether the check found a
+/// delimiter line, and whether the body then ended properly; `None` when the parser was not
+/// inside a part's body at `a` (or refused the bytes before it).
+pub fn moved_run(
+    wire: &[u8],
+    boundary: &[u8],
+    a: usize,
+    b: usize,
+) -> Option<(Vec<u8>, bool, bool)> {
     let mut p = MultipartParser::new(boundary);
     let mut data = Vec::new();
     let offer = |p: &mut MultipartParser, mut input: &[u8], data: &mut Vec<u8>| -> bool {
@@ -370,6 +397,6 @@ pub fn moved_run(wire: &[u8], boundary: &[u8], a: usize, b: usize) -> Option<(Ve
     checked.extend_from_slice(&wire[a..b]);
     let found = p.find_delimiter(&checked).map_or(true, |f| f.is_some());
     data.extend_from_slice(&checked);
-    let _ = offer(&mut p, &wire[b..], &mut data);
-    Some((data, found))
+    let ended = offer(&mut p, &wire[b..], &mut data) && p.finish().is_ok();
+    Some((data, found, ended))
 }

@@ -759,8 +759,9 @@ fn moved_body_bytes_checked_in_place_give_the_same_file() {
     body.extend_from_slice(b"\r\n--XYZ--\r\n");
     // Moves the middle of the file, 40 bytes short of the close delimiter.
     let cut = start + 1000 + 4;
-    let (data, found) =
+    let (data, found, ended) =
         crate::check::moved_run(&body, b"XYZ", cut, body.len() - 40).expect("in the file");
+    assert!(ended, "the close delimiter was seen");
     assert!(!found, "no delimiter line inside the file");
     assert_eq!(data, file_bytes);
 }
