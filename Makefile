@@ -1,7 +1,7 @@
 # upgate — build, run, test. `make run` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart
+FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart resumable_headers
 
 .PHONY: stress-lifecycle build run test test-deps lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
 
@@ -36,7 +36,7 @@ doc:
 
 ## Criterion benches of the protocol layer, then the node against nginx (bench-peers).
 bench:
-	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart
+	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart resumable_headers
 	$(MAKE) bench-peers
 
 ## upgate and nginx side by side under `upgate bench`, with the machine's limits
