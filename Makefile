@@ -1,7 +1,7 @@
 # upgate — build, run, test. `make run` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart
+FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart resumable_headers
 
 .PHONY: stress-lifecycle build run test test-deps lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
 
@@ -36,7 +36,7 @@ doc:
 
 ## Criterion benches of the protocol layer, then the node against nginx (bench-peers).
 bench:
-	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart
+	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart resumable_headers
 	$(MAKE) bench-peers
 
 ## upgate and nginx side by side under `upgate bench`, with the machine's limits
@@ -53,14 +53,14 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-## The protocol crate is sans-IO: its only dependencies are bytes, httparse, memchr and smallvec
+## The protocol crate is sans-IO: its only dependencies are base64, bytes, httparse, memchr and smallvec
 ## (the compiler enforces the rest); this checks that list, that the driver imports no handler,
 ## and that no two files import each other, directly or around a circle. The tools
 ## (crates/upgate-tools) never depend on the node, and only the node's binary (src/main.rs)
 ## uses them, not its library.
 layering:
 	@deps=$$($(CARGO) tree -p upgate-http -e normal --depth 1 --prefix none | tail -n +2 | cut -d' ' -f1 | sort | tr '\n' ' '); \
-		[ "$$deps" = "bytes httparse memchr smallvec " ] || { echo "upgate-http depends on: $$deps"; exit 1; }
+		[ "$$deps" = "base64 bytes httparse memchr smallvec " ] || { echo "upgate-http depends on: $$deps"; exit 1; }
 	@! $(CARGO) tree -p upgate-tools -e normal --prefix none | grep -q '^upgate v' \
 		|| (echo 'upgate-tools must not depend on the node crate upgate (see docs/architecture.md, "Crates")'; exit 1)
 	@! grep -rn 'upgate_tools' src --include='*.rs' | grep -v '^src/main.rs:' | grep -vE '^[^:]+:[0-9]+: *//' \

@@ -9,6 +9,7 @@ mod garbage;
 mod model;
 mod multipart;
 mod pipeline;
+mod resumable;
 mod split;
 
 use proptest::test_runner::Config;

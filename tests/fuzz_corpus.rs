@@ -277,3 +277,58 @@ fn multipart_seeds_reach_their_outcome() {
         assert_eq!(run(name).outcome, MultipartOutcome::Error(error), "{name}");
     }
 }
+
+#[test]
+fn resumable_headers_seeds_hold_the_parser_invariants() {
+    replay("resumable_headers", check::check_resumable_headers);
+}
+
+/// Each resumable-header seed is what its name says: a valid value parses as intended, the
+/// overflow and the unknown algorithm are refused with their own errors.
+#[test]
+fn resumable_headers_seeds_reach_their_outcome() {
+    use upgate::http::*;
+    let read = |name: &str| {
+        fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds/resumable_headers")
+                .join(name),
+        )
+        .expect("seed exists")
+    };
+    assert_eq!(parse_tus_resumable(&read("tus_resumable")), Ok(()));
+    let meta = Metadata::parse(&read("metadata_tus_js_client")).expect("metadata");
+    assert_eq!(meta.get("filetype"), Some(&b"text/plain"[..]));
+    assert_eq!(
+        Metadata::parse(&read("metadata_tus_example")).map(|m| m.pairs().len()),
+        Ok(2)
+    );
+    assert_eq!(
+        Checksum::parse(&read("checksum_sha256")).map(|c| c.algorithm()),
+        Ok(ChecksumAlgorithm::Sha256)
+    );
+    assert_eq!(
+        Checksum::parse(&read("checksum_unknown_algorithm")),
+        Err(ResumableError::UnknownChecksumAlgorithm)
+    );
+    assert!(matches!(
+        Concat::parse(&read("concat_final")),
+        Ok(Concat::Final(urls)) if urls.len() == 2
+    ));
+    assert_eq!(
+        parse_upload_offset(&read("upload_offset")),
+        Ok(1_230_000_000)
+    );
+    assert_eq!(
+        parse_upload_offset(&read("upload_offset_overflow")),
+        Err(ResumableError::BadUploadOffset)
+    );
+    assert_eq!(
+        parse_upload_complete(&read("upload_complete_params")),
+        Ok(false)
+    );
+    assert_eq!(
+        InteropVersion::parse(&read("interop_version_tus_js_client")),
+        Ok(InteropVersion::V6)
+    );
+}

@@ -258,6 +258,27 @@ MULTIPART = {
     "preamble_too_large": h1(b"p" * 8193 + b"\r\n" + simple(CD + b"name=a\r\n")),
 }
 
+# Resumable-upload header values (tus 1.0, IETF draft), one field value each, as the tus
+# protocol's examples and tus-js-client 4.3.1 write them, plus two refusals.
+RESUMABLE_HEADERS = {
+    "tus_resumable": b"1.0.0",
+    "metadata_tus_example": b"filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential",
+    "metadata_tus_js_client": b"filename bXkgZmlsZS50eHQ=,filetype dGV4dC9wbGFpbg==,relativePath bnVsbA==",
+    "checksum_sha1": b"sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=",
+    "checksum_sha256": b"sha256 uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=",
+    "checksum_unknown_algorithm": b"crc32 DUoRhQ==",
+    "concat_final": b"final;https://tus.example.org/files/a /files/b",
+    "concat_partial": b"partial",
+    "upload_offset": b"1230000000",
+    "upload_offset_overflow": b"9223372036854775808",
+    "upload_complete_true": b"?1",
+    "upload_complete_params": b'?0;a=1;b="x";c=:YQ==:;d=tok/en;e=1.5',
+    "interop_version_tus_js_client": b"6",
+    "method_override": b"PATCH",
+    "content_type_partial_upload": b"application/partial-upload",
+    "defer_length": b"1",
+}
+
 def write(target, seeds):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -273,3 +294,4 @@ write("path", PATH)
 write("register_form", FORM)
 write("callback_url", CALLBACK_URL)
 write("multipart", MULTIPART)
+write("resumable_headers", RESUMABLE_HEADERS)

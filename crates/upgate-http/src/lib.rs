@@ -1,6 +1,6 @@
 //! upgate's HTTP/1.1 protocol, sans-IO: bytes in, events and bytes-to-write out.
 //!
-//! This crate depends only on `bytes`, `httparse`, `memchr` and `smallvec` (its `Cargo.toml`):
+//! This crate depends only on `bytes`, `httparse`, `memchr`, `smallvec` and `base64` (its `Cargo.toml`):
 //! no sockets, no runtime, no clock, no filesystem, and the compiler keeps it so. It knows
 //! HTTP/1.1 framing, not what upgate's routes mean: the JSON error format, the routes and the
 //! upload flow live in the node crate (`upgate`).
@@ -18,6 +18,7 @@
 //! | `error.rs` | [`ProtocolError`] (each with one status and one code) and [`WrongState`] |
 //! | `limits.rs` | the configured limits and their ceilings |
 //! | `multipart.rs` | [`MultipartParser`]: `multipart/form-data` bodies, streaming, part data as ranges of the caller's buffer |
+//! | `resumable.rs` | the header grammar of tus 1.0 and IETF resumable uploads: [`Metadata`], [`Checksum`], [`Concat`], [`InteropVersion`], [`UploadLimit`], [`ResumableError`] |
 //! | `check/` | fuzz and property-test oracles (feature `check`, never in production builds) |
 //!
 //! ## The call protocol
@@ -46,6 +47,7 @@ mod framing;
 mod head;
 mod limits;
 mod multipart;
+mod resumable;
 mod state;
 
 pub use conn::{Event, ExternalError, H1Conn, Outgoing};
@@ -61,5 +63,16 @@ pub use multipart::{
     boundary_of, is_boundary, MultipartError, MultipartEvent, MultipartParser, PartHead,
     MAX_BOUNDARY_BYTES, MAX_PARTS, MAX_PART_HEADER_BYTES, MAX_PREAMBLE_BYTES,
     MAX_TRANSPORT_PADDING,
+};
+pub use resumable::{
+    check_offset, check_offset_octet_stream, format_sf_boolean, format_upload_expires,
+    parse_ietf_upload_length, parse_ietf_upload_offset, parse_method_override, parse_tus_resumable,
+    parse_upload_complete, parse_upload_defer_length, parse_upload_length, parse_upload_offset,
+    sf_boolean, sf_integer, Checksum, ChecksumAlgorithm, Concat, InteropVersion, Metadata,
+    ResumableError, UploadLimit, UtcTime, INCONSISTENT_LENGTH_PROBLEM, MAX_CONCAT_PARTS,
+    MAX_HTTP_DATE_SECONDS, MAX_METADATA_BYTES, MAX_METADATA_PAIRS, MAX_SF_INTEGER,
+    MAX_UPLOAD_NUMBER, MISMATCHING_OFFSET_PROBLEM, OFFSET_OCTET_STREAM, PARTIAL_UPLOAD,
+    TUS_CHECKSUM_ALGORITHM, TUS_EXTENSION, TUS_RESUMABLE, TUS_VERSION, UPLOAD_RESUMPTION_SUPPORTED,
+    UPLOAD_RESUMPTION_SUPPORTED_REASON,
 };
 pub use state::CloseMode;

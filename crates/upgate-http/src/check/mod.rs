@@ -11,6 +11,7 @@
 //! | [`check_head`] | `find_end`/`parse_prefix`/`parse_head` never panic and agree on where a head ends; resuming `find_end` agrees with one scan; bytes after a head are never looked at; a parsed head is a prefix of the input and its fields are views of it; errors answer 4xx/5xx |
 //! | [`check_chunked`] | data out ≤ bytes in; whole and byte-by-byte feeding give the same data, end position and error |
 //! | [`check_multipart`] | the `multipart/form-data` parser fed whole, in the given splits and byte by byte yields the same parts, body bytes and outcome; every `Data` is a range of what was used; it never keeps more than a header block or `max_held` bytes; `End` once, errors sticky; no part body holds a delimiter line; [`check_boundary_of`] on the first line |
+//! | [`check_resumable_headers`] | every resumable-upload header parser on the same bytes never panics; refusals are [`crate::ResumableError`]s with a tus/IETF status; `parse(format(parse(x))) == parse(x)` for metadata, checksums, concat lists, numbers, booleans, interop versions; tus and IETF numbers agree; `Upload-Expires` and `Upload-Limit` are well formed |
 //! | [`check_conn`] | `H1Conn` fed whole, in the given splits and byte by byte yields the same [`Step`]s; only `ProtocolError` comes out; body bytes out ≤ bytes in |
 //!
 //! Each runs twice: with [`Limits::default`] and with [`tight_limits`], so short fuzz inputs
@@ -73,8 +74,10 @@ mod chunked;
 mod conn;
 mod head;
 mod multipart;
+mod resumable;
 
 pub use chunked::*;
 pub use conn::*;
 pub use head::*;
 pub use multipart::*;
+pub use resumable::*;
