@@ -28,7 +28,12 @@ pub enum SpliceError {
     Body(BodyError),
     /// Writing the file failed (the node's side: full disk, I/O error).
     File(std::io::Error),
+    /// The check run over each spliced piece refused it (a form's delimiter among file bytes).
+    Check(String),
 }
+
+/// Runs over each piece spliced into the file, once it is there: its offset and length.
+pub type SpliceCheck<'a> = &'a mut dyn FnMut(u64, u64) -> Result<(), SpliceError>;
 
 /// How an upload body may travel to its file.
 #[derive(Debug, Clone, Copy)]
@@ -101,9 +106,6 @@ pub trait Demux {
 /// spliced and checked in place; smaller ones go through the registered buffers.
 const SPLICE_DEMUXED_FROM: u64 = 1 << 20;
 
-/// How much of the file bytes spliced past a demux is checked at once (each window mapped).
-const CHECK_WINDOW: usize = 4 << 20;
-
 /// A demux, and the body bytes read before the receive began (while the demux found the file's
 /// start), which it sees first.
 pub struct Demuxing<'a> {
@@ -122,6 +124,7 @@ impl From<SpliceError> for ReceiveError {
         match e {
             SpliceError::Body(b) => ReceiveError::Body(b),
             SpliceError::File(e) => ReceiveError::File(e),
+            SpliceError::Check(why) => ReceiveError::Demux(why),
         }
     }
 }
@@ -150,13 +153,15 @@ impl Exchange<'_> {
 
     /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
     /// the bytes never enter user space. Each socket read is bounded by
-    /// `body_idle_timeout_ms`. Returns the bytes moved (all of `len` unless it fails).
+    /// `body_idle_timeout_ms`. `check`, when given, runs over each piece once it is in the file
+    /// (while the socket keeps filling). Returns the bytes moved (all of `len` unless it fails).
     async fn splice_into(
         &mut self,
         socket: RawFd,
         file: RawFd,
         mut offset: u64,
         len: u64,
+        mut check: Option<SpliceCheck<'_>>,
     ) -> Result<u64, SpliceError> {
         let pipe = Pipe::take().map_err(SpliceError::File)?;
         let idle = self.c.ctx.config.body_idle_timeout();
@@ -178,6 +183,9 @@ impl Exchange<'_> {
             pipe.drain_to(file, offset, n)
                 .await
                 .map_err(SpliceError::File)?;
+            if let Some(check) = check.as_mut() {
+                check(offset, n as u64)?;
+            }
             self.c
                 .conn
                 .skip_body(n as u64)
@@ -192,10 +200,10 @@ impl Exchange<'_> {
     }
 
     /// The middle of a form's file part, spliced: `held` (the demux's held-back bytes) is
-    /// written, the next `moved` body bytes are spliced socket → pipe → file, and then checked
-    /// in place for what would have ended the file ([`Demux::check_moved`], over the file's
-    /// pages mapped read-only, window by window). The demux then sees the body's tail as if
-    /// it had seen these bytes. A form whose file bytes pass `limit` fails before any is
+    /// written, the next `moved` body bytes are spliced socket → pipe → file, and each piece is
+    /// checked in place as it lands for what would have ended the file ([`Demux::check_moved`],
+    /// over the file's pages mapped read-only). The demux then sees the body's tail as if it
+    /// had seen these bytes. A form whose file bytes pass `limit` fails before any is
     /// spliced: every moved byte is a file byte, or the form is refused.
     #[allow(clippy::too_many_arguments)]
     async fn splice_past_demux(
@@ -213,25 +221,22 @@ impl Exchange<'_> {
         if sink.written() + moved > limit {
             return Err(ReceiveError::TooLarge(limit));
         }
+        // Each piece is checked as it lands, with the bytes before it that a delimiter line
+        // could start in (the held bytes first), while the socket keeps filling.
+        let overlap = demux.overlap() as u64;
+        let mut check = |at: u64, len: u64| {
+            let start = at.saturating_sub(overlap).max(from);
+            crate::storage::mapped::with_range(file, start, at + len, |bytes| {
+                demux.check_moved(bytes)
+            })
+            .map_err(SpliceError::File)?
+            .map_err(SpliceError::Check)
+        };
         let n = self
-            .splice_into(socket, file, sink.written(), moved)
+            .splice_into(socket, file, sink.written(), moved, Some(&mut check))
             .await?;
         sink.advance(n);
         metrics::body_bytes(BodyPath::Splice, n as usize);
-        let overlap = demux.overlap() as u64;
-        let mut at = from;
-        while at < sink.written() {
-            let end = (at + CHECK_WINDOW as u64).min(sink.written());
-            crate::storage::mapped::with_range(file, at, end, |bytes| demux.check_moved(bytes))
-                .map_err(ReceiveError::File)?
-                .map_err(ReceiveError::Demux)?;
-            if end == sink.written() {
-                break;
-            }
-            at = end - overlap.min(end - at);
-            // A window is a few milliseconds of CPU: let the ring's other connections run.
-            tokio::task::yield_now().await;
-        }
         Ok(())
     }
 
@@ -298,7 +303,9 @@ impl Exchange<'_> {
             if let (true, None, Some((socket, file)), Some(rest)) =
                 (plan.splice, demux.as_ref(), fds, self.splice_ready())
             {
-                let n = self.splice_into(socket, file, sink.written(), rest).await?;
+                let n = self
+                    .splice_into(socket, file, sink.written(), rest, None)
+                    .await?;
                 sink.advance(n);
                 metrics::body_bytes(BodyPath::Splice, n as usize);
                 continue;
