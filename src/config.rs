@@ -65,6 +65,8 @@ pub struct Config {
     pub overwrite: bool,
     pub zero_copy: bool,
     pub checksum: Checksum,
+    /// Unfinished resumable uploads are removed after this many seconds without an append.
+    pub resumable_expiry_s: u64,
     // Keys beyond the contract, documented in docs/operations.md.
     /// Header fields in one head.
     pub max_headers: usize,
@@ -109,6 +111,7 @@ impl Default for Config {
             overwrite: false,
             zero_copy: true,
             checksum: Checksum::None,
+            resumable_expiry_s: 86_400,
             max_headers: 100,
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
@@ -197,6 +200,7 @@ impl Config {
             ("keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("max_headers", self.max_headers as u64),
+            ("resumable_expiry_s", self.resumable_expiry_s),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -1,5 +1,5 @@
-//! A whole node: the shared state, the io_uring server with the node's router, and the outbox
-//! sender. `upgate serve` and the end-to-end tests start it the same way.
+//! A whole node: the shared state, the io_uring server with the node's router, the outbox
+//! sender and the resumable uploads' expiry sweep. `upgate serve` and the end-to-end tests start it the same way.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ pub struct Node {
     server: ServerHandle,
     stop_outbox: Arc<AtomicBool>,
     outbox: JoinHandle<()>,
+    sweep: JoinHandle<()>,
 }
 
 impl Node {
@@ -42,11 +43,14 @@ impl Node {
         let stop_outbox = Arc::new(AtomicBool::new(false));
         let outbox = crate::notify::spawn(app.clone(), stop_outbox.clone())
             .map_err(|e| StartError(format!("outbox sender: {e}")))?;
+        let sweep = crate::upload::resumable::sweep::spawn(app.clone(), stop_outbox.clone())
+            .map_err(|e| StartError(format!("resumable sweep: {e}")))?;
         Ok(Node {
             app,
             server,
             stop_outbox,
             outbox,
+            sweep,
         })
     }
 
@@ -60,6 +64,7 @@ impl Node {
         self.server.shutdown();
         self.stop_outbox.store(true, Ordering::Relaxed);
         let _ = self.outbox.join();
+        let _ = self.sweep.join();
         let _ = self.app.registry.flush();
     }
 }

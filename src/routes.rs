@@ -7,6 +7,7 @@
 //! | `/healthz`, `/readyz`, `/metrics` | [`crate::health`] | 405 | 405 |
 //! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
 //! | `/upload/form/{appid}` | 405 | POST: [`crate::upload::form`] | `OPTIONS`: [`crate::cors`]; else 405 |
+//! | `/upload/tus/{appid}/[{id}]` | [`crate::upload::resumable::tus`] (HEAD) | the same (creation; `X-HTTP-Method-Override`) | `PATCH`, `DELETE`, `OPTIONS`: the same |
 //! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`] | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | anything else | 404 | the upload flow (400 `bad_appid` / `bad_path`) | 404 |
 //!
@@ -24,6 +25,7 @@ use crate::http::{Expectation, Method, Response};
 use crate::metrics::Route as Metric;
 
 use crate::server::{Exchange, Handler};
+use crate::upload::resumable::tus::PREFIX as TUS_PREFIX;
 
 /// The node's routes.
 pub struct Router {
@@ -43,6 +45,7 @@ enum Route {
     Metrics,
     Register,
     Form,
+    Tus,
     File,
     NotFound,
 }
@@ -52,6 +55,7 @@ impl Route {
     fn cors(&self) -> Option<cors::Kind> {
         match self {
             Route::Form => Some(cors::Kind::Form),
+            Route::Tus => Some(cors::Kind::Tus),
             Route::File => Some(cors::Kind::File),
             _ => None,
         }
@@ -62,6 +66,7 @@ impl Route {
 fn appid_of(path: &[u8]) -> &[u8] {
     let rest = path
         .strip_prefix(crate::upload::form::PREFIX.as_bytes())
+        .or_else(|| path.strip_prefix(TUS_PREFIX.as_bytes()))
         .or_else(|| path.strip_prefix(b"/"))
         .unwrap_or(b"");
     rest.split(|&b| b == b'/').next().unwrap_or(b"")
@@ -76,6 +81,9 @@ fn route(path: &[u8]) -> Route {
     }
     if path == b"/upload/register" || path.starts_with(b"/upload/register/") {
         return Route::Register;
+    }
+    if path.starts_with(TUS_PREFIX.as_bytes()) {
+        return Route::Tus;
     }
     if let Some(appid) = path.strip_prefix(crate::upload::form::PREFIX.as_bytes()) {
         return match appid.contains(&b'/') {
@@ -103,7 +111,10 @@ impl Handler for Router {
         let origin = cors::origin(ex.head()).map(str::to_owned);
         match (r.cors(), origin) {
             (Some(kind), Some(origin)) => self.cross_origin(ex, r, kind, &origin).await,
-            (Some(kind), None) if method == Method::Options => cors::options(kind),
+            // tus answers its own OPTIONS (discovery).
+            (Some(kind), None) if method == Method::Options && !matches!(r, Route::Tus) => {
+                cors::options(kind)
+            }
             _ => self.dispatch(ex, r).await,
         }
     }
@@ -175,6 +186,7 @@ impl Router {
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
             (Route::Form, Method::Post) => crate::upload::form::handle_form(ex, &self.app).await,
             (Route::Form, _) => not_allowed(ex, "POST, OPTIONS"),
+            (Route::Tus, _) => crate::upload::resumable::tus::handle(ex, &self.app).await,
             // An upload to a path that is no file address (`/app1`, `//x`, `/`) still goes
             // through the receive conditions, so it is answered `bad_appid` / `bad_path` as
             // the contract orders them, not 404.
@@ -204,6 +216,8 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Register, _) => Metric::Register,
         (Route::Form, Method::Post) => Metric::Upload,
         (Route::Form, _) => Metric::Other,
+        (Route::Tus, Method::Post | Method::Patch) => Metric::Upload,
+        (Route::Tus, _) => Metric::Other,
         (Route::File | Route::NotFound, Method::Post | Method::Put) => Metric::Upload,
         (Route::File, Method::Get | Method::Head) => Metric::Download,
         (Route::File | Route::NotFound, _) => Metric::Other,

@@ -180,6 +180,8 @@ fn first_info_body() -> Vec<u8> {
         upload_id: "up-1".into(),
         client_ip: "127.0.0.1".into(),
         request: None,
+        offset: None,
+        length: None,
     })
     .unwrap()
 }

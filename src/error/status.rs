@@ -8,6 +8,7 @@ use crate::http::ProtocolError;
 use crate::register::RegisterError;
 use crate::registry::RegistryError;
 use crate::server::BodyError;
+use crate::upload::resumable::ResumableError;
 use crate::upload::{FlowError, Refusal};
 
 impl Fault for ProtocolError {
@@ -211,6 +212,7 @@ impl Fault for FlowError {
             FlowError::Storage(_) => 500,
             FlowError::Unrecorded(_) => 503,
             FlowError::Registry(_) | FlowError::Internal(_) => 500,
+            FlowError::Resumable(r) => r.status(),
         }
     }
     fn code(&self) -> &'static str {
@@ -227,6 +229,7 @@ impl Fault for FlowError {
             FlowError::Unrecorded(_) => "outbox_unavailable",
             FlowError::Registry(_) => "registry_error",
             FlowError::Internal(_) => "internal",
+            FlowError::Resumable(r) => r.code(),
         }
     }
     fn blame(&self) -> Blame {
@@ -241,6 +244,7 @@ impl Fault for FlowError {
             | FlowError::Unrecorded(_)
             | FlowError::Registry(_) => Blame::Storage,
             FlowError::Internal(_) => Blame::Internal,
+            FlowError::Resumable(_) => Blame::Client,
         }
     }
     fn message(&self) -> String {
@@ -260,10 +264,12 @@ impl Fault for FlowError {
                                          nothing was stored; retry later"
                 .into(),
             FlowError::Registry(_) | FlowError::Internal(_) => "internal error".into(),
+            FlowError::Resumable(r) => r.message(),
         }
     }
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
+            FlowError::Resumable(r) => r.headers(),
             FlowError::Busy(p) => p.headers(),
             FlowError::Unrecorded(_) => vec![("Retry-After", "5".into())],
             FlowError::Body(b) => b.headers(),
@@ -278,6 +284,48 @@ impl Fault for FlowError {
             FlowError::Registry(e) => Some(e),
             FlowError::Veto(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+impl Fault for ResumableError {
+    fn status(&self) -> u16 {
+        match self {
+            ResumableError::VersionUnsupported => 412,
+            ResumableError::BadHeader { .. }
+            | ResumableError::ChecksumUnsupported(_)
+            | ResumableError::Complete => 400,
+            ResumableError::WrongContentType => 415,
+            ResumableError::OffsetMismatch { .. } | ResumableError::Busy => 409,
+            ResumableError::NotFound => 404,
+            ResumableError::Expired => 410,
+            ResumableError::ChecksumMismatch => 460,
+            ResumableError::PastLength { .. } => 413,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            ResumableError::VersionUnsupported => "tus_version_unsupported",
+            ResumableError::BadHeader { .. } => "bad_resumable_header",
+            ResumableError::ChecksumUnsupported(_) => "checksum_unsupported",
+            ResumableError::WrongContentType => "unsupported_media_type",
+            ResumableError::OffsetMismatch { .. } => "offset_mismatch",
+            ResumableError::Busy => "upload_busy",
+            ResumableError::NotFound => "upload_not_found",
+            ResumableError::Expired => "upload_expired",
+            ResumableError::ChecksumMismatch => "checksum_mismatch",
+            ResumableError::PastLength { .. } => "too_large",
+            ResumableError::Complete => "upload_complete",
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ResumableError::VersionUnsupported => vec![("Tus-Version", "1.0.0".into())],
+            ResumableError::OffsetMismatch { offset } => vec![("Upload-Offset", offset.to_string())],
+            _ => Vec::new(),
         }
     }
 }

@@ -163,6 +163,10 @@ pub struct Metrics {
     pub body_bytes: [Counter; BodyPath::COUNT],
     /// Times a body waited because every registered buffer of its thread was in use.
     pub fixed_buffer_waits: Counter,
+    /// Resumable uploads created, completed (stored), and removed by the expiry sweep.
+    pub resumable_created: Counter,
+    pub resumable_completed: Counter,
+    pub resumable_expired: Counter,
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
@@ -199,6 +203,9 @@ impl Metrics {
             sent_bytes: Counter::new(),
             body_bytes: [const { Counter::new() }; BodyPath::COUNT],
             fixed_buffer_waits: Counter::new(),
+            resumable_created: Counter::new(),
+            resumable_completed: Counter::new(),
+            resumable_expired: Counter::new(),
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
@@ -250,6 +257,21 @@ pub fn body_bytes(path: BodyPath, n: usize) {
 /// A body found every registered buffer of its thread in use and had to wait.
 pub fn fixed_buffer_wait() {
     METRICS.fixed_buffer_waits.inc();
+}
+
+/// A resumable upload was created.
+pub fn resumable_created() {
+    METRICS.resumable_created.inc();
+}
+
+/// A resumable upload's last append stored its file.
+pub fn resumable_completed() {
+    METRICS.resumable_completed.inc();
+}
+
+/// The sweep removed an abandoned resumable upload.
+pub fn resumable_expired() {
+    METRICS.resumable_expired.inc();
 }
 
 /// A download looked in its thread's open-file cache.

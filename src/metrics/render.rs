@@ -79,6 +79,24 @@ pub fn render() -> String {
         "Times a body waited for a registered I/O buffer (all of its thread's were in use).",
         m.fixed_buffer_waits.get(),
     );
+    counter(
+        o,
+        "upgate_resumable_created_total",
+        "Resumable uploads (tus, IETF) created.",
+        m.resumable_created.get(),
+    );
+    counter(
+        o,
+        "upgate_resumable_completed_total",
+        "Resumable uploads whose last append stored the file.",
+        m.resumable_completed.get(),
+    );
+    counter(
+        o,
+        "upgate_resumable_expired_total",
+        "Abandoned resumable uploads removed after resumable_expiry_s without an append.",
+        m.resumable_expired.get(),
+    );
     labeled_counter(
         o,
         "upgate_open_file_cache_total",

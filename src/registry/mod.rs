@@ -28,6 +28,7 @@
 //! | `log_format.rs` | a record's framing (`[len][crc32][JSON]`) and reading a log back | `outbox_log.rs`, `log_writer.rs` |
 //! | `outbox_sled.rs` | [`SledOutbox`]: trees `outbox` + `outbox_due` (an older version's outbox; moved into the log at open) | [`Registry::open`] |
 //! | `outbox_memory.rs` | [`MemoryOutbox`]: a map and a due set under one lock | [`Registry::in_memory`], tests |
+//! | `resumables.rs` | [`ResumableRecord`], [`ResumableStore`] on sled (tree `resumable`) and in memory, [`Resumables`] | `upload::tus` |
 //! | `sled_db.rs` | [`SledDb`]: the shared database, its lock wait and its flusher | the sled stores |
 //! | `flusher.rs` | the group-commit flushing thread | [`SledDb`] |
 //! | `tests.rs`, `behaviour_tests.rs`, `log_tests.rs` | facade and sled-only tests; the tests every journal passes; the log's own | `cargo test` |
@@ -39,6 +40,7 @@
 //! | `apps` | appid | [`AppRecord`] as JSON |
 //! | `outbox` | event id | [`OutboxEntry`] as JSON (with the [`OutboxFile`] it announces) |
 //! | `outbox_due` | next attempt (ms, big-endian) ++ event id | empty (index) |
+//! | `resumable` | upload id | [`ResumableRecord`] as JSON |
 //!
 //! sled calls are short and in memory, but a flush is an `fsync`: on an io_uring thread use the
 //! `*_async` variants, which flush on sled's own flushing thread (the apps) or wait for the
@@ -71,6 +73,7 @@ mod outbox_log;
 mod outbox_memory;
 mod outbox_sled;
 mod record;
+mod resumables;
 mod sled_db;
 #[cfg(test)]
 mod tests;
@@ -90,6 +93,9 @@ pub use outbox_memory::MemoryOutbox;
 pub use outbox_sled::SledOutbox;
 pub use record::{
     new_secret, valid_appid, AppRecord, Change, Registered, Registration, ROTATION_GRACE_SECS,
+};
+pub use resumables::{
+    MemoryResumables, ResumableRecord, ResumableStore, Resumables, SledResumables,
 };
 pub use sled_db::{SledDb, LOCK_WAIT};
 
@@ -189,6 +195,7 @@ impl From<OutboxError> for RegistryError {
 pub struct Registry {
     apps: Apps,
     outbox: Outbox,
+    resumables: Resumables,
 }
 
 impl fmt::Debug for Registry {
@@ -226,7 +233,9 @@ impl Registry {
             },
         )?;
         migrate_sled_outbox(&db, &log)?;
-        Ok(Registry::new(Apps::Sled(apps), Outbox::Log(log)))
+        let mut registry = Registry::new(Apps::Sled(apps), Outbox::Log(log));
+        registry.resumables = Resumables::Sled(SledResumables::open(&db)?);
+        Ok(registry)
     }
 
     /// A registry that lives in memory only (both twins): the same semantics, nothing on disk.
@@ -239,8 +248,19 @@ impl Registry {
 
     /// A registry made of any app store and outbox journal (say, apps from one backend and the
     /// outbox on the local disk).
+    /// Resumable uploads' records live in memory here; [`Registry::open_with`] keeps them in
+    /// its sled database.
     pub fn new(apps: Apps, outbox: Outbox) -> Registry {
-        Registry { apps, outbox }
+        Registry {
+            apps,
+            outbox,
+            resumables: Resumables::Memory(MemoryResumables::default()),
+        }
+    }
+
+    /// The records of resumable uploads (local to this node).
+    pub fn resumables(&self) -> &Resumables {
+        &self.resumables
     }
 
     /// The app store.

@@ -3,6 +3,7 @@
 //! ```text
 //! data_dir/files/{appid}/{path}   committed uploads, served for download
 //! data_dir/tmp/{upload_id}.part   bodies being received; emptied at startup
+//! data_dir/partial/{upload_id}.part   resumable uploads' bodies so far; kept across restarts
 //! ```
 //!
 //! An upload is a temporary file written in order (from the connection's buffer, by splice, or
@@ -56,6 +57,7 @@ const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 pub struct LocalStore {
     files: PathBuf,
     tmp: PathBuf,
+    partial: PathBuf,
     /// How long a download may serve a cached open; zero: no cache.
     cache_ttl: Duration,
 }
@@ -66,8 +68,10 @@ impl LocalStore {
     pub fn open(data_dir: &Path) -> io::Result<LocalStore> {
         let files = data_dir.join("files");
         let tmp = data_dir.join("tmp");
+        let partial = data_dir.join("partial");
         std::fs::create_dir_all(&files)?;
         std::fs::create_dir_all(&tmp)?;
+        std::fs::create_dir_all(&partial)?;
         for entry in std::fs::read_dir(&tmp)? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
@@ -77,6 +81,7 @@ impl LocalStore {
         Ok(LocalStore {
             files,
             tmp,
+            partial,
             cache_ttl: DEFAULT_CACHE_TTL,
         })
     }
@@ -101,6 +106,11 @@ impl LocalStore {
     /// The temporary file of an upload.
     pub fn tmp_path(&self, upload_id: &str) -> PathBuf {
         self.tmp.join(format!("{upload_id}.part"))
+    }
+
+    /// The partial body of a resumable upload.
+    pub fn partial_path(&self, upload_id: &str) -> PathBuf {
+        self.partial.join(format!("{upload_id}.part"))
     }
 
     /// Temporary files present now (tests and the crash checks use it).
@@ -164,15 +174,41 @@ impl ObjectStore for LocalStore {
         Ok(up)
     }
 
-    async fn resume(&self, upload_id: &str) -> io::Result<Option<LocalUpload>> {
-        let tmp = self.tmp_path(upload_id);
-        let Some(file) = not_found_is_none(OpenOptions::new().write(true).open(&tmp).await)? else {
+    async fn begin_partial(&self, upload_id: &str) -> io::Result<LocalUpload> {
+        let path = self.partial_path(upload_id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        LocalUpload::new(file, path, self.files.clone(), 0).await
+    }
+
+    async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<LocalUpload>> {
+        let path = self.partial_path(upload_id);
+        let Some(file) = not_found_is_none(OpenOptions::new().write(true).open(&path).await)?
+        else {
             return Ok(None);
         };
         let size = file.statx().await?.stx_size;
+        if size < at {
+            let _ = file.close().await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} holds {size} bytes, {at} were acknowledged", path.display()),
+            ));
+        }
         Ok(Some(
-            LocalUpload::new(file, tmp, self.files.clone(), size).await?,
+            LocalUpload::new(file, path, self.files.clone(), at).await?,
         ))
+    }
+
+    async fn discard(&self, upload_id: &str) -> io::Result<bool> {
+        not_found_is_none(ops::unlink(&self.partial_path(upload_id)).await).map(|r| r.is_some())
+    }
+
+    fn discard_blocking(&self, upload_id: &str) -> io::Result<bool> {
+        not_found_is_none(std::fs::remove_file(self.partial_path(upload_id))).map(|r| r.is_some())
     }
 
     /// A directory at the path occupies the key too: no upload could be placed there, so the
@@ -459,6 +495,10 @@ impl UploadHandle for LocalUpload {
         res?;
         self.written += len;
         Ok(())
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        self.file()?.sync_data().await
     }
 
     async fn commit(

@@ -122,18 +122,47 @@ impl ObjectStore for MemoryStore {
         })
     }
 
-    async fn resume(&self, upload_id: &str) -> io::Result<Option<MemoryUpload>> {
+    async fn begin_partial(&self, upload_id: &str) -> io::Result<MemoryUpload> {
+        self.begin(upload_id, None).await
+    }
+
+    async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<MemoryUpload>> {
         let mut inner = self.lock();
-        let Some(written) = inner.uploads.get(upload_id).map(|b| b.len() as u64) else {
+        let Some(body) = inner.uploads.get_mut(upload_id) else {
             return Ok(None);
         };
+        let held = body.len() as u64;
+        if held < at {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("upload {upload_id} holds {held} bytes, {at} were acknowledged"),
+            ));
+        }
+        // The bytes of an append that was never acknowledged go.
+        body.truncate(at as usize);
+        inner.used -= held - at;
         let version = inner.version();
         Ok(Some(MemoryUpload {
             store: self.clone(),
             id: upload_id.to_string(),
-            written,
+            written: at,
             version,
         }))
+    }
+
+    async fn discard(&self, upload_id: &str) -> io::Result<bool> {
+        self.discard_blocking(upload_id)
+    }
+
+    fn discard_blocking(&self, upload_id: &str) -> io::Result<bool> {
+        let mut inner = self.lock();
+        match inner.uploads.remove(upload_id) {
+            Some(body) => {
+                inner.used -= body.len() as u64;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
@@ -220,6 +249,10 @@ impl UploadHandle for MemoryUpload {
             .ok_or_else(|| io::Error::other("upload closed"))?;
         body.extend_from_slice(&data);
         self.written += data.len() as u64;
+        Ok(())
+    }
+
+    async fn sync(&self) -> io::Result<()> {
         Ok(())
     }
 

@@ -76,11 +76,26 @@ impl ObjectStore for Store {
         }
     }
 
-    async fn resume(&self, upload_id: &str) -> io::Result<Option<Upload>> {
+    async fn begin_partial(&self, upload_id: &str) -> io::Result<Upload> {
+        match self {
+            Store::Local(s) => s.begin_partial(upload_id).await.map(Upload::Local),
+            Store::Memory(s) => s.begin_partial(upload_id).await.map(Upload::Memory),
+        }
+    }
+
+    async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<Upload>> {
         Ok(match self {
-            Store::Local(s) => s.resume(upload_id).await?.map(Upload::Local),
-            Store::Memory(s) => s.resume(upload_id).await?.map(Upload::Memory),
+            Store::Local(s) => s.resume(upload_id, at).await?.map(Upload::Local),
+            Store::Memory(s) => s.resume(upload_id, at).await?.map(Upload::Memory),
         })
+    }
+
+    async fn discard(&self, upload_id: &str) -> io::Result<bool> {
+        each!(self, s => s.discard(upload_id).await)
+    }
+
+    fn discard_blocking(&self, upload_id: &str) -> io::Result<bool> {
+        each!(self, s => s.discard_blocking(upload_id))
     }
 
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
@@ -137,6 +152,10 @@ impl UploadHandle for Upload {
 
     async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
         each_upload!(self, u => u.append_at(offset, data).await)
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        each_upload!(self, u => u.sync().await)
     }
 
     async fn commit(self, key: &Target, opts: CommitOptions) -> Result<ObjectMeta, CommitError> {

@@ -119,8 +119,18 @@ pub trait ObjectStore {
     /// Begins the upload `upload_id`, reserving `size_hint` bytes when known, so that a store
     /// without room fails here, before the client is told to send (507 before `100 Continue`).
     async fn begin(&self, upload_id: &str, size_hint: Option<u64>) -> io::Result<Self::Upload>;
-    /// Reopens an upload begun earlier and not committed, to append at its current length.
-    async fn resume(&self, upload_id: &str) -> io::Result<Option<Self::Upload>>;
+    /// Begins a *resumable* upload `upload_id`: its partial body outlives the request and the
+    /// process (a restart keeps it) until it is committed or [`ObjectStore::discard`]ed.
+    async fn begin_partial(&self, upload_id: &str) -> io::Result<Self::Upload>;
+    /// Reopens the resumable upload `upload_id` to append at `at`, the length its last
+    /// acknowledged append reached; bytes past `at` (an append that was never acknowledged)
+    /// are overwritten by the next one. `None` when there is no such upload; an error when it
+    /// holds fewer than `at` bytes (lost: its acknowledgement cannot be kept).
+    async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<Self::Upload>>;
+    /// Removes a resumable upload's partial body; false when there was none.
+    async fn discard(&self, upload_id: &str) -> io::Result<bool>;
+    /// [`ObjectStore::discard`] for a plain thread (the expiry sweep).
+    fn discard_blocking(&self, upload_id: &str) -> io::Result<bool>;
     /// The object at `key`, if any (or whatever else occupies the key: see the local store).
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>>;
     /// Opens the object at `key` for reading.
@@ -136,8 +146,8 @@ pub trait ObjectStore {
 }
 
 /// One upload being written. Dropping it without [`UploadHandle::commit`] or
-/// [`UploadHandle::abort`] leaves its partial body for [`ObjectStore::resume`] (and for the
-/// next start's clean-up).
+/// [`UploadHandle::abort`] closes it: a resumable upload's partial body stays for
+/// [`ObjectStore::resume`]; another's is removed by the next start's clean-up.
 #[allow(async_fn_in_trait)]
 pub trait UploadHandle {
     /// Bytes written so far.
@@ -153,6 +163,9 @@ pub trait UploadHandle {
     fn advance(&mut self, n: u64);
     /// Writes `data` at `offset`, which must be the current length (appends are in order).
     async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()>;
+    /// Makes the bytes written so far durable (a resumable upload's append, before its offset
+    /// is acknowledged under `fsync = true`).
+    async fn sync(&self) -> io::Result<()>;
     /// Makes the object durable (when asked) and visible at `key`, whole or not at all.
     async fn commit(self, key: &Target, opts: CommitOptions) -> Result<ObjectMeta, CommitError>;
     /// Drops the partial body.

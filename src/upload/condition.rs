@@ -225,5 +225,7 @@ pub fn check(
             protocol,
         ),
         metadata: None,
+        append: None,
+        valid_for_s: None,
     })
 }

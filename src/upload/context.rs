@@ -12,6 +12,10 @@ use crate::http::RequestHead;
 pub enum Protocol {
     Raw,
     Form,
+    /// tus 1.0 (`/upload/tus/…`).
+    Tus,
+    /// IETF resumable uploads.
+    Resumable,
 }
 
 impl Protocol {
@@ -19,6 +23,8 @@ impl Protocol {
         match self {
             Protocol::Raw => "raw",
             Protocol::Form => "form",
+            Protocol::Tus => "tus",
+            Protocol::Resumable => "resumable",
         }
     }
 }

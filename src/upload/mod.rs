@@ -9,6 +9,7 @@ pub mod form;
 pub mod model;
 mod phases;
 pub mod reply;
+pub mod resumable;
 pub mod shape;
 pub mod token;
 

@@ -33,6 +33,20 @@ pub struct UploadRequest {
     /// The app's `metadata` (its pre-callback answer's, or a form's text fields), echoed in the
     /// post-callback and the 201.
     pub metadata: Option<serde_json::Value>,
+    /// A resumable upload's append this request brings (`None` for whole uploads).
+    pub append: Option<Append>,
+    /// How long the app's pre-callback answer covers later appends of a resumable upload
+    /// (its `valid_for_s`).
+    pub valid_for_s: Option<u64>,
+}
+
+/// Where an append to a resumable upload starts and how much it brings: the first file info's
+/// `offset` and `length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Append {
+    pub offset: u64,
+    /// The request's declared body size (`None`: chunked).
+    pub length: Option<u64>,
 }
 
 impl UploadRequest {
@@ -59,6 +73,8 @@ impl UploadRequest {
             upload_id: self.upload_id.clone(),
             client_ip: self.client_ip.clone(),
             request: Some(self.request.clone()),
+            offset: self.append.map(|a| a.offset),
+            length: self.append.and_then(|a| a.length),
         }
     }
 }

@@ -40,6 +40,14 @@ pub enum FlowError {
     Registry(RegistryError),
     /// A bug or a vanished worker (500).
     Internal(String),
+    /// A resumable upload's request that its protocol refuses (its own statuses).
+    Resumable(super::resumable::ResumableError),
+}
+
+impl From<super::resumable::ResumableError> for FlowError {
+    fn from(e: super::resumable::ResumableError) -> Self {
+        FlowError::Resumable(e)
+    }
 }
 
 impl From<Refusal> for FlowError {
@@ -64,6 +72,7 @@ impl fmt::Display for FlowError {
             FlowError::Unrecorded(_) => f.write_str("outbox write failed; upload dropped"),
             FlowError::Registry(_) => f.write_str("registry lookup failed"),
             FlowError::Internal(detail) => write!(f, "internal failure: {detail}"),
+            FlowError::Resumable(e) => write!(f, "resumable upload: {e}"),
         }
     }
 }

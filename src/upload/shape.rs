@@ -23,6 +23,8 @@ pub struct Shape {
     pub target: Option<Target>,
     pub content_type: Option<String>,
     pub metadata: Option<Value>,
+    /// How long this decision covers later appends of a resumable upload.
+    pub valid_for_s: Option<u64>,
 }
 
 impl Shape {
@@ -68,6 +70,12 @@ impl Shape {
             }
             shape.metadata = Some(v.clone());
         }
+        if let Some(v) = answer.get("valid_for_s").filter(|v| !v.is_null()) {
+            shape.valid_for_s = Some(
+                v.as_u64()
+                    .ok_or_else(|| bad("has a valid_for_s that is not a whole number".into()))?,
+            );
+        }
         Ok(shape)
     }
 
@@ -89,6 +97,7 @@ impl Shape {
         if let Some(t) = self.content_type {
             req.content_type = t;
         }
+        req.valid_for_s = self.valid_for_s;
         match (self.metadata, req.metadata.as_mut()) {
             (Some(Value::Object(extra)), Some(Value::Object(fields))) => fields.extend(extra),
             (Some(m), _) => req.metadata = Some(m),

@@ -19,6 +19,13 @@ pub struct FirstInfo {
     /// Who is uploading: the request as the node received it (absent from nodes before wave 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestInfo>,
+    /// A resumable upload's append: the upload's length so far (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// A resumable upload's append: the bytes this request brings, when declared (absent
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
 }
 
 /// The request behind an upload, in the first file info, so the app can decide whether *this

@@ -91,6 +91,8 @@ pub enum Method {
     Put,
     Delete,
     Options,
+    /// tus appends (RFC 5789).
+    Patch,
     Other,
 }
 
@@ -103,6 +105,7 @@ impl Method {
             b"PUT" => Method::Put,
             b"DELETE" => Method::Delete,
             b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
             _ => Method::Other,
         }
     }

@@ -211,6 +211,8 @@ fn form_request(
         post,
         request,
         metadata,
+        append: None,
+        valid_for_s: None,
     };
     if let Some(policy) = &policy {
         token::apply(policy, &mut req)?;

@@ -89,7 +89,7 @@ pub(crate) async fn receive_form_file(
     }
 }
 
-fn receive_error(e: ReceiveError) -> FlowError {
+pub(crate) fn receive_error(e: ReceiveError) -> FlowError {
     match e {
         ReceiveError::Body(e) => FlowError::Body(e),
         ReceiveError::File(e) => storage_error(e),

@@ -12,6 +12,8 @@ fn first(size: Option<u64>) -> FirstInfo {
         upload_id: "u1".into(),
         client_ip: "192.0.2.7".into(),
         request: None,
+        offset: None,
+        length: None,
     }
 }
 

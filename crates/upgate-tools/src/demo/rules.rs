@@ -96,6 +96,8 @@ mod tests {
             upload_id: "u1".into(),
             client_ip: "127.0.0.1".into(),
             request: None,
+            offset: None,
+            length: None,
         }
     }
 

@@ -1,0 +1,342 @@
+//! Resumable uploads (contract "Resumable uploads"): one file arriving in several requests,
+//! each of which may break and be resumed from the last acknowledged offset. The patent's
+//! steps hold for every request, not only the first: the app is asked before *each* append's
+//! body is read.
+//!
+//! | step | patent | here |
+//! |---|---|---|
+//! | creation: receive conditions, first info → pre-callback, partial body begun | 202–204 / 304–306 | [`tus`] `create` → [`begin`] |
+//! | each append: pre-callback with `offset`/`length` (unless `valid_for_s` covers it) | 203 / 305 | [`append`] |
+//! | each append: body → the partial body at its offset (splice, or registered buffers) | 205 / 307 | [`append`] |
+//! | each append: bytes synced, then the offset recorded, then `204` | 205 / 307 | [`append`] |
+//! | completion: commit exactly like a whole upload, post-callback once | 205–206 / 307–308 | [`append`] → `phases::commit` |
+//!
+//! | file | owns |
+//! |---|---|
+//! | `tus.rs` | the tus 1.0 routes: discovery, creation, `HEAD`, `PATCH`, `DELETE` |
+//! | `headers.rs` | the protocol fields read from heads |
+//! | `error.rs` | [`ResumableError`]: the refusals these protocols add |
+//! | `sweep.rs` | expiry of abandoned uploads |
+//!
+//! Records (`crate::registry::ResumableRecord`) live on the node that took the upload; the
+//! bytes are the store's partial bodies. Resumable uploads use the app's *registered*
+//! callbacks, read again at each append (an upload outlives any one request, and a
+//! re-registration must reach its later appends).
+
+mod error;
+pub mod headers;
+pub mod sweep;
+pub mod tus;
+
+pub use error::ResumableError;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::app::App;
+use crate::clock;
+use crate::registry::{AppRecord, ResumableRecord, ResumableStore};
+use crate::server::{BodyPlan, Exchange, Step, Timings};
+use crate::storage::{path, ObjectStore, UploadHandle};
+
+use super::condition::{self, Refusal};
+use super::context::{self, Protocol};
+use super::model::{Append, Notified, Stored, UploadRequest};
+use super::phases;
+use super::reply::FlowError;
+use headers::{Algorithm, Checksum};
+
+/// The uploads some request of this node is appending to: a second append to one of them
+/// gets 409 `upload_busy` and never interleaves its bytes with the first's.
+static APPENDING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Holds an upload for one append; released when dropped.
+struct Appending(String);
+
+impl Appending {
+    fn hold(id: &str) -> Result<Appending, ResumableError> {
+        let mut held = APPENDING.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.insert(id.to_owned()) {
+            return Err(ResumableError::Busy);
+        }
+        Ok(Appending(id.to_owned()))
+    }
+}
+
+impl Drop for Appending {
+    fn drop(&mut self) {
+        let mut held = APPENDING.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.0);
+    }
+}
+
+/// The app's registration: resumable uploads need one (their callbacks are registered).
+pub(crate) fn registration(app: &App, appid: &str) -> Result<AppRecord, FlowError> {
+    if !crate::registry::valid_appid(appid) {
+        return Err(Refusal::BadAppid("appid must be 1-64 of A-Z a-z 0-9 _ -").into());
+    }
+    app.registry
+        .get(appid)
+        .map_err(FlowError::Registry)?
+        .ok_or_else(|| {
+            Refusal::UnknownAppid("the appid is not registered (resumable uploads need one)")
+                .into()
+        })
+}
+
+/// The upload `id` of `appid`, if it is there and not expired.
+pub(crate) fn record_of(app: &App, appid: &str, id: &str) -> Result<ResumableRecord, FlowError> {
+    let rec = app
+        .registry
+        .resumables()
+        .get(id)
+        .map_err(FlowError::Registry)?
+        .filter(|r| r.appid == appid)
+        .ok_or(ResumableError::NotFound)?;
+    if rec.expired(clock::unix_ms()) {
+        return Err(ResumableError::Expired.into());
+    }
+    Ok(rec)
+}
+
+/// The phases' view of the upload, for this request.
+pub(crate) fn request_of(
+    ex: &Exchange<'_>,
+    record: &AppRecord,
+    rec: &ResumableRecord,
+    protocol: Protocol,
+) -> Result<UploadRequest, FlowError> {
+    let target = path::of_text(&rec.appid, &rec.path).map_err(Refusal::BadPath)?;
+    let (pre, post) = condition::registered_callbacks(record);
+    Ok(UploadRequest {
+        secrets: record.secrets_for_signing(clock::unix_secs()),
+        target,
+        size: rec.length,
+        limit: rec.limit,
+        content_type: rec.content_type.clone(),
+        upload_id: rec.id.clone(),
+        client_ip: ex.peer().ip().to_string(),
+        pre,
+        post,
+        request: context::request_info(ex.head(), record.forwarded_headers(), protocol),
+        metadata: rec.metadata.clone(),
+        append: None,
+        valid_for_s: None,
+    })
+}
+
+/// When an upload untouched since `now_ms` expires.
+pub(crate) fn expiry_from(app: &App, now_ms: u64) -> u64 {
+    now_ms.saturating_add(app.config.resumable_expiry_s.saturating_mul(1000))
+}
+
+/// Begins the partial body of a new upload and records it (flushed under `fsync`): after this
+/// the upload exists, across restarts.
+pub(crate) async fn begin(app: &App, rec: &ResumableRecord) -> Result<(), FlowError> {
+    let sink = app
+        .store
+        .begin_partial(&rec.id)
+        .await
+        .map_err(phases::storage_error)?;
+    drop(sink);
+    if let Err(e) = app
+        .registry
+        .resumables()
+        .put_async(rec, app.config.fsync)
+        .await
+    {
+        let _ = app.store.discard(&rec.id).await;
+        return Err(FlowError::Registry(e));
+    }
+    Ok(())
+}
+
+/// What an append achieved.
+pub(crate) enum Appended {
+    /// Bytes added; the upload goes on.
+    Partial,
+    /// The last bytes arrived: the file is stored and visible, its notification made.
+    Complete {
+        req: Box<UploadRequest>,
+        stored: Stored,
+        notified: Notified,
+    },
+}
+
+/// Appends this request's body to the upload at its offset (the caller checked the offset):
+///
+/// 1. one append at a time per upload (409 `upload_busy`);
+/// 2. the pre-callback with `offset` and `length`, unless a recent answer's `valid_for_s`
+///    covers it (`asked`: the creation just asked), before any body byte is read;
+/// 3. the body into the partial body at the offset, spliced when it has a `Content-Length`
+///    and no checksum to compute;
+/// 4. a checksum compared (460, the bytes not acknowledged);
+/// 5. the bytes synced (`fsync`), then the new offset recorded, then the answer; bytes that
+///    arrived before a broken connection are kept and recorded the same way (not those of a
+///    checksummed append: nothing vouches for them);
+/// 6. at the upload's length: committed like a whole upload, post-callback once.
+pub(crate) async fn append(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    rec: &mut ResumableRecord,
+    mut req: UploadRequest,
+    checksum: Option<Checksum>,
+    asked: bool,
+    t: &mut Timings,
+) -> Result<Appended, FlowError> {
+    let _held = Appending::hold(&rec.id)?;
+    let declared = ex.head().info().content_length();
+    if let (Some(length), Some(n)) = (rec.length, declared) {
+        if rec.offset.saturating_add(n) > length {
+            return Err(ResumableError::PastLength { length }.into());
+        }
+    }
+    let now = clock::unix_ms();
+    req.append = Some(Append {
+        offset: rec.offset,
+        length: declared,
+    });
+    if !asked && now >= rec.pre_valid_until_ms {
+        let target = req.target.clone();
+        t.timed(Step::PreCallback, phases::pre_callback(app, &mut req))
+            .await?;
+        // The upload's place was fixed at its creation.
+        req.target = target;
+        if let Some(s) = req.valid_for_s {
+            rec.pre_valid_until_ms = now.saturating_add(s.saturating_mul(1000));
+        }
+        let end = rec.length.unwrap_or(rec.offset + declared.unwrap_or(0));
+        if end > req.limit {
+            return Err(Refusal::TooLarge {
+                size: end,
+                limit: req.limit,
+            }
+            .into());
+        }
+    }
+
+    ex.accept_body().await.map_err(FlowError::Body)?;
+    let start = rec.offset;
+    let mut sink = app
+        .store
+        .resume(&rec.id, start)
+        .await
+        .map_err(phases::storage_error)?
+        .ok_or(ResumableError::NotFound)?;
+    let mut digest = checksum.as_ref().map(|c| Digest::new(c.algorithm));
+    let plan = BodyPlan {
+        splice: app.config.zero_copy && digest.is_none(),
+        limit: rec.length.unwrap_or(req.limit).min(req.limit),
+    };
+    let mut seen = |bytes: &[u8]| {
+        if let Some(d) = digest.as_mut() {
+            d.update(bytes);
+        }
+    };
+    let received = t
+        .timed(
+            Step::Body,
+            ex.receive_into(&mut sink, plan, &mut seen, None),
+        )
+        .await;
+    if let Err(e) = received {
+        if checksum.is_none() && sink.written() > start {
+            // What arrived before the break counts: the client resumes after it.
+            let _ = acknowledge(app, rec, &sink).await;
+        }
+        return Err(phases::receive_error(e));
+    }
+    if let (Some(d), Some(c)) = (digest, &checksum) {
+        if d.finish() != c.digest {
+            return Err(ResumableError::ChecksumMismatch.into());
+        }
+    }
+    rec.expires_ms = expiry_from(app, now);
+    if rec.length == Some(sink.written()) {
+        rec.offset = sink.written();
+        req.size = rec.length;
+        let commit = phases::commit(app, &req, sink, None);
+        let committed = t.timed(Step::Commit, commit).await;
+        // Committed or lost (the partial body is gone either way): the record goes.
+        let _ = app.registry.resumables().remove_async(&rec.id, false).await;
+        let (stored, note) = committed?;
+        let notified = t
+            .timed(Step::PostCallback, phases::post_callback(app, &req, note))
+            .await;
+        crate::metrics::resumable_completed();
+        return Ok(Appended::Complete {
+            req: Box::new(req),
+            stored,
+            notified,
+        });
+    }
+    acknowledge(app, rec, &sink).await?;
+    Ok(Appended::Partial)
+}
+
+/// Makes the bytes written so far durable (`fsync`), then records them as the offset.
+async fn acknowledge(
+    app: &App,
+    rec: &mut ResumableRecord,
+    sink: &impl UploadHandle,
+) -> Result<(), FlowError> {
+    if app.config.fsync {
+        sink.sync().await.map_err(phases::storage_error)?;
+    }
+    rec.offset = sink.written();
+    app.registry
+        .resumables()
+        .put_async(rec, app.config.fsync)
+        .await
+        .map_err(FlowError::Registry)
+}
+
+/// Ends an upload on the client's request (tus termination, IETF cancel): its record, then
+/// its partial body. False when there was none.
+pub(crate) async fn terminate(app: &App, id: &str) -> Result<bool, FlowError> {
+    let _held = Appending::hold(id)?;
+    let removed = app
+        .registry
+        .resumables()
+        .remove_async(id, app.config.fsync)
+        .await
+        .map_err(FlowError::Registry)?;
+    let _ = app.store.discard(id).await;
+    Ok(removed)
+}
+
+/// The digest an append's `Upload-Checksum` asks for, computed as its bytes pass.
+enum Digest {
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+    Md5(md5::Md5),
+}
+
+impl Digest {
+    fn new(algorithm: Algorithm) -> Digest {
+        use sha2::Digest as _;
+        match algorithm {
+            Algorithm::Sha1 => Digest::Sha1(sha1::Sha1::new()),
+            Algorithm::Sha256 => Digest::Sha256(sha2::Sha256::new()),
+            Algorithm::Md5 => Digest::Md5(md5::Md5::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Digest::Sha1(d) => d.update(bytes),
+            Digest::Sha256(d) => d.update(bytes),
+            Digest::Md5(d) => d.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        use sha2::Digest as _;
+        match self {
+            Digest::Sha1(d) => d.finalize().to_vec(),
+            Digest::Sha256(d) => d.finalize().to_vec(),
+            Digest::Md5(d) => d.finalize().to_vec(),
+        }
+    }
+}

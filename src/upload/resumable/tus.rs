@@ -1,0 +1,298 @@
+//! tus 1.0 (<https://tus.io/protocols/resumable-upload>) at `/upload/tus/{appid}/` (creation)
+//! and `/upload/tus/{appid}/{id}` (an upload), with the extensions `creation`,
+//! `creation-with-upload`, `creation-defer-length`, `termination`, `checksum` and
+//! `expiration`.
+//!
+//! | request | answer | here |
+//! |---|---|---|
+//! | `OPTIONS` (no `Origin`) | 204: `Tus-Version`, `Tus-Extension`, `Tus-Max-Size`, `Tus-Checksum-Algorithm` | [`discovery`] |
+//! | `POST …/{appid}/` | 201 + `Location` (creation; with a body, its first append) | [`create`] |
+//! | `HEAD …/{id}` | 200: `Upload-Offset`, `Upload-Length` or `Upload-Defer-Length`, `Upload-Metadata` | [`info`] |
+//! | `PATCH …/{id}` | 204 + `Upload-Offset` (an append; at the length, the file is stored) | [`patch`] |
+//! | `DELETE …/{id}` | 204 (termination) | [`remove`] |
+//!
+//! `POST` with `X-HTTP-Method-Override` is the method it names. Every answer carries
+//! `Tus-Resumable: 1.0.0`; every refusal the error model's JSON with its own status
+//! ([`ResumableError`]: 412, 409, 415, 460, 404, 410, 413).
+
+use crate::app::App;
+use crate::clock;
+use crate::http::{Method, Response};
+use crate::metrics;
+use crate::registry::ResumableRecord;
+use crate::server::{Exchange, Timings};
+use crate::storage::{mime, path};
+use crate::upload::condition::{self, Refusal};
+use crate::upload::context::Protocol;
+use crate::upload::model::Append;
+use crate::upload::shape::valid_content_type;
+use crate::upload::{phases, reply, token, FlowError};
+
+use super::headers::{self, Length};
+use super::{append, record_of, registration, request_of, Appended, ResumableError};
+
+/// The path prefix of tus.
+pub const PREFIX: &str = "/upload/tus/";
+
+/// `/upload/tus/{appid}/[{id}]` → (appid, id); `None` for any other shape.
+pub fn split(path: &[u8]) -> Option<(&str, Option<&str>)> {
+    let rest = std::str::from_utf8(path.strip_prefix(PREFIX.as_bytes())?).ok()?;
+    let (appid, id) = rest.split_once('/')?;
+    match id {
+        "" => Some((appid, None)),
+        id if !id.contains('/') => Some((appid, Some(id))),
+        _ => None,
+    }
+}
+
+/// The method a tus request means: `X-HTTP-Method-Override` on a `POST` (for clients behind
+/// proxies that pass only GET and POST).
+fn method_of(ex: &Exchange<'_>) -> Method {
+    let method = ex.head().method();
+    match (method, ex.head().value("x-http-method-override")) {
+        (Method::Post, Some(m)) => match m.trim_ascii() {
+            b"PATCH" => Method::Patch,
+            b"DELETE" => Method::Delete,
+            b"HEAD" => Method::Head,
+            _ => Method::Other,
+        },
+        _ => method,
+    }
+}
+
+/// Handles every request under [`PREFIX`].
+pub async fn handle(ex: &mut Exchange<'_>, app: &App) -> Response {
+    let mut timings = Timings::default();
+    let Some((appid, id)) = split(ex.head().path_only()) else {
+        let e = FlowError::from(ResumableError::NotFound);
+        return reply::finish(ex, timings, Err::<Response, _>(e), |r| r);
+    };
+    let (appid, id) = (appid.to_owned(), id.map(str::to_owned));
+    ex.access().appid = Some(appid.clone()).filter(|a| crate::registry::valid_appid(a));
+    let method = method_of(ex);
+    let result = match (method, id.as_deref()) {
+        (Method::Options, _) => Ok(discovery(app)),
+        (Method::Post, None) => {
+            let _in_flight = metrics::InFlight::enter();
+            create(ex, app, &appid, &mut timings).await
+        }
+        (Method::Head, Some(id)) => info(app, &appid, id),
+        (Method::Patch, Some(id)) => {
+            let _in_flight = metrics::InFlight::enter();
+            patch(ex, app, &appid, id, &mut timings).await
+        }
+        (Method::Delete, Some(id)) => remove(ex, app, &appid, id).await,
+        (_, None) => Ok(not_allowed("POST, OPTIONS")),
+        (_, Some(_)) => Ok(not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
+    };
+    reply::finish(ex, timings, result, |r| r).header("Tus-Resumable", headers::TUS_VERSION)
+}
+
+fn not_allowed(allow: &'static str) -> Response {
+    Response::json(
+        405,
+        r#"{"success":"false","error":"method_not_allowed","message":"method not allowed here"}"#,
+    )
+    .header("Allow", allow)
+}
+
+/// `OPTIONS`: what this server speaks.
+fn discovery(app: &App) -> Response {
+    Response::new(204)
+        .header("Tus-Version", headers::TUS_VERSION)
+        .header("Tus-Extension", headers::TUS_EXTENSIONS)
+        .header("Tus-Max-Size", app.config.max_body_bytes.to_string())
+        .header("Tus-Checksum-Algorithm", headers::CHECKSUM_ALGORITHMS)
+}
+
+/// Creation: the upload's receive conditions and the app's decision on its first file info,
+/// then the partial body and its record; a body with the request is the first append.
+async fn create(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    appid: &str,
+    t: &mut Timings,
+) -> Result<Response, FlowError> {
+    // 202/304: the tus fields, the app, the name, the declared length.
+    headers::tus_version(ex.head())?;
+    let length = headers::creation_length(ex.head())?;
+    let meta = headers::metadata(ex.head())?;
+    let with_body = ex.head().info().has_body();
+    if with_body && !headers::is_offset_octet_stream(ex.head()) {
+        return Err(ResumableError::WrongContentType.into());
+    }
+    let checksum = headers::checksum(ex.head())?;
+    let record = registration(app, appid)?;
+    let filename = meta.get("filename").ok_or(ResumableError::BadHeader {
+        field: "upload-metadata",
+        why: "a creation needs the filename key".into(),
+    })?;
+    let rel = meta.get("path").unwrap_or(filename);
+    let target = path::of_text(appid, rel).map_err(Refusal::BadPath)?;
+    let content_type = meta
+        .get("filetype")
+        .and_then(valid_content_type)
+        .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
+    let limit = condition::limit_of(Some(&record), &app.config);
+    if let Length::Known(n) = length {
+        if n > limit {
+            return Err(Refusal::TooLarge { size: n, limit }.into());
+        }
+    }
+    let now = clock::unix_ms();
+    let mut rec = ResumableRecord {
+        id: phases::new_upload_id(),
+        appid: appid.to_owned(),
+        path: target.rel.clone(),
+        protocol: Protocol::Tus.as_str().to_owned(),
+        length: match length {
+            Length::Known(n) => Some(n),
+            Length::Deferred => None,
+        },
+        offset: 0,
+        content_type,
+        upload_metadata: meta.raw.clone(),
+        metadata: None,
+        limit,
+        created_ms: now,
+        expires_ms: super::expiry_from(app, now),
+        pre_valid_until_ms: 0,
+        interop: None,
+    };
+    ex.access().upload_id = Some(rec.id.clone());
+    let mut req = request_of(ex, &record, &rec, Protocol::Tus)?;
+    if let Some(tok) = token::from_head(ex.head()) {
+        let policy = token::verify(&tok, Some(&record))?;
+        token::apply(&policy, &mut req)?;
+    }
+    if req.pre.is_none() {
+        return Err(Refusal::UnknownAppid(
+            "no pre-upload callback is registered for this appid",
+        )
+        .into());
+    }
+    phases::not_stored_yet(app, &req.target).await?;
+
+    // 203/305: the first file info (offset 0, this request's bytes) to the app.
+    req.append = Some(Append {
+        offset: 0,
+        length: ex.head().info().content_length().filter(|_| with_body),
+    });
+    t.timed(crate::server::Step::PreCallback, phases::pre_callback(app, &mut req))
+        .await?;
+    rec.path = req.target.rel.clone();
+    rec.content_type = req.content_type.clone();
+    rec.metadata = req.metadata.clone();
+    rec.limit = req.limit;
+    if let Some(s) = req.valid_for_s {
+        rec.pre_valid_until_ms = now.saturating_add(s.saturating_mul(1000));
+    }
+
+    // 204/306: the upload exists from here on.
+    super::begin(app, &rec).await?;
+    metrics::resumable_created();
+    let location = format!("{}{PREFIX}{appid}/{}", app.public_base(), rec.id);
+    let mut resp = Response::new(201).header("Location", location);
+    if with_body {
+        req.append = None;
+        match append(ex, app, &mut rec, req, checksum, true, t).await? {
+            Appended::Partial => {}
+            Appended::Complete { .. } => {}
+        }
+        resp = resp.header("Upload-Offset", rec.offset.to_string());
+    }
+    Ok(resp.header("Upload-Expires", headers::http_date(rec.expires_ms)))
+}
+
+/// `HEAD`: where the upload stands.
+fn info(app: &App, appid: &str, id: &str) -> Result<Response, FlowError> {
+    let rec = record_of(app, appid, id)?;
+    let mut resp = Response::new(200)
+        .header("Upload-Offset", rec.offset.to_string())
+        .header("Cache-Control", "no-store")
+        .header("Upload-Expires", headers::http_date(rec.expires_ms));
+    resp = match rec.length {
+        Some(n) => resp.header("Upload-Length", n.to_string()),
+        None => resp.header("Upload-Defer-Length", "1"),
+    };
+    if let Some(m) = &rec.upload_metadata {
+        resp = resp.header("Upload-Metadata", m.clone());
+    }
+    Ok(resp)
+}
+
+/// `PATCH`: one append, at the upload's offset.
+async fn patch(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    appid: &str,
+    id: &str,
+    t: &mut Timings,
+) -> Result<Response, FlowError> {
+    headers::tus_version(ex.head())?;
+    let mut rec = record_of(app, appid, id)?;
+    ex.access().upload_id = Some(rec.id.clone());
+    if !headers::is_offset_octet_stream(ex.head()) {
+        return Err(ResumableError::WrongContentType.into());
+    }
+    let offset = headers::offset(ex.head())?.ok_or(ResumableError::BadHeader {
+        field: "upload-offset",
+        why: "an append needs Upload-Offset".into(),
+    })?;
+    if offset != rec.offset {
+        return Err(ResumableError::OffsetMismatch { offset: rec.offset }.into());
+    }
+    if let Some(n) = headers::append_length(ex.head())? {
+        match rec.length {
+            None if n < rec.offset => {
+                return Err(ResumableError::BadHeader {
+                    field: "upload-length",
+                    why: format!("{n} is less than the {} bytes received", rec.offset),
+                }
+                .into())
+            }
+            None if n > rec.limit => {
+                return Err(Refusal::TooLarge {
+                    size: n,
+                    limit: rec.limit,
+                }
+                .into())
+            }
+            None => rec.length = Some(n),
+            Some(known) if known != n => {
+                return Err(ResumableError::BadHeader {
+                    field: "upload-length",
+                    why: format!("the upload's length is {known} already"),
+                }
+                .into())
+            }
+            Some(_) => {}
+        }
+    }
+    if rec.is_complete() {
+        return Err(ResumableError::Complete.into());
+    }
+    let checksum = headers::checksum(ex.head())?;
+    let record = registration(app, appid)?;
+    let req = request_of(ex, &record, &rec, Protocol::Tus)?;
+    append(ex, app, &mut rec, req, checksum, false, t).await?;
+    Ok(Response::new(204)
+        .header("Upload-Offset", rec.offset.to_string())
+        .header("Upload-Expires", headers::http_date(rec.expires_ms)))
+}
+
+/// `DELETE`: termination; the partial body and its record go.
+async fn remove(
+    ex: &mut Exchange<'_>,
+    app: &App,
+    appid: &str,
+    id: &str,
+) -> Result<Response, FlowError> {
+    headers::tus_version(ex.head())?;
+    let rec = record_of(app, appid, id)?;
+    ex.access().upload_id = Some(rec.id.clone());
+    if !super::terminate(app, &rec.id).await? {
+        return Err(ResumableError::NotFound.into());
+    }
+    Ok(Response::new(204))
+}
