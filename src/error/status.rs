@@ -291,40 +291,40 @@ impl Fault for FlowError {
 impl Fault for ResumableError {
     fn status(&self) -> u16 {
         match self {
-            ResumableError::VersionUnsupported => 412,
-            ResumableError::BadHeader { .. }
-            | ResumableError::ChecksumUnsupported(_)
-            | ResumableError::Complete => 400,
-            ResumableError::WrongContentType => 415,
-            ResumableError::OffsetMismatch { .. } | ResumableError::Busy => 409,
+            ResumableError::Protocol(e) => e.status(),
+            ResumableError::Missing { .. }
+            | ResumableError::Complete
+            | ResumableError::LengthConflict(_) => 400,
+            ResumableError::Busy => 409,
             ResumableError::NotFound => 404,
             ResumableError::Expired => 410,
-            ResumableError::ChecksumMismatch => 460,
             ResumableError::PastLength { .. } => 413,
         }
     }
     fn code(&self) -> &'static str {
         match self {
-            ResumableError::VersionUnsupported => "tus_version_unsupported",
-            ResumableError::BadHeader { .. } => "bad_resumable_header",
-            ResumableError::ChecksumUnsupported(_) => "checksum_unsupported",
-            ResumableError::WrongContentType => "unsupported_media_type",
-            ResumableError::OffsetMismatch { .. } => "offset_mismatch",
+            ResumableError::Protocol(e) => e.code(),
+            ResumableError::Missing { .. } => "missing_resumable_header",
             ResumableError::Busy => "upload_busy",
             ResumableError::NotFound => "upload_not_found",
             ResumableError::Expired => "upload_expired",
-            ResumableError::ChecksumMismatch => "checksum_mismatch",
             ResumableError::PastLength { .. } => "too_large",
             ResumableError::Complete => "upload_complete",
+            ResumableError::LengthConflict(_) => "bad_upload_length",
         }
     }
     fn blame(&self) -> Blame {
         Blame::Client
     }
     fn headers(&self) -> Vec<(&'static str, String)> {
+        use crate::http::ResumableError as P;
         match self {
-            ResumableError::VersionUnsupported => vec![("Tus-Version", "1.0.0".into())],
-            ResumableError::OffsetMismatch { offset } => vec![("Upload-Offset", offset.to_string())],
+            ResumableError::Protocol(P::TusVersionUnsupported) => {
+                vec![("Tus-Version", crate::http::TUS_VERSION.into())]
+            }
+            ResumableError::Protocol(P::OffsetMismatch { expected, .. }) => {
+                vec![("Upload-Offset", expected.to_string())]
+            }
             _ => Vec::new(),
         }
     }

@@ -41,10 +41,10 @@ use crate::storage::{path, ObjectStore, UploadHandle};
 
 use super::condition::{self, Refusal};
 use super::context::{self, Protocol};
-use super::model::{Append, Notified, Stored, UploadRequest};
+use super::model::{Append, UploadRequest};
 use super::phases;
 use super::reply::FlowError;
-use headers::{Algorithm, Checksum};
+use crate::http::{Checksum, ChecksumAlgorithm};
 
 /// The uploads some request of this node is appending to: a second append to one of them
 /// gets 409 `upload_busy` and never interleaves its bytes with the first's.
@@ -155,12 +155,9 @@ pub(crate) async fn begin(app: &App, rec: &ResumableRecord) -> Result<(), FlowEr
 pub(crate) enum Appended {
     /// Bytes added; the upload goes on.
     Partial,
-    /// The last bytes arrived: the file is stored and visible, its notification made.
-    Complete {
-        req: Box<UploadRequest>,
-        stored: Stored,
-        notified: Notified,
-    },
+    /// The last bytes arrived: the file is stored and visible, its notification made (or
+    /// queued: the outbox retries it).
+    Complete,
 }
 
 /// Appends this request's body to the upload at its offset (the caller checked the offset):
@@ -223,7 +220,7 @@ pub(crate) async fn append(
         .await
         .map_err(phases::storage_error)?
         .ok_or(ResumableError::NotFound)?;
-    let mut digest = checksum.as_ref().map(|c| Digest::new(c.algorithm));
+    let mut digest = checksum.as_ref().map(|c| Digest::new(c.algorithm()));
     let plan = BodyPlan {
         splice: app.config.zero_copy && digest.is_none(),
         limit: rec.length.unwrap_or(req.limit).min(req.limit),
@@ -247,9 +244,8 @@ pub(crate) async fn append(
         return Err(phases::receive_error(e));
     }
     if let (Some(d), Some(c)) = (digest, &checksum) {
-        if d.finish() != c.digest {
-            return Err(ResumableError::ChecksumMismatch.into());
-        }
+        // The bytes stay unacknowledged: the next append at this offset overwrites them.
+        c.verify(&d.finish()).map_err(ResumableError::Protocol)?;
     }
     rec.expires_ms = expiry_from(app, now);
     if rec.length == Some(sink.written()) {
@@ -259,16 +255,11 @@ pub(crate) async fn append(
         let committed = t.timed(Step::Commit, commit).await;
         // Committed or lost (the partial body is gone either way): the record goes.
         let _ = app.registry.resumables().remove_async(&rec.id, false).await;
-        let (stored, note) = committed?;
-        let notified = t
-            .timed(Step::PostCallback, phases::post_callback(app, &req, note))
+        let (_stored, note) = committed?;
+        t.timed(Step::PostCallback, phases::post_callback(app, &req, note))
             .await;
         crate::metrics::resumable_completed();
-        return Ok(Appended::Complete {
-            req: Box::new(req),
-            stored,
-            notified,
-        });
+        return Ok(Appended::Complete);
     }
     acknowledge(app, rec, &sink).await?;
     Ok(Appended::Partial)
@@ -313,12 +304,12 @@ enum Digest {
 }
 
 impl Digest {
-    fn new(algorithm: Algorithm) -> Digest {
+    fn new(algorithm: ChecksumAlgorithm) -> Digest {
         use sha2::Digest as _;
         match algorithm {
-            Algorithm::Sha1 => Digest::Sha1(sha1::Sha1::new()),
-            Algorithm::Sha256 => Digest::Sha256(sha2::Sha256::new()),
-            Algorithm::Md5 => Digest::Md5(md5::Md5::new()),
+            ChecksumAlgorithm::Sha1 => Digest::Sha1(sha1::Sha1::new()),
+            ChecksumAlgorithm::Sha256 => Digest::Sha256(sha2::Sha256::new()),
+            ChecksumAlgorithm::Md5 => Digest::Md5(md5::Md5::new()),
         }
     }
 

@@ -50,10 +50,10 @@ pub fn split(path: &[u8]) -> Option<(&str, Option<&str>)> {
 fn method_of(ex: &Exchange<'_>) -> Method {
     let method = ex.head().method();
     match (method, ex.head().value("x-http-method-override")) {
-        (Method::Post, Some(m)) => match m.trim_ascii() {
-            b"PATCH" => Method::Patch,
-            b"DELETE" => Method::Delete,
-            b"HEAD" => Method::Head,
+        (Method::Post, Some(m)) => match crate::http::parse_method_override(m) {
+            Ok("PATCH") => Method::Patch,
+            Ok("DELETE") => Method::Delete,
+            Ok("HEAD") => Method::Head,
             _ => Method::Other,
         },
         _ => method,
@@ -85,7 +85,7 @@ pub async fn handle(ex: &mut Exchange<'_>, app: &App) -> Response {
         (_, None) => Ok(not_allowed("POST, OPTIONS")),
         (_, Some(_)) => Ok(not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
     };
-    reply::finish(ex, timings, result, |r| r).header("Tus-Resumable", headers::TUS_VERSION)
+    reply::finish(ex, timings, result, |r| r).header("Tus-Resumable", crate::http::TUS_VERSION)
 }
 
 fn not_allowed(allow: &'static str) -> Response {
@@ -99,10 +99,10 @@ fn not_allowed(allow: &'static str) -> Response {
 /// `OPTIONS`: what this server speaks.
 fn discovery(app: &App) -> Response {
     Response::new(204)
-        .header("Tus-Version", headers::TUS_VERSION)
+        .header("Tus-Version", crate::http::TUS_VERSION)
         .header("Tus-Extension", headers::TUS_EXTENSIONS)
         .header("Tus-Max-Size", app.config.max_body_bytes.to_string())
-        .header("Tus-Checksum-Algorithm", headers::CHECKSUM_ALGORITHMS)
+        .header("Tus-Checksum-Algorithm", crate::http::TUS_CHECKSUM_ALGORITHM)
 }
 
 /// Creation: the upload's receive conditions and the app's decision on its first file info,
@@ -118,19 +118,18 @@ async fn create(
     let length = headers::creation_length(ex.head())?;
     let meta = headers::metadata(ex.head())?;
     let with_body = ex.head().info().has_body();
-    if with_body && !headers::is_offset_octet_stream(ex.head()) {
-        return Err(ResumableError::WrongContentType.into());
+    if with_body {
+        headers::offset_octet_stream(ex.head())?;
     }
     let checksum = headers::checksum(ex.head())?;
     let record = registration(app, appid)?;
-    let filename = meta.get("filename").ok_or(ResumableError::BadHeader {
+    let filename = headers::text(&meta, "filename")?.ok_or(ResumableError::Missing {
         field: "upload-metadata",
-        why: "a creation needs the filename key".into(),
+        why: "a creation needs the filename key",
     })?;
-    let rel = meta.get("path").unwrap_or(filename);
+    let rel = headers::text(&meta, "path")?.unwrap_or(filename);
     let target = path::of_text(appid, rel).map_err(Refusal::BadPath)?;
-    let content_type = meta
-        .get("filetype")
+    let content_type = headers::text(&meta, "filetype")?
         .and_then(valid_content_type)
         .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
     let limit = condition::limit_of(Some(&record), &app.config);
@@ -151,7 +150,10 @@ async fn create(
         },
         offset: 0,
         content_type,
-        upload_metadata: meta.raw.clone(),
+        upload_metadata: ex
+            .head()
+            .value("upload-metadata")
+            .map(|_| meta.format()),
         metadata: None,
         limit,
         created_ms: now,
@@ -193,15 +195,15 @@ async fn create(
     metrics::resumable_created();
     let location = format!("{}{PREFIX}{appid}/{}", app.public_base(), rec.id);
     let mut resp = Response::new(201).header("Location", location);
-    if with_body {
+    // The first append: the request's body, or nothing for an empty file (complete at once).
+    if with_body || rec.length == Some(0) {
         req.append = None;
         match append(ex, app, &mut rec, req, checksum, true, t).await? {
-            Appended::Partial => {}
-            Appended::Complete { .. } => {}
+            Appended::Partial | Appended::Complete => {}
         }
         resp = resp.header("Upload-Offset", rec.offset.to_string());
     }
-    Ok(resp.header("Upload-Expires", headers::http_date(rec.expires_ms)))
+    Ok(resp.header("Upload-Expires", headers::expires(rec.expires_ms)))
 }
 
 /// `HEAD`: where the upload stands.
@@ -210,7 +212,7 @@ fn info(app: &App, appid: &str, id: &str) -> Result<Response, FlowError> {
     let mut resp = Response::new(200)
         .header("Upload-Offset", rec.offset.to_string())
         .header("Cache-Control", "no-store")
-        .header("Upload-Expires", headers::http_date(rec.expires_ms));
+        .header("Upload-Expires", headers::expires(rec.expires_ms));
     resp = match rec.length {
         Some(n) => resp.header("Upload-Length", n.to_string()),
         None => resp.header("Upload-Defer-Length", "1"),
@@ -232,23 +234,19 @@ async fn patch(
     headers::tus_version(ex.head())?;
     let mut rec = record_of(app, appid, id)?;
     ex.access().upload_id = Some(rec.id.clone());
-    if !headers::is_offset_octet_stream(ex.head()) {
-        return Err(ResumableError::WrongContentType.into());
-    }
-    let offset = headers::offset(ex.head())?.ok_or(ResumableError::BadHeader {
+    headers::offset_octet_stream(ex.head())?;
+    let offset = headers::offset(ex.head())?.ok_or(ResumableError::Missing {
         field: "upload-offset",
-        why: "an append needs Upload-Offset".into(),
+        why: "an append needs Upload-Offset",
     })?;
-    if offset != rec.offset {
-        return Err(ResumableError::OffsetMismatch { offset: rec.offset }.into());
-    }
+    crate::http::check_offset(rec.offset, offset).map_err(ResumableError::Protocol)?;
     if let Some(n) = headers::append_length(ex.head())? {
         match rec.length {
             None if n < rec.offset => {
-                return Err(ResumableError::BadHeader {
-                    field: "upload-length",
-                    why: format!("{n} is less than the {} bytes received", rec.offset),
-                }
+                return Err(ResumableError::LengthConflict(format!(
+                    "{n} is less than the {} bytes received",
+                    rec.offset
+                ))
                 .into())
             }
             None if n > rec.limit => {
@@ -260,10 +258,9 @@ async fn patch(
             }
             None => rec.length = Some(n),
             Some(known) if known != n => {
-                return Err(ResumableError::BadHeader {
-                    field: "upload-length",
-                    why: format!("the upload's length is {known} already"),
-                }
+                return Err(ResumableError::LengthConflict(format!(
+                    "the upload's length is {known} already"
+                ))
                 .into())
             }
             Some(_) => {}
@@ -278,7 +275,7 @@ async fn patch(
     append(ex, app, &mut rec, req, checksum, false, t).await?;
     Ok(Response::new(204)
         .header("Upload-Offset", rec.offset.to_string())
-        .header("Upload-Expires", headers::http_date(rec.expires_ms)))
+        .header("Upload-Expires", headers::expires(rec.expires_ms)))
 }
 
 /// `DELETE`: termination; the partial body and its record go.
