@@ -107,6 +107,12 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 
 /// Reads one response (head plus Content-Length body) from `s`; `buf` keeps bytes that follow.
 pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
+    read_response_to(s, buf, false)
+}
+
+/// Reads one response to a request that was (`to_head`) or was not a `HEAD`: a response to
+/// `HEAD` carries a Content-Length but never a body (RFC 9110 §9.3.2).
+pub fn read_response_to(s: &mut TcpStream, buf: &mut Vec<u8>, to_head: bool) -> Option<Wire> {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -123,7 +129,7 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
                 .and_then(|(_, v)| v.parse().ok())
                 .unwrap_or(0);
             let interim = (100..200).contains(&status);
-            let body_len = if interim { 0 } else { len };
+            let body_len = if interim || to_head { 0 } else { len };
             while buf.len() < end + 4 + body_len {
                 if !fill(s, buf) {
                     return None;
@@ -196,13 +202,14 @@ pub fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
     false
 }
 
-/// Sends `request` on a fresh connection and reads one response.
+/// Sends `request` on a fresh connection and reads one response (without a body when the
+/// request is a `HEAD`).
 pub fn exchange(addr: SocketAddr, request: &[u8]) -> (Wire, TcpStream) {
     let mut s = connect(addr);
     s.write_all(request).unwrap();
     let mut buf = Vec::new();
     let started = Instant::now();
-    let wire = read_response(&mut s, &mut buf).unwrap_or_else(|| {
+    let wire = read_response_to(&mut s, &mut buf, request.starts_with(b"HEAD ")).unwrap_or_else(|| {
         panic!(
             "no response from {addr} after {:?}: {} (bytes read: {:?})",
             started.elapsed(),

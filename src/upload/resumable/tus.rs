@@ -70,6 +70,13 @@ pub async fn handle(ex: &mut Exchange<'_>, app: &App) -> Response {
     let (appid, id) = (appid.to_owned(), id.map(str::to_owned));
     ex.access().appid = Some(appid.clone()).filter(|a| crate::registry::valid_appid(a));
     let method = method_of(ex);
+    // Every tus request but `OPTIONS` names the version it speaks (412 otherwise).
+    if method != Method::Options {
+        if let Err(e) = headers::tus_version(ex.head()) {
+            let resp = reply::finish(ex, timings, Err::<Response, _>(FlowError::from(e)), |r| r);
+            return resp.header("Tus-Resumable", crate::http::TUS_VERSION);
+        }
+    }
     let result = match (method, id.as_deref()) {
         (Method::Options, _) => Ok(discovery(app)),
         (Method::Post, None) => {
@@ -114,7 +121,6 @@ async fn create(
     t: &mut Timings,
 ) -> Result<Response, FlowError> {
     // 202/304: the tus fields, the app, the name, the declared length.
-    headers::tus_version(ex.head())?;
     let length = headers::creation_length(ex.head())?;
     let meta = headers::metadata(ex.head())?;
     let with_body = ex.head().info().has_body();
@@ -231,7 +237,6 @@ async fn patch(
     id: &str,
     t: &mut Timings,
 ) -> Result<Response, FlowError> {
-    headers::tus_version(ex.head())?;
     let mut rec = record_of(app, appid, id)?;
     ex.access().upload_id = Some(rec.id.clone());
     headers::offset_octet_stream(ex.head())?;
@@ -285,7 +290,6 @@ async fn remove(
     appid: &str,
     id: &str,
 ) -> Result<Response, FlowError> {
-    headers::tus_version(ex.head())?;
     let rec = record_of(app, appid, id)?;
     ex.access().upload_id = Some(rec.id.clone());
     if !super::terminate(app, &rec.id).await? {
