@@ -198,6 +198,17 @@ impl ObjectStore for LocalStore {
                 format!("{} holds {size} bytes, {at} were acknowledged", path.display()),
             ));
         }
+        if size > at {
+            // The bytes of an append that was never acknowledged go: the next append writes
+            // from `at`, and a shorter one must not leave them behind as the file's tail.
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is open for writing and owned by `file` for this call.
+            if unsafe { libc::ftruncate(file.as_raw_fd(), at as libc::off_t) } != 0 {
+                let e = io::Error::last_os_error();
+                let _ = file.close().await;
+                return Err(e);
+            }
+        }
         Ok(Some(
             LocalUpload::new(file, path, self.files.clone(), at).await?,
         ))
