@@ -106,13 +106,26 @@ fn download(addr: SocketAddr, path: &str) -> Wire {
 fn an_upload_in_three_appends_asks_the_app_before_each_and_is_stored_once_complete() {
     let w = World::accepting();
     let a = w.addr();
-    let opts = request(a, "OPTIONS /upload/tus/app1/ HTTP/1.1\r\nHost: n\r\n\r\n", b"");
+    let opts = request(
+        a,
+        "OPTIONS /upload/tus/app1/ HTTP/1.1\r\nHost: n\r\n\r\n",
+        b"",
+    );
     assert_eq!(opts.status, 204);
     assert_eq!(opts.header("tus-version"), Some("1.0.0"));
-    assert!(opts.header("tus-extension").unwrap().contains("creation-defer-length"));
-    assert_eq!(opts.header("tus-checksum-algorithm"), Some("sha1,sha256,md5"));
+    assert!(opts
+        .header("tus-extension")
+        .unwrap()
+        .contains("creation-defer-length"));
+    assert_eq!(
+        opts.header("tus-checksum-algorithm"),
+        Some("sha1,sha256,md5")
+    );
 
-    let (r, up) = create(a, &format!("Upload-Length: 30\r\nUpload-Metadata: {META}\r\n"));
+    let (r, up) = create(
+        a,
+        &format!("Upload-Length: 30\r\nUpload-Metadata: {META}\r\n"),
+    );
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("tus-resumable"), Some("1.0.0"));
     assert!(r.header("upload-expires").is_some());
@@ -127,10 +140,22 @@ fn an_upload_in_three_appends_asks_the_app_before_each_and_is_stored_once_comple
     let body: Vec<u8> = (0..30u8).map(|i| b'a' + i % 26).collect();
     for (i, piece) in body.chunks(10).enumerate() {
         let r = patch(a, &up, i as u64 * 10, piece, "");
-        assert_eq!(r.status, 204, "append {i}: {:?}", String::from_utf8_lossy(&r.body));
-        assert_eq!(r.header("upload-offset"), Some(((i + 1) * 10).to_string().as_str()));
+        assert_eq!(
+            r.status,
+            204,
+            "append {i}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(
+            r.header("upload-offset"),
+            Some(((i + 1) * 10).to_string().as_str())
+        );
         if i < 2 {
-            assert_eq!(download(a, "/app1/a.txt").status, 404, "visible before complete");
+            assert_eq!(
+                download(a, "/app1/a.txt").status,
+                404,
+                "visible before complete"
+            );
         }
     }
     let got = download(a, "/app1/a.txt");
@@ -144,7 +169,12 @@ fn an_upload_in_three_appends_asks_the_app_before_each_and_is_stored_once_comple
         .collect();
     assert_eq!(
         seen,
-        [(Some(0), None), (Some(0), Some(10)), (Some(10), Some(10)), (Some(20), Some(10))]
+        [
+            (Some(0), None),
+            (Some(0), Some(10)),
+            (Some(10), Some(10)),
+            (Some(20), Some(10))
+        ]
     );
     assert!(pre.iter().all(|p| p["request"]["protocol"] == "tus"));
     assert!(pre.iter().all(|p| p["size"] == 30));
@@ -161,7 +191,10 @@ fn an_upload_in_three_appends_asks_the_app_before_each_and_is_stored_once_comple
 fn every_tus_rule_answers_its_status() {
     let w = World::accepting();
     let a = w.addr();
-    let (_, up) = create(a, &format!("Upload-Length: 10\r\nUpload-Metadata: {META}\r\n"));
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 10\r\nUpload-Metadata: {META}\r\n"),
+    );
 
     // 412: no or another Tus-Resumable, with the version spoken.
     let r = request(a, &format!("HEAD {up} HTTP/1.1\r\nHost: n\r\n\r\n"), b"");
@@ -192,24 +225,49 @@ fn every_tus_rule_answers_its_status() {
         .status,
         400
     );
-    assert_eq!(create(a, &format!("Upload-Metadata: {META}\r\n")).0.status, 400);
+    assert_eq!(
+        create(a, &format!("Upload-Metadata: {META}\r\n")).0.status,
+        400
+    );
     assert_eq!(create(a, "Upload-Length: 3\r\n").0.status, 400);
     // 404: no such upload.
     assert_eq!(head(a, "/upload/tus/app1/nosuchupload").status, 404);
     // 413: past the upload's length; a length over the limit.
     let r = patch(a, &up, 0, b"0123456789ab", "");
     assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
-    let r = create(a, &format!("Upload-Length: {}\r\nUpload-Metadata: {META}\r\n", 20u64 << 30)).0;
+    let r = create(
+        a,
+        &format!(
+            "Upload-Length: {}\r\nUpload-Metadata: {META}\r\n",
+            20u64 << 30
+        ),
+    )
+    .0;
     assert_eq!(r.status, 413);
 
     // Checksums: an unknown algorithm is 400, a mismatch 460 with the offset unmoved.
     let r = patch(a, &up, 0, b"01234", "Upload-Checksum: crc32 AAAAAA==\r\n");
     assert_eq!(r.status, 400);
-    let r = patch(a, &up, 0, b"01234", "Upload-Checksum: sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n");
-    assert_eq!((r.status, r.error_code().as_str()), (460, "checksum_mismatch"));
+    let r = patch(
+        a,
+        &up,
+        0,
+        b"01234",
+        "Upload-Checksum: sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (460, "checksum_mismatch")
+    );
     assert_eq!(head(a, &up).header("upload-offset"), Some("0"));
     // The right digest (base64 of sha1("01234")).
-    let r = patch(a, &up, 0, b"01234", "Upload-Checksum: sha1 EZBKTot39iQuLSiHBQI62tAKkxA=\r\n");
+    let r = patch(
+        a,
+        &up,
+        0,
+        b"01234",
+        "Upload-Checksum: sha1 EZBKTot39iQuLSiHBQI62tAKkxA=\r\n",
+    );
     assert_eq!(r.status, 204, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("upload-offset"), Some("5"));
 
@@ -228,14 +286,20 @@ fn every_tus_rule_answers_its_status() {
         "Upload-Defer-Length: 1\r\nUpload-Metadata: filename Yi50eHQ=\r\n",
     );
     let h = head(a, &later);
-    assert_eq!((h.header("upload-defer-length"), h.header("upload-length")), (Some("1"), None));
+    assert_eq!(
+        (h.header("upload-defer-length"), h.header("upload-length")),
+        (Some("1"), None)
+    );
     assert_eq!(patch(a, &later, 0, b"abc", "").status, 204);
     let r = patch(a, &later, 3, b"def", "Upload-Length: 6\r\n");
     assert_eq!(r.status, 204);
     assert_eq!(download(a, "/app1/b.txt").body, b"abcdef");
 
     // Termination: the upload and its bytes go.
-    let (_, gone) = create(a, "Upload-Length: 4\r\nUpload-Metadata: filename Yy50eHQ=\r\n");
+    let (_, gone) = create(
+        a,
+        "Upload-Length: 4\r\nUpload-Metadata: filename Yy50eHQ=\r\n",
+    );
     assert_eq!(patch(a, &gone, 0, b"ab", "").status, 204);
     let r = request(
         a,
@@ -247,7 +311,11 @@ fn every_tus_rule_answers_its_status() {
     assert_eq!(patch(a, &gone, 2, b"cd", "").status, 404);
 
     // A file that exists already: 409 at creation (overwrite = false).
-    let r = create(a, &format!("Upload-Length: 1\r\nUpload-Metadata: {META}\r\n")).0;
+    let r = create(
+        a,
+        &format!("Upload-Length: 1\r\nUpload-Metadata: {META}\r\n"),
+    )
+    .0;
     assert_eq!((r.status, r.error_code().as_str()), (409, "exists"));
 }
 
@@ -269,7 +337,10 @@ fn a_veto_on_the_third_append_reads_no_body_and_keeps_the_offset() {
         },
     );
     let a = w.addr();
-    let (_, up) = create(a, &format!("Upload-Length: 30\r\nUpload-Metadata: {META}\r\n"));
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 30\r\nUpload-Metadata: {META}\r\n"),
+    );
     assert_eq!(patch(a, &up, 0, b"0123456789", "").status, 204);
     assert_eq!(patch(a, &up, 10, b"0123456789", "").status, 204);
     // The head alone: the answer comes without a byte of the body sent.
@@ -289,7 +360,10 @@ fn a_veto_on_the_third_append_reads_no_body_and_keeps_the_offset() {
 fn a_second_append_while_one_runs_is_refused_and_never_interleaves() {
     let w = World::accepting();
     let a = w.addr();
-    let (_, up) = create(a, &format!("Upload-Length: 20\r\nUpload-Metadata: {META}\r\n"));
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 20\r\nUpload-Metadata: {META}\r\n"),
+    );
     // The first append sends half its body and waits.
     let mut first = connect(a);
     write!(
@@ -315,7 +389,10 @@ fn after_a_restart_an_upload_resumes_at_its_acknowledged_offset() {
     };
     let w = World::new(config.clone(), |_| Answer::ok());
     let a = w.addr();
-    let (_, up) = create(a, &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"));
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"),
+    );
     assert_eq!(patch(a, &up, 0, b"1234", "").status, 204);
     let World { node, app } = w;
     node.shutdown();
@@ -339,7 +416,10 @@ fn abandoned_uploads_expire() {
         |_| Answer::ok(),
     );
     let a = w.addr();
-    let (_, up) = create(a, &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"));
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"),
+    );
     assert_eq!(patch(a, &up, 0, b"1234", "").status, 204);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -352,8 +432,104 @@ fn abandoned_uploads_expire() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let partial = w.node.app.config.data_dir.join("partial");
-    assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0, "bytes removed");
+    assert_eq!(
+        std::fs::read_dir(partial).unwrap().count(),
+        0,
+        "bytes removed"
+    );
     let metrics = request(a, "GET /metrics HTTP/1.1\r\nHost: n\r\n\r\n", b"");
     let text = String::from_utf8_lossy(&metrics.body).into_owned();
     assert!(text.contains("upgate_resumable_expired_total 1"), "{text}");
+}
+
+#[test]
+fn a_final_upload_is_its_finished_partial_uploads_stored_once() {
+    let w = World::accepting();
+    let a = w.addr();
+    // Two parts without names, appended to completion: nothing is stored yet.
+    let mut parts = Vec::new();
+    for body in [&b"first half, "[..], b"second half"] {
+        let (r, up) = create(
+            a,
+            &format!(
+                "Upload-Concat: partial\r\nUpload-Length: {}\r\n",
+                body.len()
+            ),
+        );
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(patch(a, &up, 0, body, "").status, 204);
+        let h = head(a, &up);
+        assert_eq!(
+            (h.status, h.header("upload-concat")),
+            (200, Some("partial"))
+        );
+        parts.push(up);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        w.app.on("/post").is_empty(),
+        "a finished part is not a file"
+    );
+    let (_, unfinished) = create(a, "Upload-Concat: partial\r\nUpload-Length: 5\r\n");
+    let (_, whole) = create(
+        a,
+        &format!("Upload-Length: 1\r\nUpload-Metadata: {META}\r\n"),
+    );
+
+    let final_with = |urls: &str, extra: &str| {
+        create(
+            a,
+            &format!(
+                "Upload-Concat: final;{urls}\r\nUpload-Metadata: filename Yy50eHQ=\r\n{extra}"
+            ),
+        )
+        .0
+    };
+    // What a final upload may not name or carry: 400 bad_upload_concat, or 404.
+    for (urls, extra, status) in [
+        (format!("{} {unfinished}", parts[0]), "", 400),
+        (format!("{} {whole}", parts[0]), "", 400),
+        (format!("{} {}", parts[0], parts[0]), "", 400),
+        ("/upload/tus/other/x".to_owned(), "", 400),
+        (
+            format!("{} {}", parts[0], parts[1]),
+            "Upload-Length: 23\r\n",
+            400,
+        ),
+        (
+            format!("{} /upload/tus/app1/nosuchupload", parts[0]),
+            "",
+            404,
+        ),
+    ] {
+        let r = final_with(&urls, extra);
+        assert_eq!(
+            r.status,
+            status,
+            "{urls} {extra}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if status == 400 {
+            assert_eq!(r.error_code(), "bad_upload_concat");
+        }
+    }
+    // The parts in order, one absolute URL and one path.
+    let absolute = format!("http://{a}{}", parts[0]);
+    let r = final_with(&format!("{absolute} {}", parts[1]), "");
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("location").is_some());
+    assert_eq!(download(a, "/app1/c.txt").body, b"first half, second half");
+    let post = w.app.wait_for("/post", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.app.on("/post").len(), 1);
+    assert_eq!(post[0].json()["size"], 23);
+    // The final upload's pre-callback named the file and its whole length.
+    let last = w.pre_calls().pop().unwrap();
+    assert_eq!(
+        (last["path"].as_str(), last["size"].as_u64()),
+        (Some("c.txt"), Some(23))
+    );
+    // The parts are used up.
+    assert_eq!(head(a, &parts[0]).status, 404);
+    assert_eq!(head(a, &parts[1]).status, 404);
 }

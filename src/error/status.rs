@@ -293,9 +293,11 @@ impl Fault for ResumableError {
         match self {
             ResumableError::Protocol(e) => e.status(),
             ResumableError::Missing { .. }
+            | ResumableError::BadConcat(_)
             | ResumableError::Complete
             | ResumableError::LengthConflict(_) => 400,
             ResumableError::Busy => 409,
+
             ResumableError::NotFound => 404,
             ResumableError::Expired => 410,
             ResumableError::PastLength { .. } => 413,
@@ -305,6 +307,7 @@ impl Fault for ResumableError {
         match self {
             ResumableError::Protocol(e) => e.code(),
             ResumableError::Missing { .. } => "missing_resumable_header",
+            ResumableError::BadConcat(_) => "bad_upload_concat",
             ResumableError::Busy => "upload_busy",
             ResumableError::NotFound => "upload_not_found",
             ResumableError::Expired => "upload_expired",

@@ -47,6 +47,10 @@ pub struct ResumableRecord {
     /// Appends before this skip the pre-callback (the app's `valid_for_s`).
     #[serde(default)]
     pub pre_valid_until_ms: u64,
+    /// A tus partial upload (`Upload-Concat: partial`): complete, it waits for a final upload
+    /// instead of being stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// The IETF interop version the client spoke at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interop: Option<u32>,
@@ -209,11 +213,11 @@ impl Resumables {
 
     async fn flushed(&self, durable: bool) -> Result<(), RegistryError> {
         match self {
-            Resumables::Sled(s) if durable => s
-                .db
-                .flush_async()
-                .await
-                .map_err(|e: Cause| RegistryError::Unavailable(e)),
+            Resumables::Sled(s) if durable => {
+                s.db.flush_async()
+                    .await
+                    .map_err(|e: Cause| RegistryError::Unavailable(e))
+            }
             _ => Ok(()),
         }
     }

@@ -126,6 +126,26 @@ impl ObjectStore for MemoryStore {
         self.begin(upload_id, None).await
     }
 
+    async fn concat_partials(
+        &self,
+        into: &str,
+        parts: &[String],
+    ) -> io::Result<Option<MemoryUpload>> {
+        let mut whole = BytesMut::new();
+        {
+            let inner = self.lock();
+            for part in parts {
+                match inner.uploads.get(part) {
+                    Some(body) => whole.extend_from_slice(body),
+                    None => return Ok(None),
+                }
+            }
+        }
+        let mut up = self.begin_partial(into).await?;
+        up.append_at(0, whole.freeze()).await?;
+        Ok(Some(up))
+    }
+
     async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<MemoryUpload>> {
         let mut inner = self.lock();
         let Some(body) = inner.uploads.get_mut(upload_id) else {

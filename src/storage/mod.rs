@@ -90,6 +90,13 @@ impl ObjectStore for Store {
         })
     }
 
+    async fn concat_partials(&self, into: &str, parts: &[String]) -> io::Result<Option<Upload>> {
+        Ok(match self {
+            Store::Local(s) => s.concat_partials(into, parts).await?.map(Upload::Local),
+            Store::Memory(s) => s.concat_partials(into, parts).await?.map(Upload::Memory),
+        })
+    }
+
     async fn discard(&self, upload_id: &str) -> io::Result<bool> {
         each!(self, s => s.discard(upload_id).await)
     }

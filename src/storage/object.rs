@@ -127,6 +127,14 @@ pub trait ObjectStore {
     /// are overwritten by the next one. `None` when there is no such upload; an error when it
     /// holds fewer than `at` bytes (lost: its acknowledgement cannot be kept).
     async fn resume(&self, upload_id: &str, at: u64) -> io::Result<Option<Self::Upload>>;
+    /// Begins the resumable upload `into` holding the partial bodies `parts` one after the
+    /// other (tus concatenation), its handle at their total length, ready to commit. The
+    /// parts stay until discarded; `None` when one of them is not there.
+    async fn concat_partials(
+        &self,
+        into: &str,
+        parts: &[String],
+    ) -> io::Result<Option<Self::Upload>>;
     /// Removes a resumable upload's partial body; false when there was none.
     async fn discard(&self, upload_id: &str) -> io::Result<bool>;
     /// [`ObjectStore::discard`] for a plain thread (the expiry sweep).

@@ -326,3 +326,36 @@ fn a_directory_occupies_its_key_in_the_local_store() {
         );
     });
 }
+
+#[test]
+fn concatenated_partial_bodies_commit_as_one_file_and_a_missing_part_is_none() {
+    both(|store| async move {
+        for (id, body) in [("p1", &b"left "[..]), ("p2", b""), ("p3", b"right")] {
+            let mut up = store.begin_partial(id).await.unwrap();
+            up.append_at(0, Bytes::from_static(body)).await.unwrap();
+            drop(up);
+        }
+        let parts = ["p1", "p2", "p3"].map(String::from);
+        let up = store
+            .concat_partials("whole", &parts)
+            .await
+            .unwrap()
+            .expect("every part is there");
+        assert_eq!(up.written(), 10);
+        up.commit(&key("c.txt"), KEEP).await.unwrap();
+        assert_eq!(
+            read_all(&store, &key("c.txt")).await.unwrap(),
+            b"left right"
+        );
+        // The parts stay until discarded.
+        assert!(store.resume("p1", 5).await.unwrap().is_some());
+        let missing = ["p1", "nobody"].map(String::from);
+        assert!(store
+            .concat_partials("w2", &missing)
+            .await
+            .unwrap()
+            .is_none());
+        // Nothing of the failed concatenation is left to resume.
+        assert!(store.resume("w2", 0).await.unwrap().is_none());
+    });
+}

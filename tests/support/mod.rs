@@ -209,14 +209,15 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> (Wire, TcpStream) {
     s.write_all(request).unwrap();
     let mut buf = Vec::new();
     let started = Instant::now();
-    let wire = read_response_to(&mut s, &mut buf, request.starts_with(b"HEAD ")).unwrap_or_else(|| {
-        panic!(
-            "no response from {addr} after {:?}: {} (bytes read: {:?})",
-            started.elapsed(),
-            LAST_READ_END.with(|w| w.borrow().clone()),
-            String::from_utf8_lossy(&buf)
-        )
-    });
+    let wire =
+        read_response_to(&mut s, &mut buf, request.starts_with(b"HEAD ")).unwrap_or_else(|| {
+            panic!(
+                "no response from {addr} after {:?}: {} (bytes read: {:?})",
+                started.elapsed(),
+                LAST_READ_END.with(|w| w.borrow().clone()),
+                String::from_utf8_lossy(&buf)
+            )
+        });
     (wire, s)
 }
 

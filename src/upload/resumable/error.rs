@@ -16,6 +16,8 @@ pub enum ResumableError {
         field: &'static str,
         why: &'static str,
     },
+    /// A final upload that names parts it cannot be made of (400 `bad_upload_concat`).
+    BadConcat(&'static str),
     /// Another append to the upload is in progress on this node (409 `upload_busy`).
     Busy,
     /// No such upload (404 `upload_not_found`).
@@ -36,15 +38,19 @@ impl fmt::Display for ResumableError {
         match self {
             ResumableError::Protocol(e) => write!(f, "{e}"),
             ResumableError::Missing { field, why } => write!(f, "{field}: {why}"),
-            ResumableError::Busy => f.write_str(
-                "another request is appending to this upload; retry once it has ended",
-            ),
+            ResumableError::BadConcat(why) => write!(f, "upload-concat: {why}"),
+            ResumableError::Busy => {
+                f.write_str("another request is appending to this upload; retry once it has ended")
+            }
             ResumableError::NotFound => f.write_str("no such upload"),
             ResumableError::Expired => {
                 f.write_str("the upload expired (resumable_expiry_s without an append)")
             }
             ResumableError::PastLength { length } => {
-                write!(f, "the append would pass the upload's length of {length} bytes")
+                write!(
+                    f,
+                    "the append would pass the upload's length of {length} bytes"
+                )
             }
             ResumableError::Complete => f.write_str("the upload is complete"),
             ResumableError::LengthConflict(why) => write!(f, "upload-length: {why}"),

@@ -2,13 +2,9 @@
 //! grammar (`crate::http`, `resumable.rs` there); each refusal is the [`ResumableError`] that
 //! answers it.
 
-use crate::http::{self, Checksum, Metadata, RequestHead};
+use crate::http::{self, Checksum, Concat, Metadata, RequestHead};
 
 use super::ResumableError;
-
-/// The tus extensions this node serves (`Tus-Extension`); concatenation is not one yet.
-pub const TUS_EXTENSIONS: &str =
-    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
 
 /// `Tus-Resumable: 1.0.0`, required on every tus request but `OPTIONS`.
 pub fn tus_version(head: &RequestHead) -> Result<(), ResumableError> {
@@ -99,4 +95,12 @@ pub fn offset_octet_stream(head: &RequestHead) -> Result<(), ResumableError> {
 /// The `Upload-Expires` value for a moment in unix milliseconds.
 pub fn expires(unix_ms: u64) -> String {
     http::format_upload_expires(unix_ms / 1000)
+}
+
+/// `Upload-Concat`, if present.
+pub fn concat(head: &RequestHead) -> Result<Option<Concat>, ResumableError> {
+    head.value("upload-concat")
+        .map(Concat::parse)
+        .transpose()
+        .map_err(ResumableError::Protocol)
 }

@@ -14,6 +14,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `tus.rs` | the tus 1.0 routes: discovery, creation, `HEAD`, `PATCH`, `DELETE` |
+//! | `concat.rs` | tus concatenation: a final upload made of partial ones |
 //! | `headers.rs` | the protocol fields read from heads |
 //! | `error.rs` | [`ResumableError`]: the refusals these protocols add |
 //! | `sweep.rs` | expiry of abandoned uploads |
@@ -23,6 +24,7 @@
 //! callbacks, read again at each append (an upload outlives any one request, and a
 //! re-registration must reach its later appends).
 
+mod concat;
 mod error;
 pub mod headers;
 pub mod sweep;
@@ -79,8 +81,7 @@ pub(crate) fn registration(app: &App, appid: &str) -> Result<AppRecord, FlowErro
         .get(appid)
         .map_err(FlowError::Registry)?
         .ok_or_else(|| {
-            Refusal::UnknownAppid("the appid is not registered (resumable uploads need one)")
-                .into()
+            Refusal::UnknownAppid("the appid is not registered (resumable uploads need one)").into()
         })
 }
 
@@ -248,7 +249,7 @@ pub(crate) async fn append(
         c.verify(&d.finish()).map_err(ResumableError::Protocol)?;
     }
     rec.expires_ms = expiry_from(app, now);
-    if rec.length == Some(sink.written()) {
+    if rec.length == Some(sink.written()) && !rec.partial {
         rec.offset = sink.written();
         req.size = rec.length;
         let commit = phases::commit(app, &req, sink, None);

@@ -1,7 +1,7 @@
 //! tus 1.0 (<https://tus.io/protocols/resumable-upload>) at `/upload/tus/{appid}/` (creation)
 //! and `/upload/tus/{appid}/{id}` (an upload), with the extensions `creation`,
-//! `creation-with-upload`, `creation-defer-length`, `termination`, `checksum` and
-//! `expiration`.
+//! `creation-with-upload`, `creation-defer-length`, `termination`, `checksum`, `expiration`
+//! and `concatenation` (`concat.rs`).
 //!
 //! | request | answer | here |
 //! |---|---|---|
@@ -29,7 +29,8 @@ use crate::upload::shape::valid_content_type;
 use crate::upload::{phases, reply, token, FlowError};
 
 use super::headers::{self, Length};
-use super::{append, record_of, registration, request_of, Appended, ResumableError};
+use super::{append, concat, record_of, registration, request_of, Appended, ResumableError};
+use crate::http::Concat;
 
 /// The path prefix of tus.
 pub const PREFIX: &str = "/upload/tus/";
@@ -107,9 +108,12 @@ fn not_allowed(allow: &'static str) -> Response {
 fn discovery(app: &App) -> Response {
     Response::new(204)
         .header("Tus-Version", crate::http::TUS_VERSION)
-        .header("Tus-Extension", headers::TUS_EXTENSIONS)
+        .header("Tus-Extension", crate::http::TUS_EXTENSION)
         .header("Tus-Max-Size", app.config.max_body_bytes.to_string())
-        .header("Tus-Checksum-Algorithm", crate::http::TUS_CHECKSUM_ALGORITHM)
+        .header(
+            "Tus-Checksum-Algorithm",
+            crate::http::TUS_CHECKSUM_ALGORITHM,
+        )
 }
 
 /// Creation: the upload's receive conditions and the app's decision on its first file info,
@@ -121,20 +125,42 @@ async fn create(
     t: &mut Timings,
 ) -> Result<Response, FlowError> {
     // 202/304: the tus fields, the app, the name, the declared length.
-    let length = headers::creation_length(ex.head())?;
-    let meta = headers::metadata(ex.head())?;
+    let concat = headers::concat(ex.head())?;
     let with_body = ex.head().info().has_body();
+    let length = match &concat {
+        Some(Concat::Final(_)) => final_length(ex)?,
+        _ => headers::creation_length(ex.head())?,
+    };
+    let meta = headers::metadata(ex.head())?;
     if with_body {
         headers::offset_octet_stream(ex.head())?;
     }
     let checksum = headers::checksum(ex.head())?;
     let record = registration(app, appid)?;
-    let filename = headers::text(&meta, "filename")?.ok_or(ResumableError::Missing {
-        field: "upload-metadata",
-        why: "a creation needs the filename key",
-    })?;
+    let partial = concat == Some(Concat::Partial);
+    let id = phases::new_upload_id();
+    let filename = match headers::text(&meta, "filename")? {
+        Some(name) => name,
+        // A part has no name of its own: the final upload gives the file's.
+        None if partial => id.as_str(),
+        None => {
+            return Err(ResumableError::Missing {
+                field: "upload-metadata",
+                why: "a creation needs the filename key",
+            }
+            .into())
+        }
+    };
     let rel = headers::text(&meta, "path")?.unwrap_or(filename);
     let target = path::of_text(appid, rel).map_err(Refusal::BadPath)?;
+    let parts = match &concat {
+        Some(Concat::Final(urls)) => concat::parts_of(app, appid, urls)?,
+        _ => Vec::new(),
+    };
+    let length = match concat {
+        Some(Concat::Final(_)) => Length::Known(parts.iter().filter_map(|p| p.length).sum()),
+        _ => length,
+    };
     let content_type = headers::text(&meta, "filetype")?
         .and_then(valid_content_type)
         .unwrap_or_else(|| mime::content_type(target.filename()).to_owned());
@@ -146,7 +172,7 @@ async fn create(
     }
     let now = clock::unix_ms();
     let mut rec = ResumableRecord {
-        id: phases::new_upload_id(),
+        id,
         appid: appid.to_owned(),
         path: target.rel.clone(),
         protocol: Protocol::Tus.as_str().to_owned(),
@@ -156,15 +182,13 @@ async fn create(
         },
         offset: 0,
         content_type,
-        upload_metadata: ex
-            .head()
-            .value("upload-metadata")
-            .map(|_| meta.format()),
+        upload_metadata: ex.head().value("upload-metadata").map(|_| meta.format()),
         metadata: None,
         limit,
         created_ms: now,
         expires_ms: super::expiry_from(app, now),
         pre_valid_until_ms: 0,
+        partial,
         interop: None,
     };
     ex.access().upload_id = Some(rec.id.clone());
@@ -174,20 +198,30 @@ async fn create(
         token::apply(&policy, &mut req)?;
     }
     if req.pre.is_none() {
-        return Err(Refusal::UnknownAppid(
-            "no pre-upload callback is registered for this appid",
-        )
-        .into());
+        return Err(
+            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
+        );
     }
-    phases::not_stored_yet(app, &req.target).await?;
+    if !partial {
+        phases::not_stored_yet(app, &req.target).await?;
+    }
+    let location = format!("{}{PREFIX}{appid}/{}", app.public_base(), rec.id);
+    if !parts.is_empty() {
+        // A final upload: made of its parts and stored now.
+        concat::finish(ex, app, &rec, &parts, t).await?;
+        return Ok(Response::new(201).header("Location", location));
+    }
 
     // 203/305: the first file info (offset 0, this request's bytes) to the app.
     req.append = Some(Append {
         offset: 0,
         length: ex.head().info().content_length().filter(|_| with_body),
     });
-    t.timed(crate::server::Step::PreCallback, phases::pre_callback(app, &mut req))
-        .await?;
+    t.timed(
+        crate::server::Step::PreCallback,
+        phases::pre_callback(app, &mut req),
+    )
+    .await?;
     rec.path = req.target.rel.clone();
     rec.content_type = req.content_type.clone();
     rec.metadata = req.metadata.clone();
@@ -199,7 +233,6 @@ async fn create(
     // 204/306: the upload exists from here on.
     super::begin(app, &rec).await?;
     metrics::resumable_created();
-    let location = format!("{}{PREFIX}{appid}/{}", app.public_base(), rec.id);
     let mut resp = Response::new(201).header("Location", location);
     // The first append: the request's body, or nothing for an empty file (complete at once).
     if with_body || rec.length == Some(0) {
@@ -210,6 +243,17 @@ async fn create(
         resp = resp.header("Upload-Offset", rec.offset.to_string());
     }
     Ok(resp.header("Upload-Expires", headers::expires(rec.expires_ms)))
+}
+
+/// A final upload has no length or body of its own: its parts give them.
+fn final_length(ex: &Exchange<'_>) -> Result<Length, FlowError> {
+    if ex.head().value("upload-length").is_some() || ex.head().info().has_body() {
+        return Err(ResumableError::BadConcat(
+            "a final upload's length and bytes are its parts': no Upload-Length, no body",
+        )
+        .into());
+    }
+    Ok(Length::Known(0))
 }
 
 /// `HEAD`: where the upload stands.
@@ -225,6 +269,9 @@ fn info(app: &App, appid: &str, id: &str) -> Result<Response, FlowError> {
     };
     if let Some(m) = &rec.upload_metadata {
         resp = resp.header("Upload-Metadata", m.clone());
+    }
+    if rec.partial {
+        resp = resp.header("Upload-Concat", Concat::Partial.format());
     }
     Ok(resp)
 }

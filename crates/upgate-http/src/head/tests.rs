@@ -629,7 +629,8 @@ fn method_kinds() {
         (b"DELETE", Method::Delete),
         (b"OPTIONS", Method::Options),
         (b"get", Method::Other),
-        (b"PATCH", Method::Other),
+        (b"PATCH", Method::Patch),
+        (b"patch", Method::Other),
     ];
     for (m, kind) in cases {
         let mut raw = m.to_vec();
