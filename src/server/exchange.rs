@@ -92,6 +92,24 @@ impl<'c> Exchange<'c> {
         Ok(())
     }
 
+    /// Writes an informational response (e.g. `104 Upload Resumption Supported`) ahead of
+    /// the final one; nothing for an HTTP/1.0 client.
+    pub async fn informational(
+        &mut self,
+        status: u16,
+        fields: &[(&str, String)],
+    ) -> Result<(), BodyError> {
+        let interim = self
+            .c
+            .conn
+            .informational(status, fields)
+            .map_err(BodyError::WrongState)?;
+        if let Some(bytes) = interim {
+            self.c.write(bytes).await.map_err(BodyError::Io)?;
+        }
+        Ok(())
+    }
+
     /// Sends `len` bytes of a stored object from `offset` as the body of the response the
     /// handler returns (which must use `ResponseBody::Sized(len)`). For HEAD nothing is read.
     pub fn attach_body(&mut self, body: ObjectBody, offset: u64, len: u64) {

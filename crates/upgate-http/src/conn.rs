@@ -341,6 +341,27 @@ impl H1Conn {
         Ok(send.then_some(encode::CONTINUE))
     }
 
+    /// Encodes an informational response (102 to 199, e.g. `104 Upload Resumption Supported`)
+    /// to the request whose final response is still owed. `None` for an HTTP/1.0 client, which
+    /// must get none (RFC 9110 §15.2); 100 goes through [`H1Conn::accept_body`], 101 is never
+    /// sent. Field values are the caller's and must hold no CR or LF.
+    pub fn informational(
+        &mut self,
+        status: u16,
+        fields: &[(&str, String)],
+    ) -> Result<Option<Bytes>, WrongState> {
+        if !(102..=199).contains(&status) || !matches!(self.state.write, WriteState::Owed { .. }) {
+            return Err(WrongState {
+                op: "informational response",
+                state: "no final response owed, or not a 1xx status from 102",
+            });
+        }
+        if self.version != Version::Http11 {
+            return Ok(None);
+        }
+        Ok(Some(encode::encode_informational(status, fields)))
+    }
+
     /// Encodes the final response. Adds `Connection: close` when the connection will close:
     /// the client asked, the body was left unread, or the peer broke the protocol.
     pub fn respond(&mut self, resp: &Response, date: &str) -> Result<Outgoing, WrongState> {

@@ -143,6 +143,25 @@ pub(crate) fn encode_response(resp: &Response, p: &HeadParams<'_>) -> Bytes {
     out.freeze()
 }
 
+/// An informational (1xx) response: status line and fields, no body, no `Date` (RFC 9110
+/// §15.2: informational responses carry no content and need no date).
+pub(crate) fn encode_informational(status: u16, fields: &[(&str, String)]) -> Bytes {
+    let mut out = BytesMut::with_capacity(64 + fields.len() * 48);
+    out.put_slice(b"HTTP/1.1 ");
+    put_decimal(&mut out, u64::from(status));
+    out.put_u8(b' ');
+    out.put_slice(reason(status).as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in fields {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
 /// One chunk of a chunked body (empty input encodes nothing: the last chunk is separate).
 pub fn chunk(data: &[u8]) -> Bytes {
     if data.is_empty() {

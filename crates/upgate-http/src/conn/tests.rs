@@ -1162,3 +1162,32 @@ fn external_decoding_reports_protocol_errors_and_misuse() {
         Err(ExternalError::Protocol(IncompleteBody))
     );
 }
+
+#[test]
+fn an_informational_response_goes_out_only_while_the_final_one_is_owed() {
+    let mut c = conn_with(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab");
+    // Nothing is owed before the head.
+    let mut idle = H1Conn::new(Limits::default());
+    assert!(idle.informational(104, &[]).is_err());
+    pull(&mut c);
+    let fields = [("Location", "/upload/resumable/x".to_owned())];
+    let bytes = c.informational(104, &fields).unwrap().unwrap();
+    assert_eq!(
+        &bytes[..],
+        b"HTTP/1.1 104 Upload Resumption Supported\r\nLocation: /upload/resumable/x\r\n\r\n"
+    );
+    // Several may go out; 100 and 101 are not this call's, nor final statuses.
+    assert!(c.informational(104, &fields).unwrap().is_some());
+    for status in [100, 101, 200] {
+        assert!(c.informational(status, &[]).is_err(), "{status}");
+    }
+    c.accept_body().unwrap();
+    pull(&mut c);
+    c.respond(&json(), DATE).unwrap();
+    assert!(c.informational(104, &fields).is_err(), "after the final response");
+
+    // An HTTP/1.0 client gets none.
+    let mut old = conn_with(b"POST /a HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+    pull(&mut old);
+    assert_eq!(old.informational(104, &fields).unwrap(), None);
+}
