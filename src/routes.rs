@@ -8,7 +8,8 @@
 //! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
 //! | `/upload/form/{appid}` | 405 | POST: [`crate::upload::form`] | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | `/upload/tus/{appid}/[{id}]` | [`crate::upload::resumable::tus`] (HEAD) | the same (creation; `X-HTTP-Method-Override`) | `PATCH`, `DELETE`, `OPTIONS`: the same |
-//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`] | `OPTIONS`: [`crate::cors`]; else 405 |
+//! | `/upload/resumable/{id}` | [`crate::upload::resumable::ietf`] (HEAD) | 405 | `PATCH`, `DELETE`: the same |
+//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`]; with `Upload-Complete`, an IETF creation ([`crate::upload::resumable::ietf`]) | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | anything else | 404 | the upload flow (400 `bad_appid` / `bad_path`) | 404 |
 //!
 //! A request with an `Origin` to an app's path passes [`crate::cors`] first: preflights are
@@ -25,6 +26,7 @@ use crate::http::{Expectation, Method, Response};
 use crate::metrics::Route as Metric;
 
 use crate::server::{Exchange, Handler};
+use crate::upload::resumable::ietf;
 use crate::upload::resumable::tus::PREFIX as TUS_PREFIX;
 
 /// The node's routes.
@@ -46,6 +48,7 @@ enum Route {
     Register,
     Form,
     Tus,
+    Resumable,
     File,
     NotFound,
 }
@@ -84,6 +87,9 @@ fn route(path: &[u8]) -> Route {
     }
     if path.starts_with(TUS_PREFIX.as_bytes()) {
         return Route::Tus;
+    }
+    if path.starts_with(ietf::PREFIX.as_bytes()) {
+        return Route::Resumable;
     }
     if let Some(appid) = path.strip_prefix(crate::upload::form::PREFIX.as_bytes()) {
         return match appid.contains(&b'/') {
@@ -187,6 +193,12 @@ impl Router {
             (Route::Form, Method::Post) => crate::upload::form::handle_form(ex, &self.app).await,
             (Route::Form, _) => not_allowed(ex, "POST, OPTIONS"),
             (Route::Tus, _) => crate::upload::resumable::tus::handle(ex, &self.app).await,
+            (Route::Resumable, _) => ietf::handle(ex, &self.app).await,
+            (Route::File | Route::NotFound, Method::Post | Method::Put)
+                if ietf::is_creation(ex.head()) =>
+            {
+                ietf::create(ex, &self.app).await
+            }
             // An upload to a path that is no file address (`/app1`, `//x`, `/`) still goes
             // through the receive conditions, so it is answered `bad_appid` / `bad_path` as
             // the contract orders them, not 404.
@@ -218,6 +230,8 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Form, _) => Metric::Other,
         (Route::Tus, Method::Post | Method::Patch) => Metric::Upload,
         (Route::Tus, _) => Metric::Other,
+        (Route::Resumable, Method::Patch) => Metric::Upload,
+        (Route::Resumable, _) => Metric::Other,
         (Route::File | Route::NotFound, Method::Post | Method::Put) => Metric::Upload,
         (Route::File, Method::Get | Method::Head) => Metric::Download,
         (Route::File | Route::NotFound, _) => Metric::Other,

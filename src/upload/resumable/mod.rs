@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `tus.rs` | the tus 1.0 routes: discovery, creation, `HEAD`, `PATCH`, `DELETE` |
 //! | `concat.rs` | tus concatenation: a final upload made of partial ones |
+//! | `ietf.rs` | IETF resumable uploads: creation on a file's address, the upload resource |
 //! | `headers.rs` | the protocol fields read from heads |
 //! | `error.rs` | [`ResumableError`]: the refusals these protocols add |
 //! | `sweep.rs` | expiry of abandoned uploads |
@@ -27,6 +28,7 @@
 mod concat;
 mod error;
 pub mod headers;
+pub mod ietf;
 pub mod sweep;
 pub mod tus;
 
@@ -37,6 +39,7 @@ use std::sync::Mutex;
 
 use crate::app::App;
 use crate::clock;
+use crate::http::Response;
 use crate::registry::{AppRecord, ResumableRecord, ResumableStore};
 use crate::server::{BodyPlan, Exchange, Step, Timings};
 use crate::storage::{path, ObjectStore, UploadHandle};
@@ -157,8 +160,27 @@ pub(crate) enum Appended {
     /// Bytes added; the upload goes on.
     Partial,
     /// The last bytes arrived: the file is stored and visible, its notification made (or
-    /// queued: the outbox retries it).
-    Complete,
+    /// queued: the outbox retries it). The answer a whole upload of the file would get.
+    Complete(Box<Response>),
+}
+
+/// How one append is taken.
+pub(crate) struct How {
+    /// The client's `Upload-Checksum` for this append's bytes.
+    pub checksum: Option<Checksum>,
+    /// The app was just asked (at creation): no second pre-callback for the same bytes.
+    pub asked: bool,
+    pub ending: Ending,
+}
+
+/// Where an upload ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// At its length (tus): the append that reaches it completes the upload.
+    AtLength,
+    /// Where the client says (IETF `Upload-Complete`): `true` when this request's body is the
+    /// upload's last bytes.
+    Said(bool),
 }
 
 /// Appends this request's body to the upload at its offset (the caller checked the offset):
@@ -178,10 +200,14 @@ pub(crate) async fn append(
     app: &App,
     rec: &mut ResumableRecord,
     mut req: UploadRequest,
-    checksum: Option<Checksum>,
-    asked: bool,
+    how: How,
     t: &mut Timings,
 ) -> Result<Appended, FlowError> {
+    let How {
+        checksum,
+        asked,
+        ending,
+    } = how;
     let _held = Appending::hold(&rec.id)?;
     let declared = ex.head().info().content_length();
     if let (Some(length), Some(n)) = (rec.length, declared) {
@@ -249,18 +275,36 @@ pub(crate) async fn append(
         c.verify(&d.finish()).map_err(ResumableError::Protocol)?;
     }
     rec.expires_ms = expiry_from(app, now);
-    if rec.length == Some(sink.written()) && !rec.partial {
-        rec.offset = sink.written();
+    let written = sink.written();
+    let complete = match ending {
+        Ending::AtLength => rec.length == Some(written),
+        Ending::Said(false) => false,
+        Ending::Said(true) => match rec.length {
+            Some(length) if length != written => {
+                acknowledge(app, rec, &sink).await?;
+                return Err(ResumableError::LengthConflict(format!(
+                    "the upload ended at {written} bytes, its length is {length}"
+                ))
+                .into());
+            }
+            _ => true,
+        },
+    };
+    if complete && !rec.partial {
+        rec.offset = written;
+        rec.length = Some(written);
         req.size = rec.length;
         let commit = phases::commit(app, &req, sink, None);
         let committed = t.timed(Step::Commit, commit).await;
         // Committed or lost (the partial body is gone either way): the record goes.
         let _ = app.registry.resumables().remove_async(&rec.id, false).await;
-        let (_stored, note) = committed?;
-        t.timed(Step::PostCallback, phases::post_callback(app, &req, note))
+        let (stored, note) = committed?;
+        let notified = t
+            .timed(Step::PostCallback, phases::post_callback(app, &req, note))
             .await;
         crate::metrics::resumable_completed();
-        return Ok(Appended::Complete);
+        let answer = super::reply::created(&req, &stored, notified);
+        return Ok(Appended::Complete(Box::new(answer)));
     }
     acknowledge(app, rec, &sink).await?;
     Ok(Appended::Partial)

@@ -29,7 +29,9 @@ use crate::upload::shape::valid_content_type;
 use crate::upload::{phases, reply, token, FlowError};
 
 use super::headers::{self, Length};
-use super::{append, concat, record_of, registration, request_of, Appended, ResumableError};
+use super::{
+    append, concat, record_of, registration, request_of, Appended, Ending, How, ResumableError,
+};
 use crate::http::Concat;
 
 /// The path prefix of tus.
@@ -237,8 +239,21 @@ async fn create(
     // The first append: the request's body, or nothing for an empty file (complete at once).
     if with_body || rec.length == Some(0) {
         req.append = None;
-        match append(ex, app, &mut rec, req, checksum, true, t).await? {
-            Appended::Partial | Appended::Complete => {}
+        match append(
+            ex,
+            app,
+            &mut rec,
+            req,
+            How {
+                checksum,
+                asked: true,
+                ending: Ending::AtLength,
+            },
+            t,
+        )
+        .await?
+        {
+            Appended::Partial | Appended::Complete(_) => {}
         }
         resp = resp.header("Upload-Offset", rec.offset.to_string());
     }
@@ -324,7 +339,19 @@ async fn patch(
     let checksum = headers::checksum(ex.head())?;
     let record = registration(app, appid)?;
     let req = request_of(ex, &record, &rec, Protocol::Tus)?;
-    append(ex, app, &mut rec, req, checksum, false, t).await?;
+    append(
+        ex,
+        app,
+        &mut rec,
+        req,
+        How {
+            checksum,
+            asked: false,
+            ending: Ending::AtLength,
+        },
+        t,
+    )
+    .await?;
     Ok(Response::new(204)
         .header("Upload-Offset", rec.offset.to_string())
         .header("Upload-Expires", headers::expires(rec.expires_ms)))

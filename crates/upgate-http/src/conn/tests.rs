@@ -1184,7 +1184,10 @@ fn an_informational_response_goes_out_only_while_the_final_one_is_owed() {
     c.accept_body().unwrap();
     pull(&mut c);
     c.respond(&json(), DATE).unwrap();
-    assert!(c.informational(104, &fields).is_err(), "after the final response");
+    assert!(
+        c.informational(104, &fields).is_err(),
+        "after the final response"
+    );
 
     // An HTTP/1.0 client gets none.
     let mut old = conn_with(b"POST /a HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
