@@ -19,6 +19,9 @@ pub enum BenchMode {
     Upload,
     /// Uploads as multipart/form-data to /upload/form/APPID (the file part last).
     Form,
+    /// Uploads as tus 1.0: a creation, then PATCH appends of --chunk-size bytes (registered
+    /// apps only: use --register).
+    Tus,
     Download,
 }
 
@@ -42,6 +45,9 @@ pub struct BenchArgs {
     pub size: u64,
     #[arg(long, value_enum, default_value_t = BenchMode::Upload)]
     pub mode: BenchMode,
+    /// `--mode tus`: the bytes of each append (8MiB, 1M…).
+    #[arg(long, default_value = "8MiB", value_parser = loadgen::parse_size)]
+    pub chunk_size: u64,
     /// The appid (first path segment and `appid` header).
     #[arg(long, default_value = "bench")]
     pub appid: String,
@@ -131,8 +137,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     cfg.mode = match args.mode {
         BenchMode::Upload => Mode::Upload,
         BenchMode::Form => Mode::Form,
+        BenchMode::Tus => Mode::Tus,
         BenchMode::Download => Mode::Download,
     };
+    cfg.chunk = args.chunk_size.max(1);
     cfg.appid = args.appid;
     if let Some(p) = args.path_prefix {
         cfg.path_prefix = p.trim_matches('/').to_string();

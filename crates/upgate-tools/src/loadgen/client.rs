@@ -61,12 +61,14 @@ impl From<io::Error> for Failure {
 }
 
 /// What the generator needs from a response head.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Head {
     pub status: u16,
     pub framing: Framing,
     /// The server will close after this response (`Connection: close` or HTTP/1.0).
     pub close: bool,
+    /// `Location` (a resumable upload's address).
+    pub location: Option<String>,
 }
 
 /// How the body of a response is delimited.
@@ -296,7 +298,11 @@ fn parse_head(raw: &[u8]) -> Result<Head, Failure> {
     let status = resp.code.ok_or(Failure::BadResponse)?;
     let mut close = resp.version != Some(1);
     let mut framing = Framing::UntilClose;
+    let mut location = None;
     for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("location") {
+            location = std::str::from_utf8(h.value).ok().map(str::to_owned);
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value).map_err(|_| Failure::BadResponse)?;
             let len = text.trim().parse().map_err(|_| Failure::BadResponse)?;
@@ -319,6 +325,7 @@ fn parse_head(raw: &[u8]) -> Result<Head, Failure> {
         status,
         framing,
         close,
+        location,
     })
 }
 

@@ -21,6 +21,7 @@
 pub mod callback_app;
 pub mod client;
 pub mod stats;
+mod tus;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub enum Mode {
     Upload,
     /// Uploads as `multipart/form-data` forms to the form endpoint.
     Form,
+    /// Uploads as tus 1.0: a creation, then appends of `chunk` bytes on the same connection.
+    Tus,
     Download,
 }
 
@@ -45,6 +48,7 @@ impl Mode {
         match self {
             Mode::Upload => "upload",
             Mode::Form => "form",
+            Mode::Tus => "tus",
             Mode::Download => "download",
         }
     }
@@ -102,6 +106,8 @@ pub struct BenchConfig {
     /// Body size of each upload, or of each downloaded file.
     pub size: u64,
     pub mode: Mode,
+    /// Tus: the bytes of each append.
+    pub chunk: u64,
     pub appid: String,
     /// Path segments between the appid and the file names (no leading or trailing `/`).
     pub path_prefix: String,
@@ -130,6 +136,7 @@ impl BenchConfig {
             stop: Stop::Requests(1000),
             size: 1024,
             mode: Mode::Upload,
+            chunk: 8 << 20,
             appid: "bench".into(),
             path_prefix: fresh_prefix(),
             callbacks: Callbacks::None,
@@ -298,6 +305,11 @@ fn connection_loop(
                         .then_some((&envelope.before[..], &envelope.after[..])),
                 };
                 client::upload(c, &up, pattern, &mut scratch).map(|()| cfg.size)
+            }
+            Mode::Tus => {
+                let path = format!("{}/c{id}/{seq}.bin", cfg.path_prefix);
+                seq += 1;
+                tus::upload(c, cfg, &path, pattern, &mut head, &mut scratch)
             }
             Mode::Download => {
                 let k = n as usize % cfg.files.max(1);
