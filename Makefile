@@ -91,8 +91,9 @@ client-memory:
 stress-lifecycle:
 	bash scripts/stress-lifecycle.sh
 
-## Crash-consistency soak: the crash loop with 300 kill -9s (about 10 minutes, bounded by 20);
+## Crash-consistency soak: the crash loop and the tus crash loop (tests/tus_crash.rs) with 300
+## kill -9s each (about 10 minutes each, bounded by 20);
 ## SOAK_SEED replays a seed.
 soak:
 	UPGATE_SOAK_KILLS=300 UPGATE_SOAK_SECS=1200 $(if $(SOAK_SEED),UPGATE_SOAK_SEED=$(SOAK_SEED)) \
-		$(CARGO) test --release --test crash_loop -- --nocapture
+		$(CARGO) test --release --test crash_loop --test tus_crash -- --nocapture

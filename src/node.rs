@@ -36,6 +36,9 @@ impl Node {
                 "outbox reconciled with the stored files"
             );
         }
+        // Before anything is accepted: no record of a completed upload survives a crash.
+        crate::upload::resumable::sweep::drop_completed(&app)
+            .map_err(|e| StartError(format!("resumable uploads: {e}")))?;
         let router_app = app.clone();
         let server = server::start(config, move || Router::new(router_app.clone()))
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", app.config.listen)))?;

@@ -66,6 +66,18 @@ macro_rules! each {
     };
 }
 
+impl Store {
+    /// Whether the resumable upload `upload_id` still has its partial body (startup, plain
+    /// thread). The memory store answers yes: it loses everything with the process, as its
+    /// records do.
+    pub fn has_partial_blocking(&self, upload_id: &str) -> io::Result<bool> {
+        match self {
+            Store::Local(s) => s.partial_path(upload_id).try_exists(),
+            Store::Memory(_) => Ok(true),
+        }
+    }
+}
+
 impl ObjectStore for Store {
     type Upload = Upload;
 

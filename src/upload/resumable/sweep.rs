@@ -69,3 +69,21 @@ pub fn sweep(app: &App) -> usize {
     }
     removed
 }
+
+/// At startup: removes the records whose partial body is gone. Only a completion leaves one
+/// (its body renamed into place, then a crash before the record's removal reached the disk):
+/// left, it would report an offset no append can resume from. Returns how many.
+pub fn drop_completed(app: &App) -> Result<usize, crate::registry::RegistryError> {
+    let mut removed = 0;
+    for rec in app.registry.resumables().all()? {
+        if !app.store.has_partial_blocking(&rec.id).unwrap_or(true) {
+            app.registry.resumables().remove(&rec.id)?;
+            tracing::info!(upload_id = %rec.id, "completed upload's record removed at startup");
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        app.registry.flush()?;
+    }
+    Ok(removed)
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::client::{self, Bar, ClientError, Progress, Quiet, UploadOptions};
+use crate::client::{
+    self, Bar, ClientError, Progress, Quiet, ResumableOptions, RetryLines, UploadOptions,
+};
+use crate::demo::parse_size;
 
 /// The exit codes, shown by `upgate upload --help` and `upgate register --help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -25,7 +28,8 @@ Exit codes:
   8  local file error: cannot open or read FILE, or it is not a regular file
 On a 4xx/5xx the node's JSON error is printed on stdout as well.";
 
-/// `upgate upload FILE URL [--appid ID] [--pre URL] [--post URL] [--no-expect] [--timeout-100 MS]`
+/// `upgate upload FILE URL [--appid ID] [--pre URL] [--post URL] [--no-expect] [--timeout-100 MS]
+/// [--resumable [--chunk-size SIZE] [--retries N]]`
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct UploadArgs {
@@ -57,9 +61,19 @@ pub struct UploadArgs {
     /// Use PUT instead of POST.
     #[arg(long)]
     pub put: bool,
-    /// No progress bar (it is shown only when stderr is a terminal anyway).
+    /// No progress bar (it is shown only when stderr is a terminal anyway), no retry lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Upload through tus 1.0 (`/upload/tus/{appid}/`, a registered app): in appends of
+    /// --chunk-size, resumed after a dropped connection, a timeout or a 5xx.
+    #[arg(long, conflicts_with_all = ["pre", "post", "put"])]
+    pub resumable: bool,
+    /// Bytes per append with --resumable (suffixes K, M, G: powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M", requires = "resumable")]
+    pub chunk_size: u64,
+    /// Failed requests in a row before a --resumable upload gives up (progress resets the count).
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "resumable")]
+    pub retries: u32,
 }
 
 impl UploadArgs {
@@ -83,9 +97,20 @@ pub fn upload(args: UploadArgs) -> ExitCode {
     let mut bar = if args.quiet { None } else { Bar::for_stderr() };
     let progress: &mut dyn Progress = match bar.as_mut() {
         Some(bar) => bar,
-        None => &mut Quiet,
+        None if args.quiet => &mut Quiet,
+        None => &mut RetryLines,
     };
-    match client::upload(&args.file, &opts, progress) {
+    let result = if args.resumable {
+        let resumable = ResumableOptions {
+            chunk_size: args.chunk_size,
+            retries: args.retries,
+            ..ResumableOptions::default()
+        };
+        client::upload_resumable(&args.file, &opts, &resumable, progress)
+    } else {
+        client::upload(&args.file, &opts, progress)
+    };
+    match result {
         Ok(done) => {
             println!("{}", done.body.trim_end());
             ExitCode::SUCCESS

@@ -21,20 +21,25 @@
 //! | file | holds |
 //! |---|---|
 //! | `upload.rs` | [`upload`], [`UploadOptions`], [`Completion`] |
+//! | `resumable.rs` | [`upload_resumable`], [`ResumableOptions`]: tus appends, retries with backoff, resumption from `HEAD` |
+//! | `tus.rs` | the tus requests (creation, `HEAD`, `PATCH`), one connection each |
 //! | `sendfile.rs` | the `sendfile(2)` loop and its copy fallback |
 //! | `wire.rs` | response heads and bodies off a blocking socket, with deadlines |
-//! | `progress.rs` | [`Progress`], [`Bar`] (indicatif), [`Quiet`] |
+//! | `progress.rs` | [`Progress`], [`Bar`] (indicatif), [`Quiet`], [`RetryLines`] |
 //! | `register.rs` | [`register()`], [`Registration`] |
 //! | `error.rs` | [`ClientError`], [`Refusal`], the [`exit`] codes |
 
 mod error;
 mod progress;
 mod register;
+mod resumable;
 mod sendfile;
+mod tus;
 mod upload;
 mod wire;
 
 pub use error::{exit, ClientError, Refusal};
-pub use progress::{Bar, Progress, Quiet};
+pub use progress::{Bar, Progress, Quiet, RetryLines};
 pub use register::{register, Registered, Registration};
+pub use resumable::{upload_resumable, ResumableOptions};
 pub use upload::{upload, Completion, UploadOptions};

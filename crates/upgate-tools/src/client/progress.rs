@@ -16,6 +16,11 @@ pub trait Progress {
     fn advance(&mut self, _n: u64) {}
     /// The body went out whole; waiting for the final response.
     fn sent(&mut self) {}
+    /// A resumable upload lost its request (`why`) and tries again after `delay`.
+    fn retrying(&mut self, _why: &str, _delay: Duration) {}
+    /// The node holds `offset` bytes of a resumable upload: what was sent past it counts no
+    /// more.
+    fn resumed(&mut self, _offset: u64) {}
     /// The upload ended, well or not; clear whatever was drawn.
     fn finish(&mut self) {}
 }
@@ -24,6 +29,16 @@ pub trait Progress {
 pub struct Quiet;
 
 impl Progress for Quiet {}
+
+/// No bar (stderr is not a terminal), but a resumable upload's retries as lines on stderr, so
+/// logs say why an upload took longer.
+pub struct RetryLines;
+
+impl Progress for RetryLines {
+    fn retrying(&mut self, why: &str, delay: Duration) {
+        eprintln!("upgate upload: {why}; retrying in {} ms", delay.as_millis());
+    }
+}
 
 /// A progress bar on stderr.
 pub struct Bar {
@@ -73,6 +88,17 @@ impl Progress for Bar {
 
     fn sent(&mut self) {
         self.bar.set_message("sent, waiting for the answer");
+    }
+
+    fn retrying(&mut self, why: &str, delay: Duration) {
+        self.bar
+            .println(format!("{why}; retrying in {} ms", delay.as_millis()));
+        self.bar.set_message("retrying");
+    }
+
+    fn resumed(&mut self, offset: u64) {
+        self.bar.set_position(offset);
+        self.bar.set_message("uploading");
     }
 
     fn finish(&mut self) {

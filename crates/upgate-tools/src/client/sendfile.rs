@@ -35,9 +35,26 @@ pub fn send_file(
     len: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), SendError> {
-    let mut offset: u64 = 0;
-    while offset < len {
-        let count = (len - offset).min(STEP as u64) as usize;
+    send_range(sock, file, 0, len, progress)
+}
+
+/// Sends bytes `start..start + len` of `file` (a resumable upload's append), as [`send_file`].
+pub fn send_range(
+    sock: &TcpStream,
+    file: &File,
+    start: u64,
+    len: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), SendError> {
+    let end = start.checked_add(len).ok_or_else(|| {
+        SendError::File(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range past u64",
+        ))
+    })?;
+    let mut offset = start;
+    while offset < end {
+        let count = (end - offset).min(STEP as u64) as usize;
         let mut off = offset as libc::off_t;
         // SAFETY: both descriptors are open for the duration of the call (borrowed), and `off`
         // is a valid, exclusively borrowed off_t.
@@ -48,13 +65,13 @@ pub fn send_file(
             continue;
         }
         if n == 0 {
-            return Err(SendError::File(shrunk(offset, len)));
+            return Err(SendError::File(shrunk(offset, end)));
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EINVAL | libc::ENOSYS) if offset == 0 => {
-                return copy(sock, file, len, progress);
+            Some(libc::EINVAL | libc::ENOSYS) if offset == start => {
+                return copy(sock, file, start, len, progress);
             }
             Some(libc::EIO) => return Err(SendError::File(err)),
             _ => return Err(SendError::Socket(err)),
@@ -67,16 +84,18 @@ pub fn send_file(
 fn copy(
     sock: &TcpStream,
     file: &File,
+    start: u64,
     len: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), SendError> {
     let mut buf = vec![0u8; COPY_BUF];
-    let mut offset = 0u64;
+    let end = start + len;
+    let mut offset = start;
     let mut out = sock;
-    while offset < len {
-        let want = (len - offset).min(COPY_BUF as u64) as usize;
+    while offset < end {
+        let want = (end - offset).min(COPY_BUF as u64) as usize;
         let n = match file.read_at(&mut buf[..want], offset) {
-            Ok(0) => return Err(SendError::File(shrunk(offset, len))),
+            Ok(0) => return Err(SendError::File(shrunk(offset, end))),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(SendError::File(e)),
@@ -112,6 +131,15 @@ mod tests {
     }
 
     type Sender = fn(&TcpStream, &File, u64, &mut dyn FnMut(u64)) -> Result<(), SendError>;
+
+    fn copy_all(
+        sock: &TcpStream,
+        file: &File,
+        len: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), SendError> {
+        copy(sock, file, 0, len, progress)
+    }
 
     /// Sends `len` bytes of a file holding `content` and returns what the peer read.
     fn roundtrip(content: &[u8], len: u64) -> (Result<(), SendError>, Vec<u8>, u64) {
@@ -161,9 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn a_range_sends_only_its_bytes_by_either_path() {
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let range = |sock: &TcpStream, file: &File, len: u64, p: &mut dyn FnMut(u64)| {
+            send_range(sock, file, 1000, len, p)
+        };
+        let copy_range = |sock: &TcpStream, file: &File, len: u64, p: &mut dyn FnMut(u64)| {
+            copy(sock, file, 1000, len, p)
+        };
+        for sender in [range as Sender, copy_range as Sender] {
+            let (result, got, counted) = roundtrip_with(sender, &content, 200_000);
+            assert!(result.is_ok());
+            assert_eq!(got, &content[1000..201_000]);
+            assert_eq!(counted, 200_000);
+        }
+    }
+
+    #[test]
     fn the_copy_fallback_sends_the_same_bytes() {
         let content: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
-        let (result, got, counted) = roundtrip_with(copy, &content, content.len() as u64);
+        let (result, got, counted) = roundtrip_with(copy_all, &content, content.len() as u64);
         assert!(result.is_ok());
         assert_eq!(got, content);
         assert_eq!(counted, content.len() as u64);

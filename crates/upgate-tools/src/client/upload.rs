@@ -299,7 +299,7 @@ fn run(
     }
 }
 
-fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ClientError> {
+pub(crate) fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ClientError> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
     for addr in target.addrs()? {
         match TcpStream::connect_timeout(&addr, timeout) {
@@ -358,7 +358,7 @@ fn finish(
     }
 }
 
-fn read_failure(e: ReadError, during: &'static str) -> ClientError {
+pub(crate) fn read_failure(e: ReadError, during: &'static str) -> ClientError {
     match e {
         ReadError::Closed => ClientError::Network {
             during,
