@@ -1,0 +1,37 @@
+#!/bin/bash
+# 1 GiB uploaded as tus appends of CHUNK (8 MiB) beside single raw uploads of 1 GiB, one
+# connection each, alternating REPS times on one fresh node (fsync = false, zero_copy = true),
+# then one more tus upload under `perf record -e io_uring:io_uring_submit_req` to show the
+# appends' io_uring opcodes (SPLICE for Content-Length appends). Prints MB/s and node CPU s/GiB
+# per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
+#
+#   benches/peers/tus-appends.sh            # REPS=3 CHUNK=8MiB SIZE=1GiB
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/target/release/upgate}
+REPS=${REPS:-3}; CHUNK=${CHUNK:-8MiB}; SIZE=${SIZE:-1GiB}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+W=$ROOT/target/tus-appends; rm -rf $W; mkdir -p $W/data
+$BIN bench --serve-callbacks 127.0.0.1:0 > $W/cb.out 2>&1 & CBP=$!
+for i in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' $W/cb.out | head -1); [ -n "$CB" ] && break; sleep 0.1; done
+cat > $W/n.toml <<EOT
+listen = "127.0.0.1:0"
+data_dir = "$W/data"
+threads = 2
+fsync = false
+zero_copy = true
+callback_allow = ["$CB"]
+log_level = "warn"
+EOT
+$BIN serve --config $W/n.toml > $W/n.out 2>&1 & NP=$!
+for i in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' $W/n.out | head -1); [ -n "$U" ] && break; sleep 0.1; done
+run() { # MODE LABEL [--no-expect]: raw uploads ask first (the patent's client); tus clients never do
+  $BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \
+    $3 --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1 |
+    python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['label'], 'MB/s', d['mb_s'], 'cpu_s_per_gib', d.get('cpu_s_per_gib'), 'errors', d['errors'])"
+  rm -rf $W/data/bench
+}
+for r in $(seq $REPS); do run upload raw-$r; run tus tus-$r --no-expect; done
+perf record -e io_uring:io_uring_submit_req -p $NP -o $W/perf.data > /dev/null 2>&1 & PP=$!
+sleep 1; run tus tus-perf --no-expect; sleep 0.5; kill -INT $PP; wait $PP 2>/dev/null
+echo "io_uring submissions by opcode during one tus upload of $SIZE in $CHUNK appends:"
+perf script -i $W/perf.data 2>/dev/null | grep -oE 'opcode [A-Z_]+' | sort | uniq -c | sort -rn
+kill $NP $CBP; wait 2>/dev/null; rm -rf $W/data
