@@ -533,3 +533,27 @@ fn a_final_upload_is_its_finished_partial_uploads_stored_once() {
     assert_eq!(head(a, &parts[0]).status, 404);
     assert_eq!(head(a, &parts[1]).status, 404);
 }
+
+#[test]
+fn an_expired_upload_answers_410_until_the_sweep_removes_it() {
+    // The default expiry: the sweep runs once a minute, long after this test.
+    let w = World::accepting();
+    let a = w.addr();
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"),
+    );
+    assert_eq!(patch(a, &up, 0, b"1234", "").status, 204);
+    // The upload's expiry passes (as if a day went by without an append).
+    use upgate::registry::ResumableStore;
+    let id = up.rsplit('/').next().unwrap();
+    let store = w.node.app.registry.resumables();
+    let mut rec = store.get(id).unwrap().expect("the upload's record");
+    rec.expires_ms = 1;
+    store.put(&rec).unwrap();
+    assert_eq!(head(a, &up).status, 410);
+    let r = patch(a, &up, 4, b"5678", "");
+    assert_eq!((r.status, r.error_code().as_str()), (410, "upload_expired"));
+    assert_eq!(download(a, "/app1/a.txt").status, 404);
+    assert!(w.app.on("/post").is_empty());
+}

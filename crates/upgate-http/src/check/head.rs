@@ -158,6 +158,7 @@ pub fn check_parsed_head(head: &RequestHead, raw: &Bytes, limits: &Limits) {
         b"PUT" => Method::Put,
         b"DELETE" => Method::Delete,
         b"OPTIONS" => Method::Options,
+        b"PATCH" => Method::Patch,
         _ => Method::Other,
     };
     assert_eq!(head.method(), kind);
