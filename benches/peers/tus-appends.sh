@@ -19,15 +19,21 @@ threads = 2
 fsync = false
 zero_copy = true
 callback_allow = ["$CB"]
-log_level = "warn"
+log_level = "${LOG_LEVEL:-warn}"
 EOT
 $BIN serve --config $W/n.toml > $W/n.out 2>&1 & NP=$!
 for i in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' $W/n.out | head -1); [ -n "$U" ] && break; sleep 0.1; done
+# Before each upload, as benches/peers/run.sh does: the previous files deleted and a scratch file
+# written and deleted, so every upload lands in recycled page-cache pages.
+recycle_pages() {
+  find $W/data/files $W/data/partial -type f -delete 2>/dev/null
+  dd if=/dev/zero of=$W/recycle.bin bs=1M count=1280 status=none; rm -f $W/recycle.bin
+}
 run() { # MODE LABEL [--no-expect]: raw uploads ask first (the patent's client); tus clients never do
+  recycle_pages
   $BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \
     $3 --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1 |
     python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['label'], 'MB/s', d['mb_s'], 'cpu_s_per_gib', d.get('cpu_s_per_gib'), 'errors', d['errors'])"
-  rm -rf $W/data/bench
 }
 for r in $(seq $REPS); do run upload raw-$r; run tus tus-$r --no-expect; done
 perf record -e io_uring:io_uring_submit_req -p $NP -o $W/perf.data > /dev/null 2>&1 & PP=$!
