@@ -18,8 +18,11 @@ test: test-deps layering
 	$(CARGO) test --workspace --all-features -- --test-threads=4
 	$(MAKE) browser-check
 
-## The system packages the tests need (.ci/packages: curl, promtool, chromium), installed with
-## apt-get only when missing (scripts/test-deps.sh; needs root then). Prints one line otherwise.
+## The system packages the tests need (.ci/packages: curl, promtool, chromium, python3-venv,
+## nodejs), installed with apt-get only when missing (scripts/test-deps.sh; needs root then), and
+## the real tus clients of tests/tus_interop.rs (tuspy from PyPI; tus-js-client, @uppy/core,
+## @uppy/tus from npm) cached under target/interop (scripts/interop-deps.sh). Prints one line
+## each when there is nothing to do.
 test-deps:
 	@bash scripts/test-deps.sh
 

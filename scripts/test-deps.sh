@@ -3,7 +3,9 @@
 # packages the tests need, the Debian packages listed in .ci/packages (the single list), and only
 # those that are missing. Idempotent: when everything is there it installs nothing and prints one
 # line. Then checks that the commands the tests run exist: curl, promtool (tests/operations.rs)
-# and chromium (scripts/browser-check.sh; `chromium-headless-shell` alone is not enough).
+# and chromium (scripts/browser-check.sh, tests/tus_interop.rs; `chromium-headless-shell` alone
+# is not enough). Last, the real tus clients of tests/tus_interop.rs from PyPI and npm into
+# target/interop (scripts/interop-deps.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,3 +55,5 @@ if [ ${#absent[@]} -gt 0 ]; then
   printf -v names '%s, ' "${absent[@]}"
   die "commands the tests need are not on PATH: ${names%, }"
 fi
+
+bash "$ROOT/scripts/interop-deps.sh"

@@ -1,0 +1,35 @@
+// tus-js-client (npm) under node, for tests/tus_interop.rs: one upload of FILE to ENDPOINT in
+// CHUNK-byte PATCHes, default protocol (tus v1), as its README shows for node (a file stream
+// with a chunkSize).
+//
+//   node tus_js_upload.mjs ENDPOINT FILE CHUNK     (NODE_MODULES: where tus-js-client is)
+//
+// Prints one JSON line: the upload URL and the requests it made by method. No retries: a
+// refusal must fail the test, not hide behind a second try.
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [endpoint, file, chunk] = process.argv.slice(2);
+// The client lives in the test cache (target/interop), not beside this script.
+const require = createRequire(path.join(process.env.NODE_MODULES, 'noop.js'));
+const tus = require('tus-js-client');
+const { version } = require('tus-js-client/package.json');
+
+const requests = {};
+const upload = await new Promise((resolve, reject) => {
+  const u = new tus.Upload(fs.createReadStream(file), {
+    endpoint,
+    chunkSize: Number(chunk),
+    retryDelays: null,
+    metadata: { filename: path.basename(file), filetype: 'application/octet-stream' },
+    onBeforeRequest(req) {
+      const m = req.getMethod();
+      requests[m] = (requests[m] || 0) + 1;
+    },
+    onError: reject,
+    onSuccess: () => resolve(u),
+  });
+  u.start();
+});
+console.log(JSON.stringify({ url: upload.url, requests, version }));
