@@ -314,3 +314,22 @@ fn every_ietf_rule_answers_its_status() {
     assert_eq!(r.status, 404, "{:?}", String::from_utf8_lossy(&r.body));
     assert!(w.app.on("/post").is_empty());
 }
+
+#[test]
+fn an_append_that_reaches_a_known_length_completes_the_upload_even_with_complete_false() {
+    let w = World::new();
+    let a = w.addr();
+    let rs = create(
+        a,
+        "/app1/k.bin",
+        "Upload-Complete: ?0\r\nUpload-Length: 6\r\n",
+        b"abc",
+    );
+    let res = resource_of(rs.last().unwrap().header("location").unwrap());
+    let r = append(a, &res, 3, false, b"def", "");
+    assert_eq!((r.status, r.header("upload-complete")), (201, Some("?1")));
+    assert_eq!(r.header("upload-offset"), Some("6"));
+    let got = last(send(a, "GET /app1/k.bin HTTP/1.1\r\nHost: n\r\n\r\n", b""));
+    assert_eq!(got.body, b"abcdef");
+    assert_eq!(w.app.wait_for("/post", 1, Duration::from_secs(10)).len(), 1);
+}

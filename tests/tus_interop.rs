@@ -114,6 +114,11 @@ impl World {
     /// `chunk`-byte pieces (`patches` of them, as many as the client says it sent), and exactly
     /// one post-callback.
     fn check_upload(&self, name: &str, data: &[u8], chunk: usize, patches: u64) {
+        self.check_upload_as("tus", name, data, chunk, patches)
+    }
+
+    /// [`World::check_upload`] for a client speaking `protocol` (`tus` or `resumable`).
+    fn check_upload_as(&self, protocol: &str, name: &str, data: &[u8], chunk: usize, patches: u64) {
         let got = exchange(
             self.addr(),
             format!("GET /{APPID}/{name} HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes(),
@@ -133,7 +138,7 @@ impl World {
             .collect();
         assert_eq!(patches, appends.len() as u64, "PATCHes the client sent");
         let pre: Vec<serde_json::Value> = self.app.on("/pre").iter().map(Received::json).collect();
-        assert!(pre.iter().all(|p| p["request"]["protocol"] == "tus"));
+        assert!(pre.iter().all(|p| p["request"]["protocol"] == protocol));
         assert!(pre.iter().all(|p| p["size"] == data.len()));
         let seen: Vec<(Option<u64>, Option<u64>)> = pre
             .iter()
@@ -288,6 +293,44 @@ fn tus_js_client_under_node_uploads_in_chunks() {
     assert_eq!(out["requests"]["POST"], 1, "{out}");
     w.check_upload(
         "tus-js.bin",
+        &data,
+        chunk,
+        out["requests"]["PATCH"].as_u64().unwrap_or(0),
+    );
+}
+
+#[test]
+fn tus_js_client_speaking_the_ietf_draft_uploads_to_a_file_address() {
+    // `protocol: 'ietf-draft-05'`: interop version 6, `Upload-Complete`, appends of
+    // `application/partial-upload`, the upload created by a POST to the file's own address.
+    let modules = installed("node_modules/tus-js-client", "tus-js-client (npm)");
+    let w = World::new(None);
+    let chunk = 256 * 1024;
+    let (file, data) = w.source("tus-js-ietf.bin", 1024 * 1024 + 99);
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_MODULES", modules.parent().unwrap())
+        .arg(script("tus_js_upload.mjs"))
+        .arg(format!("http://{}/{APPID}/tus-js-ietf.bin", w.addr()))
+        .arg(&file)
+        .arg(chunk.to_string())
+        .arg("ietf-draft-05");
+    let out = last_json(&run(
+        cmd,
+        &w.dir,
+        "tus-js-client (IETF)",
+        Duration::from_secs(120),
+    ));
+    assert_eq!(out["requests"]["POST"], 1, "{out}");
+    assert!(
+        out["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/upload/resumable/"),
+        "{out}"
+    );
+    w.check_upload_as(
+        "resumable",
+        "tus-js-ietf.bin",
         &data,
         chunk,
         out["requests"]["PATCH"].as_u64().unwrap_or(0),

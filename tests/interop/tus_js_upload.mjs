@@ -1,8 +1,8 @@
 // tus-js-client (npm) under node, for tests/tus_interop.rs: one upload of FILE to ENDPOINT in
-// CHUNK-byte PATCHes, default protocol (tus v1), as its README shows for node (a file stream
-// with a chunkSize).
+// CHUNK-byte PATCHes, as its README shows for node (a file stream with a chunkSize), in
+// PROTOCOL: `tus-v1` (the default) or an IETF draft (`ietf-draft-05`: interop version 6).
 //
-//   node tus_js_upload.mjs ENDPOINT FILE CHUNK     (NODE_MODULES: where tus-js-client is)
+//   node tus_js_upload.mjs ENDPOINT FILE CHUNK [PROTOCOL]   (NODE_MODULES: where tus-js-client is)
 //
 // Prints one JSON line: the upload URL and the requests it made by method. No retries: a
 // refusal must fail the test, not hide behind a second try.
@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [endpoint, file, chunk] = process.argv.slice(2);
+const [endpoint, file, chunk, protocol = 'tus-v1'] = process.argv.slice(2);
 // The client lives in the test cache (target/interop), not beside this script.
 const require = createRequire(path.join(process.env.NODE_MODULES, 'noop.js'));
 const tus = require('tus-js-client');
@@ -21,6 +21,7 @@ const upload = await new Promise((resolve, reject) => {
   const u = new tus.Upload(fs.createReadStream(file), {
     endpoint,
     chunkSize: Number(chunk),
+    protocol,
     retryDelays: null,
     metadata: { filename: path.basename(file), filetype: 'application/octet-stream' },
     onBeforeRequest(req) {

@@ -213,9 +213,10 @@ async fn create_upload(
     phases::not_stored_yet(app, &req.target).await?;
 
     // 203/305: the first file info (offset 0, this request's bytes) to the app.
+    let with_body = ex.head().info().has_body();
     req.append = Some(Append {
         offset: 0,
-        length: ex.head().info().content_length(),
+        length: ex.head().info().content_length().filter(|_| with_body),
     });
     t.timed(
         crate::server::Step::PreCallback,
@@ -263,6 +264,7 @@ async fn create_upload(
     Ok(match done {
         Appended::Complete(resp) => (*resp)
             .header("Location", location)
+            .header("Upload-Offset", rec.offset.to_string())
             .header("Upload-Complete", http::format_sf_boolean(true)),
         Appended::Partial => progress(app, &rec, 201, spoken).header("Location", location),
     })
@@ -356,9 +358,9 @@ async fn append_to(
     )
     .await?;
     Ok(match done {
-        Appended::Complete(resp) => {
-            (*resp).header("Upload-Complete", http::format_sf_boolean(true))
-        }
+        Appended::Complete(resp) => (*resp)
+            .header("Upload-Offset", rec.offset.to_string())
+            .header("Upload-Complete", http::format_sf_boolean(true)),
         Appended::Partial => progress(app, &rec, 204, v),
     })
 }

@@ -179,7 +179,7 @@ pub(crate) enum Ending {
     /// At its length (tus): the append that reaches it completes the upload.
     AtLength,
     /// Where the client says (IETF `Upload-Complete`): `true` when this request's body is the
-    /// upload's last bytes.
+    /// upload's last bytes; with `false`, still at a known length once reached.
     Said(bool),
 }
 
@@ -277,8 +277,9 @@ pub(crate) async fn append(
     rec.expires_ms = expiry_from(app, now);
     let written = sink.written();
     let complete = match ending {
-        Ending::AtLength => rec.length == Some(written),
-        Ending::Said(false) => false,
+        // A known length reached completes the upload whatever the request said: no byte
+        // could follow (tus-js-client 4.3.1 sends a stream's last append with `?0`).
+        Ending::AtLength | Ending::Said(false) => rec.length == Some(written),
         Ending::Said(true) => match rec.length {
             Some(length) if length != written => {
                 acknowledge(app, rec, &sink).await?;
