@@ -21,7 +21,6 @@ use crate::server::{Exchange, Timings};
 use crate::storage::{mime, path};
 use crate::upload::condition::{self, Refusal};
 use crate::upload::context::Protocol;
-use crate::upload::model::Append;
 use crate::upload::shape::valid_content_type;
 use crate::upload::{phases, reply, token, FlowError};
 
@@ -212,24 +211,8 @@ async fn create_upload(
     }
     phases::not_stored_yet(app, &req.target).await?;
 
-    // 203/305: the first file info (offset 0, this request's bytes) to the app.
-    let with_body = ex.head().info().has_body();
-    req.append = Some(Append {
-        offset: 0,
-        length: ex.head().info().content_length().filter(|_| with_body),
-    });
-    t.timed(
-        crate::server::Step::PreCallback,
-        phases::pre_callback(app, &mut req),
-    )
-    .await?;
-    rec.path = req.target.rel.clone();
-    rec.content_type = req.content_type.clone();
-    rec.metadata = req.metadata.clone();
-    rec.limit = req.limit;
-    if let Some(s) = req.valid_for_s {
-        rec.pre_valid_until_ms = now.saturating_add(s.saturating_mul(1000));
-    }
+    // 203/305: the first file info to the app.
+    super::ask_at_creation(ex, app, &mut req, &mut rec, t).await?;
 
     // 204/306: the upload exists from here on; a client that speaks this version learns
     // where before it sends a byte.
@@ -247,7 +230,6 @@ async fn create_upload(
             .await
             .map_err(FlowError::Body)?;
     }
-    req.append = None;
     let done = append(
         ex,
         app,
@@ -261,13 +243,24 @@ async fn create_upload(
         t,
     )
     .await?;
-    Ok(match done {
+    Ok(answer(done, app, &rec, 201, spoken).header("Location", location))
+}
+
+/// The answer to a request that appended: the whole upload's when it completed the upload,
+/// else its progress with `status`.
+fn answer(
+    done: Appended,
+    app: &App,
+    rec: &ResumableRecord,
+    status: u16,
+    v: Option<InteropVersion>,
+) -> Response {
+    match done {
         Appended::Complete(resp) => (*resp)
-            .header("Location", location)
             .header("Upload-Offset", rec.offset.to_string())
             .header("Upload-Complete", http::format_sf_boolean(true)),
-        Appended::Partial => progress(app, &rec, 201, spoken).header("Location", location),
-    })
+        Appended::Partial => progress(app, rec, status, v),
+    }
 }
 
 /// An upload's progress: `Upload-Offset`, `Upload-Complete: ?0`, `Upload-Length` when known,
@@ -357,12 +350,7 @@ async fn append_to(
         t,
     )
     .await?;
-    Ok(match done {
-        Appended::Complete(resp) => (*resp)
-            .header("Upload-Offset", rec.offset.to_string())
-            .header("Upload-Complete", http::format_sf_boolean(true)),
-        Appended::Partial => progress(app, &rec, 204, v),
-    })
+    Ok(answer(done, app, &rec, 204, v))
 }
 
 /// Cancellation (`DELETE`): the upload and its bytes go.

@@ -155,6 +155,34 @@ pub(crate) async fn begin(app: &App, rec: &ResumableRecord) -> Result<(), FlowEr
     Ok(())
 }
 
+/// The creation's pre-callback (203/305): the first file info (offset 0, this request's bytes)
+/// to the app, whose answer shapes the upload's record (path, type, metadata, limit, and the
+/// `valid_for_s` that lets later appends skip the call).
+pub(crate) async fn ask_at_creation(
+    ex: &Exchange<'_>,
+    app: &App,
+    req: &mut UploadRequest,
+    rec: &mut ResumableRecord,
+    t: &mut Timings,
+) -> Result<(), FlowError> {
+    let info = ex.head().info();
+    req.append = Some(Append {
+        offset: 0,
+        length: info.content_length().filter(|_| info.has_body()),
+    });
+    t.timed(Step::PreCallback, phases::pre_callback(app, req))
+        .await?;
+    rec.path = req.target.rel.clone();
+    rec.content_type = req.content_type.clone();
+    rec.metadata = req.metadata.clone();
+    rec.limit = req.limit;
+    if let Some(s) = req.valid_for_s {
+        rec.pre_valid_until_ms = rec.created_ms.saturating_add(s.saturating_mul(1000));
+    }
+    req.append = None;
+    Ok(())
+}
+
 /// What an append achieved.
 pub(crate) enum Appended {
     /// Bytes added; the upload goes on.

@@ -24,7 +24,6 @@ use crate::server::{Exchange, Timings};
 use crate::storage::{mime, path};
 use crate::upload::condition::{self, Refusal};
 use crate::upload::context::Protocol;
-use crate::upload::model::Append;
 use crate::upload::shape::valid_content_type;
 use crate::upload::{phases, reply, token, FlowError};
 
@@ -214,23 +213,8 @@ async fn create(
         return Ok(Response::new(201).header("Location", location));
     }
 
-    // 203/305: the first file info (offset 0, this request's bytes) to the app.
-    req.append = Some(Append {
-        offset: 0,
-        length: ex.head().info().content_length().filter(|_| with_body),
-    });
-    t.timed(
-        crate::server::Step::PreCallback,
-        phases::pre_callback(app, &mut req),
-    )
-    .await?;
-    rec.path = req.target.rel.clone();
-    rec.content_type = req.content_type.clone();
-    rec.metadata = req.metadata.clone();
-    rec.limit = req.limit;
-    if let Some(s) = req.valid_for_s {
-        rec.pre_valid_until_ms = now.saturating_add(s.saturating_mul(1000));
-    }
+    // 203/305: the first file info to the app.
+    super::ask_at_creation(ex, app, &mut req, &mut rec, t).await?;
 
     // 204/306: the upload exists from here on.
     super::begin(app, &rec).await?;
@@ -238,7 +222,6 @@ async fn create(
     let mut resp = Response::new(201).header("Location", location);
     // The first append: the request's body, or nothing for an empty file (complete at once).
     if with_body || rec.length == Some(0) {
-        req.append = None;
         match append(
             ex,
             app,
