@@ -19,12 +19,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::callback_app::{Answer, CallbackApp};
+use support::seeded::{env_u64, Rng};
+use support::ChildNode as Node;
 use support::*;
 
 const DEFAULT_SEED: u64 = 0x00c0_ffee_5eed_2024;
@@ -35,41 +36,6 @@ const MAX_SIZE: u64 = 320 << 10;
 const SAMPLE_OLD: usize = 24;
 /// Longest wait for post-callbacks of visible files.
 const DELIVERY_WAIT: Duration = Duration::from_secs(15);
-
-/// xorshift64*: tiny, seeded, good enough to pick sizes and fill bodies.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        // splitmix64 of the seed, so nearby seeds start far apart (and never at 0).
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
-    }
-}
 
 /// What upload `index` sends: its size and framing, derived from (seed, index) alone.
 #[derive(Clone, Copy)]
@@ -169,24 +135,6 @@ fn send(addr: SocketAddr, seed: u64, plan: &Plan) -> Option<Wire> {
         s.write_all(&body).ok()?;
     }
     read_response(&mut s, &mut buf)
-}
-
-/// The node under test: the real binary on a config file, killed with SIGKILL.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    fn spawn(config: &Path) -> Node {
-        let (child, addr) = spawn_node(&["--config".as_ref(), config.as_os_str()]);
-        Node { child, addr }
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
 }
 
 /// Post-callbacks as the app saw them: every attempt, and which were answered 2xx.

@@ -5,6 +5,7 @@
 
 pub mod callback_app;
 pub mod pair;
+pub mod seeded;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -262,6 +263,25 @@ pub fn spawn_node(args: &[&std::ffi::OsStr]) -> (std::process::Child, SocketAddr
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     (child, addr)
+}
+
+/// A node running as a child process on a config file: what the crash loops kill with SIGKILL
+/// and start again on the same data.
+pub struct ChildNode {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ChildNode {
+    pub fn spawn(config: &std::path::Path) -> ChildNode {
+        let (child, addr) = spawn_node(&["--config".as_ref(), config.as_os_str()]);
+        ChildNode { child, addr }
+    }
+
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
 }
 
 /// A tmpfs mounted for a test (a small disk to fill up); unmounted on drop. Needs root.
