@@ -130,6 +130,12 @@ fn meta_of_statx(st: &libc::statx, content_type: Option<String>) -> ObjectMeta {
 
 /// The inode number of an open file.
 fn inode_of(file: &File) -> io::Result<u64> {
+    fstat(file).map(|st| st.st_ino)
+}
+
+/// `fstat` of an open file, inline: its in-memory inode, no path walk and no I/O, so no round
+/// trip through io_uring's worker pool (where it would queue behind page-cache copies).
+fn fstat(file: &File) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat fills `st` on success; the descriptor is borrowed from an open file.
     let rc = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), st.as_mut_ptr()) };
@@ -137,7 +143,7 @@ fn inode_of(file: &File) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fstat returned 0, so it initialised `st`.
-    Ok(unsafe { st.assume_init() }.st_ino)
+    Ok(unsafe { st.assume_init() })
 }
 
 fn is_regular(st: &libc::statx) -> bool {
@@ -190,7 +196,13 @@ impl ObjectStore for LocalStore {
         else {
             return Ok(None);
         };
-        let size = file.statx().await?.stx_size;
+        let size = match fstat(&file) {
+            Ok(st) => st.st_size as u64,
+            Err(e) => {
+                let _ = file.close().await;
+                return Err(e);
+            }
+        };
         if size < at {
             let _ = file.close().await;
             return Err(io::Error::new(
