@@ -1,6 +1,7 @@
 #!/bin/bash
 # 1 GiB uploaded as tus appends of CHUNK (8 MiB) beside single raw uploads of 1 GiB, one
-# connection each, alternating REPS times on one fresh node (fsync = false, zero_copy = true),
+# connection each, alternating REPS times on one fresh node (tus twice: the app asked before
+# every append, and an app answering valid_for_s) (fsync = false, zero_copy = true),
 # then one more tus upload under `perf record -e io_uring:io_uring_submit_req` to show the
 # appends' io_uring opcodes (SPLICE for Content-Length appends). Prints MB/s and node CPU s/GiB
 # per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
@@ -29,13 +30,16 @@ recycle_pages() {
   find $W/data/files $W/data/partial -type f -delete 2>/dev/null
   dd if=/dev/zero of=$W/recycle.bin bs=1M count=1280 status=none; rm -f $W/recycle.bin
 }
-run() { # MODE LABEL [--no-expect]: raw uploads ask first (the patent's client); tus clients never do
+run() { # MODE LABEL [ARGS…]: raw uploads ask first (the patent's client); tus clients never do
   recycle_pages
   $BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \
-    $3 --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1 |
+    "${@:3}" --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1 |
     python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['label'], 'MB/s', d['mb_s'], 'cpu_s_per_gib', d.get('cpu_s_per_gib'), 'errors', d['errors'])"
 }
-for r in $(seq $REPS); do run upload raw-$r; run tus tus-$r --no-expect; done
+# tus-valid: the app answers its pre-callbacks with valid_for_s, so only the creation asks it.
+for r in $(seq $REPS); do
+  run upload raw-$r; run tus tus-$r --no-expect; run tus tus-valid-$r --no-expect --pre-valid-for 3600
+done
 perf record -e io_uring:io_uring_submit_req -p $NP -o $W/perf.data > /dev/null 2>&1 & PP=$!
 sleep 1; run tus tus-perf --no-expect; sleep 0.5; kill -INT $PP; wait $PP 2>/dev/null
 echo "io_uring submissions by opcode during one tus upload of $SIZE in $CHUNK appends:"

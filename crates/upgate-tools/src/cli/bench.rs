@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// them in headers.
     #[arg(long)]
     pub register: bool,
+    /// With --register: the app answers its pre-callbacks with `valid_for_s` SECS, so the
+    /// appends of a resumable upload (--mode tus) skip the call within that time.
+    #[arg(long, value_name = "SECS")]
+    pub pre_valid_for: Option<u64>,
     /// Send bodies right after the head, without Expect: 100-continue.
     #[arg(long)]
     pub no_expect: bool,
@@ -148,7 +152,13 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     cfg.callbacks = match (app_addr, args.register) {
         (None, _) => Callbacks::None,
         (Some(a), false) => Callbacks::carried(a),
-        (Some(a), true) => Callbacks::registered(a),
+        (Some(a), true) => match (Callbacks::registered(a), args.pre_valid_for) {
+            (Callbacks::Register { post, .. }, Some(secs)) => Callbacks::Register {
+                pre: format!("http://{a}/pre/valid/{secs}"),
+                post,
+            },
+            (c, _) => c,
+        },
     };
     cfg.expect = !args.no_expect;
     cfg.files = args.files.unwrap_or(args.connections).max(1);

@@ -6,6 +6,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `POST /pre`, `POST /post` | `200 {"success":"true"}` (the node's pre- and post-callbacks) |
+//! | `POST /pre/valid/{N}` | `200 {"success":"true","valid_for_s":N}`: a pre-callback answer that lets a resumable upload's appends skip the call for N seconds |
 //! | `GET`/`POST /auth` (and `/auth/…`) | `200`, empty (nginx `auth_request`) |
 //! | `POST /nginx-post` with `{"file":…}` | `201 {"success":"true","size":<the file's size>}`: nginx's post notification; the size comes from `stat` of the body file nginx stored, so the client's size check verifies that nginx kept the whole body |
 //! | `POST /nginx-post` with `{"file":…,"form":"1"}` | the same for a stored `multipart/form-data` body (the load generator's form mode): the size is the file part's, found from the file's first and last bytes (its part headers and the closing delimiter), so the check verifies that nginx kept the whole form |
@@ -73,6 +74,13 @@ fn respond(req: &Request, counters: &Counters) -> Reply {
         (Method::Post, "/pre") => {
             counters.pre.fetch_add(1, Ordering::Relaxed);
             Reply::json(200, SUCCESS)
+        }
+        (Method::Post, p) if p.starts_with("/pre/valid/") => {
+            counters.pre.fetch_add(1, Ordering::Relaxed);
+            match p["/pre/valid/".len()..].parse::<u64>() {
+                Ok(n) => Reply::json(200, format!(r#"{{"success":"true","valid_for_s":{n}}}"#)),
+                Err(_) => Reply::json(404, r#"{"success":"false","error":"not_found"}"#),
+            }
         }
         (Method::Post, "/post") => {
             counters.post.fetch_add(1, Ordering::Relaxed);
