@@ -531,6 +531,25 @@ fn a_large_forms_spliced_middle_is_checked_in_place() {
     let r = post_form(w.addr(), "app1", b, &epilogue, "");
     assert_eq!((r.status, r.error_code().as_str()), (400, "bad_multipart"));
     assert_eq!(w.files("app1").len(), 1, "{:?}", w.files("app1"));
+    // The close delimiter cut by the end of the spliced middle (which stops `tail` bytes
+    // before the body's end: max_held 50 + 4 + TAIL_SLACK 256), then an epilogue that
+    // repeats it: the file ends at the first one, as a parser that saw every byte reads it.
+    let close = format!("\r\n--{b}--\r\n");
+    let mut cut = form(
+        b,
+        &[("key", "cut.bin")],
+        Some(("cut.bin", "application/octet-stream", &file)),
+    );
+    let tail = 50 + 4 + 256;
+    let epilogue_len = tail + 5 - close.len();
+    cut.extend_from_slice(&vec![b'e'; epilogue_len - close.len()]);
+    cut.extend_from_slice(close.as_bytes());
+    let r = post_form(w.addr(), "app1", b, &cut, "");
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        w.stored("app1", "cut.bin") == Some(file.clone()),
+        "the file part ends at the first close delimiter"
+    );
 
     // Over the app's limit: 413, and nothing is stored; declared on the head (the app's
     // registered limit), or found before the middle is spliced (its answer's max_bytes).

@@ -91,6 +91,12 @@ pub trait Demux {
     fn check_moved(&self, _bytes: &[u8]) -> Result<(), String> {
         Err("this body's bytes must all be shown".into())
     }
+    /// How many bytes at the end of the last window checked by [`Demux::check_moved`] may
+    /// begin what the bytes after them finish (a delimiter line cut off there): the driver
+    /// takes them back from the file and shows them to the demux first.
+    fn cut_off(&self, _bytes: &[u8]) -> Result<usize, String> {
+        Ok(0)
+    }
     /// How many bytes consecutive windows of [`Demux::check_moved`] must share.
     fn overlap(&self) -> usize {
         0
@@ -203,7 +209,8 @@ impl Exchange<'_> {
     /// written, the next `moved` body bytes are spliced socket → pipe → file, and each piece is
     /// checked in place as it lands for what would have ended the file ([`Demux::check_moved`],
     /// over the file's pages mapped read-only). The demux then sees the body's tail as if it
-    /// had seen these bytes. A form whose file bytes pass `limit` fails before any is
+    /// had seen these bytes, after the returned bytes: the moved bytes' end that may begin a
+    /// delimiter line ([`Demux::cut_off`]), taken back out of the file. A form whose file bytes pass `limit` fails before any is
     /// spliced: every moved byte is a file byte, or the form is refused.
     #[allow(clippy::too_many_arguments)]
     async fn splice_past_demux(
@@ -215,7 +222,7 @@ impl Exchange<'_> {
         demux: &dyn Demux,
         held: Bytes,
         moved: u64,
-    ) -> Result<(), ReceiveError> {
+    ) -> Result<Bytes, ReceiveError> {
         let from = sink.written();
         append_checked(sink, held, limit, &mut |_| {}).await?;
         if sink.written() + moved > limit {
@@ -232,12 +239,34 @@ impl Exchange<'_> {
             .map_err(SpliceError::File)?
             .map_err(SpliceError::Check)
         };
+        let at = sink.written();
         let n = self
-            .splice_into(socket, file, sink.written(), moved, Some(&mut check))
+            .splice_into(socket, file, at, moved, Some(&mut check))
             .await?;
-        sink.advance(n);
-        metrics::body_bytes(BodyPath::Splice, n as usize);
-        Ok(())
+        // What may begin a delimiter line at the moved bytes' end is the demux's to decide
+        // with the bytes that follow: taken back out of the file, shown to it first.
+        let end = at + n;
+        let back = crate::storage::mapped::with_range(
+            file,
+            end.saturating_sub(overlap).max(from),
+            end,
+            |bytes| {
+                let k = demux.cut_off(bytes)?;
+                Ok(Bytes::copy_from_slice(&bytes[bytes.len() - k..]))
+            },
+        )
+        .map_err(ReceiveError::File)?
+        .map_err(ReceiveError::Demux)?;
+        if !back.is_empty() {
+            let keep = (end - back.len() as u64) as libc::off_t;
+            // SAFETY: `file` is the upload's open descriptor for the whole call.
+            if unsafe { libc::ftruncate(file, keep) } != 0 {
+                return Err(ReceiveError::File(std::io::Error::last_os_error()));
+            }
+        }
+        sink.advance(n - back.len() as u64);
+        metrics::body_bytes(BodyPath::Splice, n as usize - back.len());
+        Ok(back)
     }
 
     /// Receives the whole body into `sink` (requires `accept_body` first), each byte by the
@@ -317,10 +346,12 @@ impl Exchange<'_> {
                 if rest >= tail + SPLICE_DEMUXED_FROM {
                     if let Some(held) = d.demux.release() {
                         let moved = rest - tail;
-                        self.splice_past_demux(
-                            socket, file, sink, plan.limit, &*d.demux, held, moved,
-                        )
-                        .await?;
+                        let back = self
+                            .splice_past_demux(
+                                socket, file, sink, plan.limit, &*d.demux, held, moved,
+                            )
+                            .await?;
+                        write_demuxed(&mut *d.demux, back, sink, plan.limit, seen).await?;
                         continue;
                     }
                 }

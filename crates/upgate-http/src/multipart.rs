@@ -181,6 +181,13 @@ impl MultipartParser {
         self.scanner.find_line(bytes)
     }
 
+    /// How many bytes at the end of moved part body bytes (the last window checked with
+    /// [`MultipartParser::find_delimiter`]) may begin a delimiter line that the bytes after
+    /// them finish: the caller offers them again, first, instead of keeping them as body bytes.
+    pub fn cut_off(&self, bytes: &[u8]) -> Result<usize, MultipartError> {
+        self.scanner.cut_off_line(bytes)
+    }
+
     /// Bytes of the caller's input kept inside right now (a part's header block so far, or a
     /// possible delimiter): at most [`MAX_PART_HEADER_BYTES`] or [`MultipartParser::max_held`].
     pub fn buffered(&self) -> usize {

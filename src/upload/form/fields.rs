@@ -230,6 +230,10 @@ impl Demux for FileDemux {
         }
     }
 
+    fn cut_off(&self, bytes: &[u8]) -> Result<usize, String> {
+        self.parser.cut_off(bytes).map_err(violation)
+    }
+
     fn overlap(&self) -> usize {
         self.parser.max_held() + 1
     }

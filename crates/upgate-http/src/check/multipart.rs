@@ -363,7 +363,8 @@ pub fn check_boundary_of(content_type: &[u8]) {
 
 /// A run that moves part of a part body past the parser, as the node splices a large file's
 /// middle: offers `wire[..a]`, releases what the parser held, moves `wire[a..b]` past it
-/// (checking the released and moved bytes in place with `find_delimiter`), offers the rest.
+/// (checking the released and moved bytes in place with `find_delimiter`), offers the rest,
+/// the moved bytes' cut-off delimiter start (`cut_off`) first.
 /// Returns the last part's bytes as the caller would hold them, whether the check found a
 /// delimiter line, and whether the body then ended properly; `None` when the parser was not
 /// inside a part's body at `a` (or refused the bytes before it).
@@ -396,7 +397,15 @@ pub fn moved_run(
     let mut checked = p.release_body()?;
     checked.extend_from_slice(&wire[a..b]);
     let found = p.find_delimiter(&checked).map_or(true, |f| f.is_some());
-    data.extend_from_slice(&checked);
-    let ended = offer(&mut p, &wire[b..], &mut data) && p.finish().is_ok();
+    // A delimiter line cut off by the window's end goes back to the parser with what follows.
+    let back = match found {
+        true => 0,
+        false => p.cut_off(&checked).unwrap_or(0),
+    };
+    let kept = checked.len() - back;
+    data.extend_from_slice(&checked[..kept]);
+    let mut rest = checked[kept..].to_vec();
+    rest.extend_from_slice(&wire[b..]);
+    let ended = offer(&mut p, &rest, &mut data) && p.finish().is_ok();
     Some((data, found, ended))
 }

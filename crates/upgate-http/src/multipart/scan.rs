@@ -113,6 +113,20 @@ impl Scanner {
         Ok(None)
     }
 
+    /// How many bytes at the end of `bytes` begin a delimiter line cut off by their end (0 when
+    /// none): a caller that moved `bytes` past the scanner hands these back to it, so the
+    /// bytes that follow decide them (a delimiter straddling the end of the moved bytes is
+    /// found, not taken for data).
+    pub(super) fn cut_off_line(&self, bytes: &[u8]) -> Result<usize, MultipartError> {
+        let window = bytes.len().saturating_sub(self.max_held());
+        for at in memchr::memchr_iter(b'\r', &bytes[window..]).map(|i| window + i) {
+            if let Match::Partial = classify(&bytes[at..], &self.delimiter)? {
+                return Ok(bytes.len() - at);
+            }
+        }
+        Ok(0)
+    }
+
     /// Reads from the front of `input`: how many bytes were used and what they were.
     pub(super) fn next(&mut self, input: &[u8]) -> Result<(usize, Found), MultipartError> {
         self.released.clear();
