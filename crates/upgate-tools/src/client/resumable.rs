@@ -9,8 +9,6 @@
 //! node's offset, and an offset the node reports lower than one it acknowledged (a crash of a
 //! node running with `fsync = false`) is taken as it is and the bytes sent again.
 
-use std::fs::File;
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,7 +18,7 @@ use url::Url;
 use super::error::ClientError;
 use super::progress::Progress;
 use super::tus::{Created, Span, Tus};
-use super::upload::{Completion, Target, UploadOptions};
+use super::upload::{open_regular, Completion, Target, UploadOptions};
 
 /// How a resumable upload is cut and retried.
 #[derive(Debug, Clone)]
@@ -147,19 +145,7 @@ fn run(
     }
     let target = Target::parse(&opts.url, opts.appid.as_deref())?;
     let dest = destination(&opts.url, &target.appid)?;
-    let file_error = |source: io::Error| ClientError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(file_error)?;
-    let meta = file.metadata().map_err(file_error)?;
-    if !meta.is_file() {
-        return Err(file_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (its size must be known for Upload-Length)",
-        )));
-    }
-    let size = meta.len();
+    let (file, size) = open_regular(path, "Upload-Length")?;
     let metadata = metadata(&dest, opts.content_type.as_deref())?;
     let tus = Tus {
         target: &target,
@@ -325,7 +311,7 @@ mod tests {
         let refused = |status| ClientError::Refused(Refusal::from_answer(status, b"{}", true));
         let net = ClientError::Network {
             during: "x",
-            source: io::ErrorKind::ConnectionReset.into(),
+            source: std::io::ErrorKind::ConnectionReset.into(),
         };
         assert!(matches!(next_after(&net, Request::Append), Next::Retry));
         for s in [500, 503, 507, 423, 429] {

@@ -3,7 +3,7 @@
 //! the retry policy (`resumable.rs`) never has to ask whether a connection is still usable.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use upgate_http::{parse_upload_offset, OFFSET_OCTET_STREAM, TUS_RESUMABLE};
 
 use super::error::{ClientError, Refusal};
 use super::sendfile::{send_range, SendError};
-use super::upload::{connect, read_failure, Target, UploadOptions};
+use super::upload::{read_failure, send_head, Target, UploadOptions};
 use super::wire::{ReadError, ResponseHead, ResponseReader};
 
 /// How long to wait for an answer once the node stopped reading an append's body.
@@ -110,14 +110,7 @@ impl Tus<'_> {
         let opts = self.opts;
         let expect_continue = opts.expect_continue && body.as_ref().is_some_and(|b| b.len > 0);
         let head = request_head(self.target, method, path, fields, &body, expect_continue)?;
-        let sock = connect(self.target, opts.connect_timeout)?;
-        let net = |during| move |source| ClientError::Network { during, source };
-        sock.set_nodelay(true)
-            .and_then(|_| sock.set_write_timeout(Some(opts.stall_timeout)))
-            .map_err(net("setting up the socket"))?;
-        (&sock)
-            .write_all(head.as_bytes())
-            .map_err(net("sending the request head"))?;
+        let sock = send_head(self.target, opts, &head)?;
         let mut reader = ResponseReader::new(&sock);
         let mut body_sent = false;
         if let Some(span) = body {

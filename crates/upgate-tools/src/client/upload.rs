@@ -204,30 +204,11 @@ fn run(
     progress: &mut dyn Progress,
 ) -> Result<Completion, ClientError> {
     let target = Target::parse(&opts.url, opts.appid.as_deref())?;
-    let file_error = |source: io::Error| ClientError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(file_error)?;
-    let meta = file.metadata().map_err(file_error)?;
-    if !meta.is_file() {
-        return Err(file_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (its size must be known for Content-Length)",
-        )));
-    }
-    let size = meta.len();
+    let (file, size) = open_regular(path, "Content-Length")?;
     let head = request_head(&target, opts, size)?;
 
     // 201: connect and send the head only.
-    let sock = connect(&target, opts.connect_timeout)?;
-    let net = |during| move |source| ClientError::Network { during, source };
-    sock.set_nodelay(true)
-        .and_then(|_| sock.set_write_timeout(Some(opts.stall_timeout)))
-        .map_err(net("setting up the socket"))?;
-    (&sock)
-        .write_all(head.as_bytes())
-        .map_err(net("sending the request head"))?;
+    let sock = send_head(&target, opts, &head)?;
     let mut reader = ResponseReader::new(&sock);
 
     // 204: wait for the node's decision. No answer at all → fail; never send the body blindly.
@@ -257,7 +238,10 @@ fn run(
     progress.sending(size);
     if let Err(e) = send_file(&sock, &file, size, &mut |n| progress.advance(n)) {
         return Err(match e {
-            SendError::File(source) => file_error(source),
+            SendError::File(source) => ClientError::File {
+                path: path.to_path_buf(),
+                source,
+            },
             SendError::Socket(source) => {
                 // The node may have answered and stopped reading (a 413 on a too-long chunked
                 // body, a storage error): report its answer rather than the broken pipe.
@@ -297,6 +281,40 @@ fn run(
             return finish(&mut reader, &head, deadline, true, opts);
         }
     }
+}
+
+/// Opens the file to send and reads its size: a regular file only (the size goes in `field`).
+pub(crate) fn open_regular(path: &Path, field: &str) -> Result<(File, u64), ClientError> {
+    let file_error = |source: io::Error| ClientError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(file_error)?;
+    let meta = file.metadata().map_err(file_error)?;
+    if !meta.is_file() {
+        return Err(file_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file (its size must be known for {field})"),
+        )));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Connects, sets `TCP_NODELAY` and the stall timeout on writes, and sends `head` alone.
+pub(crate) fn send_head(
+    target: &Target,
+    opts: &UploadOptions,
+    head: &str,
+) -> Result<TcpStream, ClientError> {
+    let sock = connect(target, opts.connect_timeout)?;
+    let net = |during| move |source| ClientError::Network { during, source };
+    sock.set_nodelay(true)
+        .and_then(|_| sock.set_write_timeout(Some(opts.stall_timeout)))
+        .map_err(net("setting up the socket"))?;
+    (&sock)
+        .write_all(head.as_bytes())
+        .map_err(net("sending the request head"))?;
+    Ok(sock)
 }
 
 pub(crate) fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ClientError> {
