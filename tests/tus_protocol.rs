@@ -557,3 +557,21 @@ fn an_expired_upload_answers_410_until_the_sweep_removes_it() {
     assert_eq!(download(a, "/app1/a.txt").status, 404);
     assert!(w.app.on("/post").is_empty());
 }
+
+#[test]
+fn an_app_that_stops_naming_a_pre_callback_takes_no_more_appends() {
+    let w = World::accepting();
+    let a = w.addr();
+    let (_, up) = create(
+        a,
+        &format!("Upload-Length: 8\r\nUpload-Metadata: {META}\r\n"),
+    );
+    assert_eq!(patch(a, &up, 0, b"1234", "").status, 204);
+    // Re-registered with a post-callback only: no append goes unasked.
+    let r = register_form(a, "app1", "", &w.app.url("/post"));
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = patch(a, &up, 4, b"5678", "");
+    assert_eq!((r.status, r.error_code().as_str()), (404, "unknown_appid"));
+    assert_eq!(head(a, &up).header("upload-offset"), Some("4"));
+    assert_eq!(download(a, "/app1/a.txt").status, 404);
+}

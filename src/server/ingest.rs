@@ -258,6 +258,8 @@ impl Exchange<'_> {
         .map_err(ReceiveError::File)?
         .map_err(ReceiveError::Demux)?;
         if !back.is_empty() {
+            // Inline (no `IORING_OP_FTRUNCATE` in io-uring 0.6): at most `overlap` bytes of
+            // this file's last page-cache page, and only when a CR ends the moved bytes.
             let keep = (end - back.len() as u64) as libc::off_t;
             // SAFETY: `file` is the upload's open descriptor for the whole call.
             if unsafe { libc::ftruncate(file, keep) } != 0 {

@@ -216,6 +216,8 @@ impl ObjectStore for LocalStore {
         if size > at {
             // The bytes of an append that was never acknowledged go: the next append writes
             // from `at`, and a shorter one must not leave them behind as the file's tail.
+            // Inline: io-uring 0.6 (under tokio-uring 0.5) has no `IORING_OP_FTRUNCATE`, and
+            // this runs only after a broken append, dropping page-cache pages of this file.
             use std::os::fd::AsRawFd;
             // SAFETY: the descriptor is open for writing and owned by `file` for this call.
             if unsafe { libc::ftruncate(file.as_raw_fd(), at as libc::off_t) } != 0 {
@@ -252,13 +254,14 @@ impl ObjectStore for LocalStore {
                 match res {
                     Ok(0) => break Ok(()),
                     Ok(n) => {
-                        let chunk = Bytes::copy_from_slice(&buf[..n]);
+                        // The read buffer itself is written (no second copy); a new one reads on.
+                        let chunk =
+                            Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK)));
                         let offset = up.written();
                         if let Err(e) = up.append_at(offset, chunk).await {
                             break Err(e);
                         }
                         at += n as u64;
-                        buf.clear();
                     }
                     Err(e) => break Err(e),
                 }

@@ -79,11 +79,6 @@ pub(crate) async fn finish(
         offset: 0,
         length: rec.length,
     });
-    if req.pre.is_none() {
-        return Err(
-            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
-        );
-    }
     t.timed(Step::PreCallback, phases::pre_callback(app, &mut req))
         .await?;
     let total = rec.length.unwrap_or(0);

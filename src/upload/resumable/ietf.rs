@@ -22,9 +22,9 @@ use crate::storage::{mime, path};
 use crate::upload::condition::{self, Refusal};
 use crate::upload::context::Protocol;
 use crate::upload::shape::valid_content_type;
-use crate::upload::{phases, reply, token, FlowError};
+use crate::upload::{phases, reply, FlowError};
 
-use super::{append, record_of, registration, request_of, Appended, Ending, How, ResumableError};
+use super::{append, registration, request_of, Appended, Ending, How, ResumableError};
 
 /// The path prefix of upload resources.
 pub const PREFIX: &str = "/upload/resumable/";
@@ -199,16 +199,7 @@ async fn create_upload(
         interop: spoken.map(|v| u32::from(v.number())),
     };
     ex.access().upload_id = Some(rec.id.clone());
-    let mut req = request_of(ex, &record, &rec, Protocol::Resumable)?;
-    if let Some(tok) = token::from_head(ex.head()) {
-        let policy = token::verify(&tok, Some(&record))?;
-        token::apply(&policy, &mut req)?;
-    }
-    if req.pre.is_none() {
-        return Err(
-            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
-        );
-    }
+    let mut req = super::creation_request(ex, &record, &rec, Protocol::Resumable)?;
     phases::not_stored_yet(app, &req.target).await?;
 
     // 203/305: the first file info to the app.
@@ -275,7 +266,7 @@ fn progress(app: &App, rec: &ResumableRecord, status: u16, v: Option<InteropVers
     let v = v
         .or_else(|| {
             rec.interop
-                .and_then(|n| InteropVersion::parse(n.to_string().as_bytes()).ok())
+                .and_then(|n| InteropVersion::of_number(n.into()))
         })
         .unwrap_or(InteropVersion::LATEST);
     if let Some(limit) = limit_fields(app, rec, v) {
@@ -300,7 +291,7 @@ fn resumable_record(app: &App, id: &str) -> Result<ResumableRecord, FlowError> {
         .map_err(FlowError::Registry)?
         .filter(|r| r.protocol == Protocol::Resumable.as_str())
         .ok_or(ResumableError::NotFound)?;
-    record_of(app, &rec.appid.clone(), id)
+    super::unexpired(rec)
 }
 
 /// An append (`PATCH`): at the upload's offset, of the dialect's media type.

@@ -97,6 +97,11 @@ pub(crate) fn record_of(app: &App, appid: &str, id: &str) -> Result<ResumableRec
         .map_err(FlowError::Registry)?
         .filter(|r| r.appid == appid)
         .ok_or(ResumableError::NotFound)?;
+    unexpired(rec)
+}
+
+/// The record, unless its upload expired (410 until the sweep removes it).
+pub(crate) fn unexpired(rec: ResumableRecord) -> Result<ResumableRecord, FlowError> {
     if rec.expired(clock::unix_ms()) {
         return Err(ResumableError::Expired.into());
     }
@@ -112,6 +117,13 @@ pub(crate) fn request_of(
 ) -> Result<UploadRequest, FlowError> {
     let target = path::of_text(&rec.appid, &rec.path).map_err(Refusal::BadPath)?;
     let (pre, post) = condition::registered_callbacks(record);
+    // Every request of a resumable upload is asked of the app (creation and each append):
+    // an app whose registration names no pre-callback (or no longer does) cannot take one.
+    if pre.is_none() {
+        return Err(
+            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
+        );
+    }
     Ok(UploadRequest {
         secrets: record.secrets_for_signing(clock::unix_secs()),
         target,
@@ -127,6 +139,21 @@ pub(crate) fn request_of(
         append: None,
         valid_for_s: None,
     })
+}
+
+/// [`request_of`] for a creation, shaped by the request's signed upload token if it carries one.
+pub(crate) fn creation_request(
+    ex: &Exchange<'_>,
+    record: &AppRecord,
+    rec: &ResumableRecord,
+    protocol: Protocol,
+) -> Result<UploadRequest, FlowError> {
+    let mut req = request_of(ex, record, rec, protocol)?;
+    if let Some(tok) = super::token::from_head(ex.head()) {
+        let policy = super::token::verify(&tok, Some(record))?;
+        super::token::apply(&policy, &mut req)?;
+    }
+    Ok(req)
 }
 
 /// When an upload untouched since `now_ms` expires.

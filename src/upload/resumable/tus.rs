@@ -25,7 +25,7 @@ use crate::storage::{mime, path};
 use crate::upload::condition::{self, Refusal};
 use crate::upload::context::Protocol;
 use crate::upload::shape::valid_content_type;
-use crate::upload::{phases, reply, token, FlowError};
+use crate::upload::{phases, reply, FlowError};
 
 use super::headers::{self, Length};
 use super::{
@@ -193,16 +193,7 @@ async fn create(
         interop: None,
     };
     ex.access().upload_id = Some(rec.id.clone());
-    let mut req = request_of(ex, &record, &rec, Protocol::Tus)?;
-    if let Some(tok) = token::from_head(ex.head()) {
-        let policy = token::verify(&tok, Some(&record))?;
-        token::apply(&policy, &mut req)?;
-    }
-    if req.pre.is_none() {
-        return Err(
-            Refusal::UnknownAppid("no pre-upload callback is registered for this appid").into(),
-        );
-    }
+    let mut req = super::creation_request(ex, &record, &rec, Protocol::Tus)?;
     if !partial {
         phases::not_stored_yet(app, &req.target).await?;
     }

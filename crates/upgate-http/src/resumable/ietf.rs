@@ -56,10 +56,14 @@ impl InteropVersion {
     /// Parses `Upload-Draft-Interop-Version` (an sf-integer).
     pub fn parse(value: &[u8]) -> Result<InteropVersion, ResumableError> {
         let n = sf_integer(value).ok_or(ResumableError::BadInteropVersion)?;
+        InteropVersion::of_number(n).ok_or(ResumableError::UnsupportedInteropVersion)
+    }
+
+    /// The version numbered `n`, if spoken (a number kept in a record, or parsed).
+    pub fn of_number(n: i64) -> Option<InteropVersion> {
         InteropVersion::ALL
             .into_iter()
             .find(|v| i64::from(v.number()) == n)
-            .ok_or(ResumableError::UnsupportedInteropVersion)
     }
 
     /// The number, as the header carries it.
