@@ -7,6 +7,7 @@
 # per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
 #
 #   benches/peers/tus-appends.sh            # REPS=3 CHUNK=8MiB SIZE=1GiB
+#   LOG_LEVEL=info REPS=1 benches/peers/tus-appends.sh   # also where an append's time goes
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/target/release/upgate}
 REPS=${REPS:-3}; CHUNK=${CHUNK:-8MiB}; SIZE=${SIZE:-1GiB}
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
@@ -44,4 +45,14 @@ perf record -e io_uring:io_uring_submit_req -p $NP -o $W/perf.data > /dev/null 2
 sleep 1; run tus tus-perf --no-expect; sleep 0.5; kill -INT $PP; wait $PP 2>/dev/null
 echo "io_uring submissions by opcode during one tus upload of $SIZE in $CHUNK appends:"
 perf script -i $W/perf.data 2>/dev/null | grep -oE 'opcode [A-Z_]+' | sort | uniq -c | sort -rn
+if [ "${LOG_LEVEL:-warn}" = info ]; then
+  echo "per tus append asked of the app (access log, medians in ms): body, pre-callback, the rest:"
+  grep 'method="PATCH"' $W/n.out | python3 -c '
+import re, statistics as st, sys
+rows = [dict(re.findall(r"(\w+)=([0-9.]+)", l)) for l in sys.stdin]
+asked = [r for r in rows if "pre_callback_ms" in r]  # the valid_for_s runs skip the call
+body = [float(r["body_ms"]) for r in asked]; pre = [float(r["pre_callback_ms"]) for r in asked]
+rest = [float(r["duration_ms"]) - b - p for r, b, p in zip(asked, body, pre)]
+print(len(asked), "asked appends: body", round(st.median(body), 3), "pre", round(st.median(pre), 3), "rest", round(st.median(rest), 3))'
+fi
 kill $NP $CBP; wait 2>/dev/null; rm -rf $W/data
