@@ -50,6 +50,7 @@ pub mod health;
 /// The protocol crate, under the name the node has always used for it.
 pub use upgate_http as http;
 pub mod logging;
+pub mod manage;
 pub mod metrics;
 pub mod node;
 pub mod notify;

@@ -457,3 +457,43 @@ impl Fault for DownloadError {
         }
     }
 }
+
+impl Fault for crate::manage::ManageError {
+    fn status(&self) -> u16 {
+        match self {
+            crate::manage::ManageError::Unauthorized(_) => 401,
+            crate::manage::ManageError::Registry(e) => e.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            crate::manage::ManageError::Unauthorized(_) => "unauthorized",
+            crate::manage::ManageError::Registry(e) => e.code(),
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            crate::manage::ManageError::Unauthorized(_) => Blame::Client,
+            crate::manage::ManageError::Registry(e) => e.blame(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            crate::manage::ManageError::Registry(e) if e.blame() != Blame::Client => {
+                "the registry failed; retry later".into()
+            }
+            _ => self.to_string(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            crate::manage::ManageError::Unauthorized(_) => {
+                vec![("WWW-Authenticate", "Bearer".into())]
+            }
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self)
+    }
+}

@@ -299,6 +299,10 @@ struct AppView<'a> {
     cors_origins: &'a [String],
     expect: Option<crate::config::ExpectPolicy>,
     inline_types: &'a [String],
+    downloads: crate::registry::Downloads,
+    quota_bytes: Option<u64>,
+    max_concurrent_uploads: Option<u32>,
+    rate_per_s: Option<f64>,
     created_at: u64,
     updated_at: u64,
 }
@@ -315,6 +319,10 @@ impl<'a> AppView<'a> {
             cors_origins: &r.cors_origins,
             expect: r.expect,
             inline_types: &r.inline_types,
+            downloads: r.downloads,
+            quota_bytes: r.quota_bytes,
+            max_concurrent_uploads: r.max_concurrent_uploads,
+            rate_per_s: r.rate_per_s,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

@@ -139,6 +139,12 @@ pub fn parse(
             "cors_origins" => reg.cors_origins = list(&name, raw, cors_origin, MAX_LIST)?,
             "inline_types" => reg.inline_types = list(&name, raw, media_type, MAX_LIST)?,
             "expect" => reg.expect = expect(raw)?,
+            "downloads" => reg.downloads = downloads(raw)?,
+            "quota_bytes" => reg.quota_bytes = bytes_field("quota_bytes", raw)?,
+            "max_concurrent_uploads" => {
+                reg.max_concurrent_uploads = count_field("max_concurrent_uploads", raw)?
+            }
+            "rate_per_s" => reg.rate_per_s = rate(raw)?,
             _ => return Err(bad_field(&name, "unknown field")),
         }
         seen.push(name);
@@ -252,20 +258,76 @@ pub fn normalize_host(item: &str) -> Result<String, String> {
 }
 
 fn max_body_bytes(raw: Raw) -> Result<Change<u64>, RequestError> {
-    const F: &str = "max_body_bytes";
+    bytes_field("max_body_bytes", raw)
+}
+
+/// A size in bytes: a whole number, or in a text field one with a `K`/`M`/`G`/`T` suffix
+/// (powers of 1024, as in the config file); empty or `null` clears it.
+fn bytes_field(field: &str, raw: Raw) -> Result<Change<u64>, RequestError> {
     let n = match raw {
         Raw::Null => return Ok(Change::Clear),
         Raw::Text(s) if s.trim().is_empty() => return Ok(Change::Clear),
-        Raw::Text(s) if s.trim().bytes().all(|b| b.is_ascii_digit()) => {
-            s.trim().parse::<u64>().ok()
-        }
+        Raw::Text(s) => upgate_contract::parse_size(s.trim()).ok(),
         Raw::Number(n) => n.as_u64(),
         _ => None,
     };
     match n {
-        Some(0) => Err(bad_field(F, "must be at least 1")),
+        Some(0) => Err(bad_field(field, "must be at least 1")),
         Some(n) => Ok(Change::Set(n)),
-        None => Err(bad_field(F, "must be a whole number of bytes")),
+        None => Err(bad_field(
+            field,
+            "must be a whole number of bytes (a K, M, G or T suffix may follow)",
+        )),
+    }
+}
+
+/// A positive whole count; empty or `null` clears it.
+fn count_field(field: &str, raw: Raw) -> Result<Change<u32>, RequestError> {
+    let n = match raw {
+        Raw::Null => return Ok(Change::Clear),
+        Raw::Text(s) if s.trim().is_empty() => return Ok(Change::Clear),
+        Raw::Text(s) => s.trim().parse::<u32>().ok(),
+        Raw::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    };
+    match n {
+        Some(0) => Err(bad_field(field, "must be at least 1")),
+        Some(n) => Ok(Change::Set(n)),
+        None => Err(bad_field(field, "must be a whole number")),
+    }
+}
+
+/// `rate_per_s`: a positive number of uploads per second (fractions allowed: 0.5 is one every
+/// two seconds); empty or `null` clears it.
+fn rate(raw: Raw) -> Result<Change<f64>, RequestError> {
+    const F: &str = "rate_per_s";
+    let n = match raw {
+        Raw::Null => return Ok(Change::Clear),
+        Raw::Text(s) if s.trim().is_empty() => return Ok(Change::Clear),
+        Raw::Text(s) => s.trim().parse::<f64>().ok(),
+        Raw::Number(n) => n.as_f64(),
+        _ => None,
+    };
+    match n {
+        Some(r) if r.is_finite() && r > 0.0 && r <= 1e9 => Ok(Change::Set(r)),
+        _ => Err(bad_field(
+            F,
+            "must be a number of uploads per second above 0",
+        )),
+    }
+}
+
+fn downloads(raw: Raw) -> Result<Change<crate::registry::Downloads>, RequestError> {
+    use crate::registry::Downloads;
+    match raw {
+        Raw::Null => Ok(Change::Clear),
+        Raw::Text(s) => match s.trim() {
+            "" => Ok(Change::Clear),
+            "public" => Ok(Change::Set(Downloads::Public)),
+            "signed" => Ok(Change::Set(Downloads::Signed)),
+            _ => Err(bad_field("downloads", "must be public or signed")),
+        },
+        _ => Err(bad_field("downloads", "must be public or signed")),
     }
 }
 

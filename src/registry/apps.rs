@@ -58,7 +58,7 @@ pub enum Put {
 }
 
 /// One committed change: the app's record after it, or `None` when the app was deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppChange {
     pub appid: String,
     pub record: Option<AppRecord>,

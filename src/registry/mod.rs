@@ -92,7 +92,8 @@ pub use outbox_log::{CommitHold, CommitStats, Durability, LogOutbox};
 pub use outbox_memory::MemoryOutbox;
 pub use outbox_sled::SledOutbox;
 pub use record::{
-    new_secret, valid_appid, AppRecord, Change, Registered, Registration, ROTATION_GRACE_SECS,
+    new_secret, valid_appid, AppRecord, Change, Downloads, Registered, Registration,
+    ROTATION_GRACE_SECS,
 };
 pub use resumables::{
     MemoryResumables, ResumableRecord, ResumableStore, Resumables, SledResumables,

@@ -11,7 +11,7 @@ use crate::config::ExpectPolicy;
 pub const ROTATION_GRACE_SECS: u64 = 24 * 60 * 60;
 
 /// A registered application, stored as JSON in the `apps` tree under its appid.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppRecord {
     pub appid: String,
     pub callback_url_pre: Option<String>,
@@ -35,6 +35,18 @@ pub struct AppRecord {
     /// Script-capable content types this app's downloads may serve inline.
     #[serde(default)]
     pub inline_types: Vec<String>,
+    /// Whether downloads need a signed URL.
+    #[serde(default)]
+    pub downloads: Downloads,
+    /// Most bytes this app may have stored (committed and in flight).
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// Most uploads in flight for this app on this node.
+    #[serde(default)]
+    pub max_concurrent_uploads: Option<u32>,
+    /// Most new uploads per second for this app on this node (token bucket, burst 2 × rate).
+    #[serde(default)]
+    pub rate_per_s: Option<f64>,
     /// Standard Webhooks secret, `whsec_<base64 key>`.
     pub secret: String,
     /// The secret before the last rotation, still used to sign until `previous_secret_expires`.
@@ -60,6 +72,10 @@ impl fmt::Debug for AppRecord {
             .field("cors_origins", &self.cors_origins)
             .field("expect", &self.expect)
             .field("inline_types", &self.inline_types)
+            .field("downloads", &self.downloads)
+            .field("quota_bytes", &self.quota_bytes)
+            .field("max_concurrent_uploads", &self.max_concurrent_uploads)
+            .field("rate_per_s", &self.rate_per_s)
             .field("secret", &"<redacted>")
             .field(
                 "previous_secret",
@@ -70,6 +86,17 @@ impl fmt::Debug for AppRecord {
             .field("updated_at", &self.updated_at)
             .finish()
     }
+}
+
+/// Who may download an app's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Downloads {
+    /// Anyone with the URL.
+    #[default]
+    Public,
+    /// Only holders of a URL signed with the app's key, before it expires.
+    Signed,
 }
 
 /// What a registration request does to one field.
@@ -95,7 +122,7 @@ impl<T: Clone> Change<T> {
 }
 
 /// A validated registration request (`POST /upload/register`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Registration {
     pub appid: String,
     pub callback_url_pre: Change<String>,
@@ -106,12 +133,16 @@ pub struct Registration {
     pub cors_origins: Change<Vec<String>>,
     pub expect: Change<ExpectPolicy>,
     pub inline_types: Change<Vec<String>>,
+    pub downloads: Change<Downloads>,
+    pub quota_bytes: Change<u64>,
+    pub max_concurrent_uploads: Change<u32>,
+    pub rate_per_s: Change<f64>,
     /// Issue a new secret; the old one keeps signing for [`ROTATION_GRACE_SECS`].
     pub rotate_secret: bool,
 }
 
 /// The outcome of a registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Registered {
     pub record: AppRecord,
     /// The app did not exist before.
@@ -133,6 +164,10 @@ impl AppRecord {
             cors_origins: reg.cors_origins.apply_opt(None).unwrap_or_default(),
             expect: reg.expect.apply_opt(None),
             inline_types: reg.inline_types.apply_opt(None).unwrap_or_default(),
+            downloads: reg.downloads.apply_opt(None).unwrap_or_default(),
+            quota_bytes: reg.quota_bytes.apply_opt(None),
+            max_concurrent_uploads: reg.max_concurrent_uploads.apply_opt(None),
+            rate_per_s: reg.rate_per_s.apply_opt(None),
             secret,
             previous_secret: None,
             previous_secret_expires: None,
@@ -168,6 +203,15 @@ impl AppRecord {
             .inline_types
             .apply_opt(Some(next.inline_types))
             .unwrap_or_default();
+        next.downloads = reg
+            .downloads
+            .apply_opt(Some(next.downloads))
+            .unwrap_or_default();
+        next.quota_bytes = reg.quota_bytes.apply_opt(next.quota_bytes);
+        next.max_concurrent_uploads = reg
+            .max_concurrent_uploads
+            .apply_opt(next.max_concurrent_uploads);
+        next.rate_per_s = reg.rate_per_s.apply_opt(next.rate_per_s);
         if reg.rotate_secret {
             let old = std::mem::replace(&mut next.secret, fresh_secret());
             next.previous_secret = Some(old);

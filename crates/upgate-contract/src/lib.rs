@@ -14,11 +14,14 @@
 //! |---|---|
 //! | `wire.rs` | [`FirstInfo`], [`SecondInfo`], [`SuccessTrue`], [`AppAnswer`], [`AppReply`] |
 //! | `sign.rs` | secrets ([`new_secret`](sign::new_secret)), [`sign`](sign::sign), [`signature_header`](sign::signature_header), [`verify`](sign::verify) |
+//! | `size.rs` | [`parse_size`]: sizes with `K`/`M`/`G`/`T` suffixes |
 //! | `token.rs` | [`UploadPolicy`], [`sign_upload`], [`verify_upload`], [`TokenError`] |
 
 pub mod sign;
+pub mod size;
 pub mod token;
 pub mod wire;
 
+pub use size::parse_size;
 pub use token::{sign_upload, verify_upload, TokenError, UploadPolicy};
-pub use wire::{AppAnswer, AppReply, FirstInfo, RequestInfo, SecondInfo, SuccessTrue};
+pub use wire::{AppAnswer, AppReply, Event, FirstInfo, RequestInfo, SecondInfo, SuccessTrue};

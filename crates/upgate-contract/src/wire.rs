@@ -65,6 +65,21 @@ pub struct SecondInfo {
     /// The `metadata` the app's pre-callback answer gave (or a form's text fields), echoed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Last, after the patent's fields. What happened to the file: `uploaded`, or `deleted` (a `DELETE` by the app; `size`
+    /// is then the size it had). Old receivers that ignore it see an upload as before.
+    #[serde(default)]
+    pub event: Event,
+}
+
+/// The `event` of a [`SecondInfo`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// The file was stored (every upload protocol).
+    #[default]
+    Uploaded,
+    /// The file was deleted through the management API.
+    Deleted,
 }
 
 /// The constant `"success":"true"` of [`SecondInfo`] (reads `"true"` or `true`).

@@ -93,6 +93,7 @@ async fn record(
         return Ok(None);
     };
     let info = SecondInfo {
+        event: Default::default(),
         appid: req.target.appid.clone(),
         filename: req.target.filename().to_owned(),
         path: req.target.rel.clone(),

@@ -19,6 +19,7 @@ fn first(size: Option<u64>) -> FirstInfo {
 
 fn second(sha256: Option<&str>) -> SecondInfo {
     SecondInfo {
+        event: Default::default(),
         appid: "app1".into(),
         filename: "filename.ext".into(),
         path: "path/filename.ext".into(),
@@ -48,7 +49,7 @@ fn first_info_is_the_contract_json_in_order() {
 fn second_info_is_the_contract_json_in_order() {
     assert_eq!(
         serde_json::to_string(&second(None)).unwrap(),
-        r#"{"appid":"app1","filename":"filename.ext","path":"path/filename.ext","size":1048576,"content_type":"text/plain","upload_id":"u1","success":"true","url":"http://upload.example.com/app1/path/filename.ext"}"#
+        r#"{"appid":"app1","filename":"filename.ext","path":"path/filename.ext","size":1048576,"content_type":"text/plain","upload_id":"u1","success":"true","url":"http://upload.example.com/app1/path/filename.ext","event":"uploaded"}"#
     );
     let with_digest = serde_json::to_value(second(Some("ab12"))).unwrap();
     assert_eq!(with_digest["sha256"], "ab12");

@@ -205,6 +205,7 @@ mod tests {
     fn upload(name: &str) -> Upload {
         Upload {
             info: SecondInfo {
+                event: Default::default(),
                 appid: "demo".into(),
                 filename: name.into(),
                 path: format!("d/{name}"),

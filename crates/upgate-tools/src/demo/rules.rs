@@ -62,25 +62,8 @@ pub fn parse_ext_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// `--max-size 10M` → 10485760. Suffixes K, M, G (powers of 1024), optionally followed by `B`
-/// or `iB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let upper = t.to_ascii_uppercase();
-    let digits = upper.trim_end_matches("IB").trim_end_matches('B');
-    let (num, mult) = match digits.chars().last() {
-        Some('K') => (&digits[..digits.len() - 1], 1u64 << 10),
-        Some('M') => (&digits[..digits.len() - 1], 1 << 20),
-        Some('G') => (&digits[..digits.len() - 1], 1 << 30),
-        Some('T') => (&digits[..digits.len() - 1], 1 << 40),
-        _ => (digits, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 512K, 10M, 2G)"))
-}
+/// `--max-size 10M` → 10485760 (the one size syntax of the contract crate).
+pub use upgate_contract::parse_size;
 
 #[cfg(test)]
 mod tests {

@@ -107,6 +107,7 @@ mod tests {
 
     fn info(id: &str) -> SecondInfo {
         SecondInfo {
+            event: Default::default(),
             appid: "demo".into(),
             filename: "a.jpg".into(),
             path: "p/a.jpg".into(),

@@ -535,35 +535,11 @@ pub fn parse_target(url: &str) -> Result<(SocketAddr, String), BenchError> {
     Ok((addr, authority.to_string()))
 }
 
-/// `1024`, `4k`, `4KiB`, `1M`, `1GiB`, `64KB` (binary multiples) → bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("bad size {text:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("bad size unit in {text:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {text:?} too large"))
-}
+pub use upgate_contract::parse_size;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("4k"), Ok(4096));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("64KB"), Ok(65536));
-        assert!(parse_size("1x").is_err());
-    }
 
     #[test]
     fn targets() {

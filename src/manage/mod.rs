@@ -1,0 +1,11 @@
+//! The application's control plane (contract "Files, downloads and notifications for the
+//! app"): the calls an app makes about its own files and notifications, as opposed to the
+//! upload flow. Each call has its own file; this one holds what they share: who may make them.
+//!
+//! | file | calls |
+//! |---|---|
+//! | `auth.rs` | the credentials every management call needs (401 otherwise) |
+
+pub mod auth;
+
+pub use auth::{authenticate, ManageError};
