@@ -15,6 +15,8 @@ pub struct App {
     pub registry: Registry,
     pub store: Store,
     pub pool: CallbackPool,
+    /// Every app's quota usage on this node.
+    pub quotas: Arc<crate::quota::Quotas>,
     policy: RwLock<Arc<CallbackPolicy>>,
     /// The address actually bound (differs from `listen` when its port is 0).
     bound: OnceLock<SocketAddr>,
@@ -54,7 +56,12 @@ impl App {
             config.callback_timeout(),
         )
         .map_err(|e| StartError(format!("callback pool: {e}")))?;
-        App::new(config, registry, store, pool)
+        // Quotas count the files stored now (recomputed at every start: see `crate::quota`).
+        let stored = crate::quota::stored_bytes_by_app(&store)
+            .map_err(|e| StartError(format!("store: counting stored bytes: {e}")))?;
+        let app = App::new(config, registry, store, pool)?;
+        app.quotas.set_stored(stored);
+        Ok(app)
     }
 
     /// The shared state from parts already open: the node's own (sled, files, HTTP callbacks)
@@ -73,6 +80,7 @@ impl App {
             registry,
             store,
             pool,
+            quotas: crate::quota::Quotas::new(),
             policy: RwLock::new(Arc::new(policy)),
             bound: OnceLock::new(),
         }))

@@ -86,6 +86,8 @@ pub fn metrics(app: &App) -> Response {
         app.pool.workers_alive(),
     );
     let mut resp = Response::new(200).header("Content-Type", metrics::CONTENT_TYPE);
-    resp.body = crate::http::ResponseBody::Full(metrics::render().into());
+    let mut text = metrics::render();
+    metrics::render_app_usage(&mut text, &app.quotas.snapshot());
+    resp.body = crate::http::ResponseBody::Full(text.into());
     resp
 }

@@ -124,6 +124,8 @@ impl Fault for Refusal {
             Refusal::CallbackNotAllowed(e) => e.status(),
             Refusal::TooLarge { .. } => 413,
             Refusal::BadToken(_) => 403,
+            Refusal::Quota(crate::quota::Denied::Bytes { .. }) => 403,
+            Refusal::Quota(_) => 429,
         }
     }
     fn code(&self) -> &'static str {
@@ -138,10 +140,26 @@ impl Fault for Refusal {
             Refusal::BadDigest(_) => "bad_digest",
             Refusal::DigestMismatch(_) => "digest_mismatch",
             Refusal::BadToken(_) => "bad_token",
+            Refusal::Quota(crate::quota::Denied::Bytes { .. }) => "quota_exceeded",
+            Refusal::Quota(_) => "rate_limited",
         }
     }
     fn blame(&self) -> Blame {
         Blame::Client
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        use crate::quota::Denied;
+        match self {
+            // Whole seconds, rounded up, at least 1.
+            Refusal::Quota(Denied::Rate { retry_after_ms, .. }) => {
+                vec![(
+                    "Retry-After",
+                    retry_after_ms.div_ceil(1000).max(1).to_string(),
+                )]
+            }
+            Refusal::Quota(Denied::Concurrency { .. }) => vec![("Retry-After", "1".into())],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -270,6 +288,7 @@ impl Fault for FlowError {
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             FlowError::Resumable(r) => r.headers(),
+            FlowError::Refused(r) => r.headers(),
             FlowError::Busy(p) => p.headers(),
             FlowError::Unrecorded(_) => vec![("Retry-After", "5".into())],
             FlowError::Body(b) => b.headers(),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::error::blame::Blame;
-pub use render::{render, CONTENT_TYPE};
+pub use render::{render, render_app_usage, CONTENT_TYPE};
 pub use series::{Counter, Gauge, Histogram};
 
 /// Upload sizes: 1 KiB … 16 GiB, ×4 per bucket.
@@ -152,6 +152,15 @@ labels! {
     }
 }
 
+labels! {
+    /// Which quota refused an upload (`quota` label).
+    QuotaKind {
+        Bytes => "bytes",
+        Concurrency => "concurrency",
+        Rate => "rate",
+    }
+}
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Every series of the process.
@@ -167,6 +176,8 @@ pub struct Metrics {
     pub resumable_created: Counter,
     pub resumable_completed: Counter,
     pub resumable_expired: Counter,
+    /// Uploads refused by an app's quota, by quota.
+    pub quota_refusals: [Counter; QuotaKind::COUNT],
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
@@ -206,6 +217,7 @@ impl Metrics {
             resumable_created: Counter::new(),
             resumable_completed: Counter::new(),
             resumable_expired: Counter::new(),
+            quota_refusals: [const { Counter::new() }; QuotaKind::COUNT],
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
@@ -287,6 +299,17 @@ pub fn error_blamed(blame: Blame) {
 /// A timer expired.
 pub fn timeout(kind: TimeoutKind) {
     METRICS.timeouts[kind as usize].inc();
+}
+
+/// An app's quota refused an upload.
+pub fn quota_refused(denied: &crate::quota::Denied) {
+    use crate::quota::Denied;
+    let kind = match denied {
+        Denied::Bytes { .. } => QuotaKind::Bytes,
+        Denied::Concurrency { .. } => QuotaKind::Concurrency,
+        Denied::Rate { .. } => QuotaKind::Rate,
+    };
+    METRICS.quota_refusals[kind as usize].inc();
 }
 
 /// An upload was stored (its size in bytes).

@@ -99,6 +99,16 @@ pub fn render() -> String {
     );
     labeled_counter(
         o,
+        "upgate_quota_refusals_total",
+        "Uploads refused by an app's quota: bytes (403 quota_exceeded), concurrency or rate \
+         (429 rate_limited).",
+        "quota",
+        QuotaKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.quota_refusals[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
         "upgate_open_file_cache_total",
         "Download opens, by result: hit (the thread's open-file cache) or miss (opened).",
         "result",
@@ -321,4 +331,33 @@ pub(super) fn histogram(o: &mut String, name: &str, l: &[(&str, &str)], h: &Hist
     labels(o, l, None);
     // The count is the +Inf bucket, so the two always agree within one scrape.
     let _ = writeln!(o, " {cumulative}");
+}
+
+/// Per-app usage (appended to [`render`] by the `/metrics` handler, which holds the node's
+/// quotas): stored bytes, bytes reserved by uploads in flight, uploads in flight.
+pub fn render_app_usage(o: &mut String, apps: &[(String, crate::quota::Usage)]) {
+    type Of = fn(&crate::quota::Usage) -> u64;
+    let series: [(&str, &str, Of); 3] = [
+        (
+            "upgate_app_stored_bytes",
+            "Bytes of the app's committed files on this node.",
+            |u| u.stored,
+        ),
+        (
+            "upgate_app_reserved_bytes",
+            "Declared bytes of the app's uploads in flight on this node.",
+            |u| u.reserved,
+        ),
+        (
+            "upgate_app_uploads_in_flight",
+            "The app's uploads in flight on this node.",
+            |u| u.in_flight as u64,
+        ),
+    ];
+    for (name, help, value) in series {
+        header(o, name, "gauge", help);
+        for (appid, usage) in apps {
+            line(o, name, &[("appid", appid)], value(usage));
+        }
+    }
 }

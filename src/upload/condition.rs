@@ -37,6 +37,8 @@ pub enum Refusal {
     /// A signed upload token that is malformed, forged, expired or does not cover this upload
     /// (403 `bad_token`).
     BadToken(String),
+    /// One of the app's quotas (403 `quota_exceeded`, 429 `rate_limited` with `Retry-After`).
+    Quota(crate::quota::Denied),
 }
 
 impl std::fmt::Display for Refusal {
@@ -51,6 +53,7 @@ impl std::fmt::Display for Refusal {
             Refusal::BadPath(e) => write!(f, "{e}"),
             Refusal::CallbackNotAllowed(e) => write!(f, "{e}"),
             Refusal::BadToken(why) => write!(f, "upload token: {why}"),
+            Refusal::Quota(d) => write!(f, "{d}"),
             Refusal::TooLarge { size, limit } => {
                 write!(f, "the body is {size} bytes; the limit is {limit}")
             }
@@ -227,5 +230,6 @@ pub fn check(
         metadata: None,
         append: None,
         valid_for_s: None,
+        quota: None,
     })
 }

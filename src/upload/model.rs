@@ -38,6 +38,9 @@ pub struct UploadRequest {
     /// How long the app's pre-callback answer covers later appends of a resumable upload
     /// (its `valid_for_s`).
     pub valid_for_s: Option<u64>,
+    /// The app's quotas holding this upload's reservation (given back when the last clone
+    /// drops, unless the commit made it stored bytes).
+    pub quota: Option<std::sync::Arc<crate::quota::Hold>>,
 }
 
 /// Where an append to a resumable upload starts and how much it brings: the first file info's

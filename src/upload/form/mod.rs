@@ -73,6 +73,8 @@ async fn run(
     let mut req = form_request(ex, &record, &fields, &file, limit)?;
     ex.access().upload_id = Some(req.upload_id.clone());
     phases::not_stored_yet(app, &req.target).await?;
+    // The file part's size is not known before it ends: it may take the room left.
+    phases::admit(app, Some(&record), &mut req, None, true)?;
 
     // 203/305: the first file info to the pre-upload callback, with the form's fields.
     t.timed(Step::PreCallback, phases::pre_callback(app, &mut req))
@@ -213,6 +215,7 @@ fn form_request(
         metadata,
         append: None,
         valid_for_s: None,
+        quota: None,
     };
     if let Some(policy) = &policy {
         token::apply(policy, &mut req)?;

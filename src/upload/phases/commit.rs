@@ -50,6 +50,15 @@ pub(crate) async fn commit(
             return Err(e);
         }
     };
+    // The app's quota takes the bytes (a body of unknown size may not fit any more: then
+    // nothing is kept).
+    if let Err(e) = account(app, req, stored.size).await {
+        if let Some(note) = &note {
+            withdraw(app, note, &req.target).await;
+        }
+        sink.abort().await;
+        return Err(e);
+    }
     let opts = CommitOptions {
         fsync: app.config.fsync,
         replace: app.config.overwrite,
@@ -59,6 +68,9 @@ pub(crate) async fn commit(
     if let Err(e) = placed {
         if let Some(note) = &note {
             withdraw(app, note, &req.target).await;
+        }
+        if req.quota.is_some() {
+            app.quotas.removed(&req.target.appid, stored.size);
         }
         return Err(match e {
             CommitError::Exists => FlowError::Exists,
@@ -73,6 +85,28 @@ pub(crate) async fn commit(
     }
     metrics::upload_stored(stored.size);
     Ok((stored, note))
+}
+
+/// Turns the upload's quota reservation into stored bytes (net of a file it replaces), or
+/// refuses a body of unknown size that no longer fits (403 `quota_exceeded`).
+async fn account(app: &App, req: &UploadRequest, size: u64) -> Result<(), FlowError> {
+    let Some(hold) = &req.quota else {
+        return Ok(());
+    };
+    let replaced = match app.config.overwrite {
+        true => app
+            .store
+            .head(&req.target)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |m| m.size),
+        false => 0,
+    };
+    hold.commit(size, replaced).map_err(|denied| {
+        metrics::quota_refused(&denied);
+        FlowError::from(crate::upload::Refusal::Quota(denied))
+    })
 }
 
 /// The outbox keeps an entry from the background sender for this long after it is recorded or

@@ -2,6 +2,7 @@
 
 use crate::app::App;
 use crate::config::Checksum;
+use crate::quota::{Ask, Limits};
 use crate::registry::{valid_appid, AppRecord};
 use crate::server::Exchange;
 use crate::storage::{path, ObjectStore, Target};
@@ -52,7 +53,41 @@ pub(crate) async fn receive_conditions(
         Checksum::None => None,
     };
     not_stored_yet(app, &req.target).await?;
+    let size = req.size;
+    admit(app, record.as_ref(), &mut req, size, true)?;
     Ok(Admitted { req, claims })
+}
+
+/// The app's quotas (contract "Quotas"), on the head, before the pre-callback and any
+/// `100 Continue`: a slot among its concurrent uploads, a token of its rate (a `new_upload`,
+/// not an append to a resumable one) and room for the declared size, all held by the request
+/// until its commit (or given back when it ends otherwise). `bytes` is what this request
+/// declares it brings (`None`: unknown); a body of unknown size may bring at most the room
+/// left (413 at the byte past it), and the commit checks it once more.
+pub(crate) fn admit(
+    app: &App,
+    record: Option<&AppRecord>,
+    req: &mut UploadRequest,
+    bytes: Option<u64>,
+    new_upload: bool,
+) -> Result<(), FlowError> {
+    let limits = Limits::of(record);
+    let appid = req.target.appid.clone();
+    let ask = Ask { bytes, new_upload };
+    let hold = app
+        .quotas
+        .admit(&appid, limits, ask, crate::clock::unix_ms())
+        .map_err(|denied| {
+            crate::metrics::quota_refused(&denied);
+            Refusal::Quota(denied)
+        })?;
+    if bytes.is_none() {
+        if let Some(room) = app.quotas.room(&appid, limits) {
+            req.limit = req.limit.min(room);
+        }
+    }
+    req.quota = Some(std::sync::Arc::new(hold));
+    Ok(())
 }
 
 /// With `overwrite = false`, 409 when something is stored at `target` already.

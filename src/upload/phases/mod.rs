@@ -20,4 +20,4 @@ mod conditions;
 pub(crate) use body::{open_sink, receive_body, receive_error, receive_form_file, storage_error};
 pub(crate) use callbacks::{post_callback, pre_callback};
 pub(crate) use commit::commit;
-pub(crate) use conditions::{new_upload_id, not_stored_yet, receive_conditions, Admitted};
+pub(crate) use conditions::{admit, new_upload_id, not_stored_yet, receive_conditions, Admitted};

@@ -75,6 +75,7 @@ pub(crate) async fn finish(
         .collect::<Result<_, _>>()?;
     let record = super::registration(app, &rec.appid)?;
     let mut req = request_of(ex, &record, rec, Protocol::Tus)?;
+    phases::admit(app, Some(&record), &mut req, rec.length, true)?;
     req.append = Some(Append {
         offset: 0,
         length: rec.length,

@@ -201,6 +201,7 @@ async fn create_upload(
     ex.access().upload_id = Some(rec.id.clone());
     let mut req = super::creation_request(ex, &record, &rec, Protocol::Resumable)?;
     phases::not_stored_yet(app, &req.target).await?;
+    phases::admit(app, Some(&record), &mut req, rec.length, true)?;
 
     // 203/305: the first file info to the app.
     super::ask_at_creation(ex, app, &mut req, &mut rec, t).await?;
@@ -327,7 +328,9 @@ async fn append_to(
         .into());
     }
     let record = registration(app, &rec.appid)?;
-    let req = request_of(ex, &record, &rec, Protocol::Resumable)?;
+    let mut req = request_of(ex, &record, &rec, Protocol::Resumable)?;
+    let length = ex.head().info().content_length();
+    phases::admit(app, Some(&record), &mut req, length, false)?;
     let done = append(
         ex,
         app,

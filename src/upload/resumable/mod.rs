@@ -138,6 +138,7 @@ pub(crate) fn request_of(
         metadata: rec.metadata.clone(),
         append: None,
         valid_for_s: None,
+        quota: None,
     })
 }
 

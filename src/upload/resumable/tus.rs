@@ -197,6 +197,7 @@ async fn create(
     if !partial {
         phases::not_stored_yet(app, &req.target).await?;
     }
+    phases::admit(app, Some(&record), &mut req, rec.length, true)?;
     let location = format!("{}{PREFIX}{appid}/{}", app.public_base(), rec.id);
     if !parts.is_empty() {
         // A final upload: made of its parts and stored now.
@@ -312,7 +313,9 @@ async fn patch(
     }
     let checksum = headers::checksum(ex.head())?;
     let record = registration(app, appid)?;
-    let req = request_of(ex, &record, &rec, Protocol::Tus)?;
+    let mut req = request_of(ex, &record, &rec, Protocol::Tus)?;
+    let length = ex.head().info().content_length();
+    phases::admit(app, Some(&record), &mut req, length, false)?;
     append(
         ex,
         app,
