@@ -73,9 +73,10 @@ layering:
 	@python3 scripts/import-cycles.py src crates/*/src
 
 ## The whole system on loopback, step by step: node, demo app, two uploads, a veto, the
-## notifications, downloads compared by SHA-256; stops everything it started.
+## notifications, downloads compared by SHA-256; stops everything it started. Uses the
+## release build (the one `make run` built).
 demo:
-	bash scripts/demo.sh
+	PROFILE=release bash scripts/demo.sh
 
 ## The demo app's page in headless Chromium: the upload is listed and linked; writes
 ## target/demo-page.png. Then uploads from the browser straight to the node (form endpoint,

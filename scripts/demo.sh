@@ -27,7 +27,7 @@ indent() { sed 's/^/    /'; }
 upgate() { "$UPGATE" "$@"; }
 
 step "Build upgate ($PROFILE)"
-show cargo build --bin upgate
+if [ "$PROFILE" = release ]; then show cargo build --release --bin upgate; else show cargo build --bin upgate; fi
 echo "    (the first build takes a few minutes)"
 build
 echo "    ok: $UPGATE"

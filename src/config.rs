@@ -43,6 +43,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `ip:port`, or `host:port` resolved once at load (`localhost:8080`).
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// Base of download URLs; `http://<listen>` when unset.
@@ -55,6 +57,8 @@ pub struct Config {
     pub callback_timeout_ms: u64,
     pub callback_workers: usize,
     pub callback_queue: usize,
+    /// Bytes, or with a `K`/`M`/`G`/`T` suffix (`"10G"`).
+    #[serde(deserialize_with = "size")]
     pub max_body_bytes: u64,
     pub max_head_bytes: usize,
     pub header_timeout_ms: u64,
@@ -67,6 +71,8 @@ pub struct Config {
     pub checksum: Checksum,
     /// Unfinished resumable uploads are removed after this many seconds without an append.
     pub resumable_expiry_s: u64,
+    /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` give `client_ip`.
+    pub trusted_proxies: Vec<String>,
     // Keys beyond the contract, documented in docs/operations.md.
     /// Header fields in one head.
     pub max_headers: usize,
@@ -112,6 +118,7 @@ impl Default for Config {
             zero_copy: true,
             checksum: Checksum::None,
             resumable_expiry_s: 86_400,
+            trusted_proxies: Vec::new(),
             max_headers: 100,
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
@@ -121,6 +128,53 @@ impl Default for Config {
             log_level: "info".to_string(),
             log_format: LogFormat::Pretty,
         }
+    }
+}
+
+/// `listen`: an address, or a host name and port resolved now (an IPv4 address preferred, as
+/// `localhost` usually means 127.0.0.1 to the people who write it).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if text
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "{text:?}: expected host:port, such as 127.0.0.1:8080, [::1]:8080 or localhost:8080"
+        ));
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: the host name does not resolve: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: the host name resolves to no address"))
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// A size: a whole number of bytes, or text with a suffix (`"10G"`, `"512K"`).
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => upgate_contract::parse_size(&t).map_err(serde::de::Error::custom),
     }
 }
 
@@ -189,8 +243,18 @@ impl Config {
             .map_err(|inv| ConfigError(format!("{}: {}", inv.key, inv.message)))
     }
 
-    /// [`Config::validate`] with the failing key kept apart.
+    /// [`Config::validate`] with the failing key kept apart (the first of [`Config::problems`]).
     pub fn check(&self) -> Result<(), Invalid> {
+        match self.problems().into_iter().next() {
+            Some(inv) => Err(inv),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value that cannot be used, in key order of the checks (`config check` reports
+    /// them all at once).
+    pub fn problems(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
         let positive = [
             ("callback_timeout_ms", self.callback_timeout_ms),
             ("callback_workers", self.callback_workers as u64),
@@ -204,48 +268,54 @@ impl Config {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(Invalid::new(key, "must be greater than 0"));
+                out.push(Invalid::new(key, "must be greater than 0"));
             }
         }
         if self.max_head_bytes < 1024 {
-            return Err(Invalid::new("max_head_bytes", "must be at least 1024"));
+            out.push(Invalid::new("max_head_bytes", "must be at least 1024"));
         }
         if self.max_head_bytes > crate::http::MAX_HEAD_BYTES_CEILING {
-            return Err(Invalid::new(
+            out.push(Invalid::new(
                 "max_head_bytes",
                 format!("must be at most {}", crate::http::MAX_HEAD_BYTES_CEILING),
             ));
         }
         if self.max_headers > crate::http::MAX_HEADERS_CEILING {
-            return Err(Invalid::new(
+            out.push(Invalid::new(
                 "max_headers",
                 format!("must be at most {}", crate::http::MAX_HEADERS_CEILING),
             ));
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Invalid::new(
+                out.push(Invalid::new(
                     "public_url",
                     "must start with http:// or https://",
                 ));
-            }
-            if let Err(e) = url::Url::parse(url) {
-                return Err(Invalid::new("public_url", format!("not a URL: {e}")));
+            } else if let Err(e) = url::Url::parse(url) {
+                out.push(Invalid::new("public_url", format!("not a URL: {e}")));
             }
         }
         if self.admin_token.as_deref() == Some("") {
-            return Err(Invalid::new(
+            out.push(Invalid::new(
                 "admin_token",
                 "must not be empty (leave it unset for loopback-only registration)",
             ));
         }
         if let Err(e) = crate::callback::CallbackPolicy::try_new(&self.callback_allow) {
-            return Err(Invalid::new("callback_allow", e.to_string()));
+            out.push(Invalid::new("callback_allow", e.to_string()));
+        }
+        if let Some(e) = self
+            .trusted_proxies
+            .iter()
+            .find_map(|t| crate::upload::forwarded::Cidr::parse(t).err())
+        {
+            out.push(Invalid::new("trusted_proxies", e));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
-            return Err(Invalid::new("log_level", e.to_string()));
+            out.push(Invalid::new("log_level", e.to_string()));
         }
-        Ok(())
+        out
     }
 
     /// io_uring runtimes to start.
@@ -265,6 +335,14 @@ impl Config {
             max_target_bytes: self.max_target_bytes,
             ..Limits::default()
         }
+    }
+
+    /// `trusted_proxies`, parsed (entries that do not parse were refused by [`Config::check`]).
+    pub fn trusted_proxies(&self) -> Vec<crate::upload::forwarded::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|t| crate::upload::forwarded::Cidr::parse(t).ok())
+            .collect()
     }
 
     /// Base URL of downloads.

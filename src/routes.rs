@@ -29,6 +29,9 @@ use crate::server::{Exchange, Handler};
 use crate::upload::resumable::ietf;
 use crate::upload::resumable::tus::PREFIX as TUS_PREFIX;
 
+/// Largest body read and dropped from a request that should carry none.
+const STRAY_BODY_MAX: u64 = 64 * 1024;
+
 /// The node's routes.
 pub struct Router {
     app: Arc<App>,
@@ -113,6 +116,14 @@ impl Handler for Router {
         if ex.head().info().expect == Expectation::Unsupported {
             ex.access().route = Metric::Other;
             return respond(ex.access(), &RouteError::ExpectationFailed);
+        }
+        // A body where none belongs (`GET` with `Content-Length: 5`) is read and dropped, up to
+        // a bound, so the connection stays open; a bigger one ends it with a lingering close.
+        if matches!(
+            method,
+            Method::Get | Method::Head | Method::Options | Method::Delete
+        ) {
+            ex.discard_body(STRAY_BODY_MAX).await;
         }
         let origin = cors::origin(ex.head()).map(str::to_owned);
         match (r.cors(), origin) {

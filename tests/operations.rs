@@ -392,7 +392,7 @@ fn bad_environment_values_name_the_variable() {
         (
             "UPGATE_LISTEN",
             "localhost",
-            "environment variable UPGATE_LISTEN: listen: invalid socket address syntax",
+            "environment variable UPGATE_LISTEN: listen: \"localhost\": expected host:port",
         ),
         (
             "UPGATE_FSYNC",

@@ -284,10 +284,14 @@ fn json_registration_and_get_without_secrets() {
             "callback_url_pre",
             "cors_origins",
             "created_at",
+            "downloads",
             "expect",
             "forward_headers",
             "inline_types",
             "max_body_bytes",
+            "max_concurrent_uploads",
+            "quota_bytes",
+            "rate_per_s",
             "updated_at"
         ]
     );

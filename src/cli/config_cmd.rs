@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::source::{Layers, Loaded, Origin};
+use crate::config::source::{Loaded, Origin};
 use crate::config::Config;
 
 use super::serve::ServeArgs;
@@ -24,7 +24,7 @@ pub struct ConfigArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// Validate a configuration file (exit 0 when valid, 2 with the error otherwise).
+    /// Validate a configuration file (exit 0 when valid, 2 with every problem otherwise).
     Check {
         /// The TOML file.
         file: PathBuf,
@@ -36,13 +36,18 @@ pub enum ConfigCommand {
 
 pub fn run(args: ConfigArgs) -> ExitCode {
     match args.command {
-        ConfigCommand::Check { file } => match Layers::from_file(&file).and_then(Layers::finish) {
-            Ok(_) => {
+        ConfigCommand::Check { file } => match crate::config::source::check_file(&file) {
+            Ok(()) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("upgate: {e}");
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("upgate: {p}");
+                }
+                if problems.len() > 1 {
+                    eprintln!("upgate: {} problems in {}", problems.len(), file.display());
+                }
                 ExitCode::from(2)
             }
         },

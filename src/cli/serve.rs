@@ -25,22 +25,24 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long)]
+    /// Address to listen on, ip:port or host:port [default: 127.0.0.1:8080]
+    #[arg(long, value_parser = crate::config::parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Directory for the registry and stored files.
+    /// Directory for the registry and stored files [default: ./data]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Base of download URLs.
+    /// Base of download URLs [default: http://<listen>]
     #[arg(long)]
     pub public_url: Option<String>,
-    /// Bearer token for registration (visible in `ps`: prefer the file or UPGATE_ADMIN_TOKEN).
+    /// Bearer token for registration (visible in `ps`: prefer the file or UPGATE_ADMIN_TOKEN)
+    /// [default: none: only loopback peers may register]
     #[arg(long)]
     pub admin_token: Option<String>,
-    /// `require` (patent) or `optional`.
+    /// `require` (patent) or `optional` [default: require]
     #[arg(long, value_parser = parse_expect)]
     pub expect: Option<ExpectPolicy>,
-    /// Any configuration key, as KEY=VALUE (repeatable; applied after the flags above).
+    /// Any configuration key, as KEY=VALUE (repeatable; applied after the flags above; every
+    /// key and its default: `upgate config print`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }

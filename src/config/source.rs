@@ -216,6 +216,58 @@ fn deserialize(table: toml::Table) -> Result<Config, String> {
         .map_err(|e| e.message().trim().to_owned())
 }
 
+/// Every problem of a configuration file at once (`upgate config check`): each unknown key,
+/// each value of the wrong type, then each value out of range, one message per problem
+/// (`origin:line: key: message`). A TOML syntax error is reported alone: nothing after it can
+/// be read reliably.
+pub fn check_file(path: &std::path::Path) -> Result<(), Vec<String>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: {e}")])?;
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(_) => return parse_toml(&text, &name).map(|_| ()).map_err(|e| vec![e.0]),
+    };
+    let keys = Config::keys();
+    let mut problems = Vec::new();
+    let mut usable = toml::Table::new();
+    for (key, value) in table {
+        let at = match key_line(&text, &key) {
+            Some(line) => format!("{name}:{line}"),
+            None => name.clone(),
+        };
+        if !keys.contains(&key) {
+            problems.push(format!("{at}: {key}: {}", unknown_key_hint(&key, &keys)));
+            continue;
+        }
+        let mut alone = toml::Table::new();
+        alone.insert(key.clone(), value.clone());
+        match deserialize(alone) {
+            Ok(_) => {
+                usable.insert(key, value);
+            }
+            Err(message) => {
+                let message = match SECRET_KEYS.contains(&key.as_str()) {
+                    true => "must be a string (value not shown)".to_owned(),
+                    false => message,
+                };
+                problems.push(format!("{at}: {key}: {message}"));
+            }
+        }
+    }
+    if let Ok(config) = deserialize(usable) {
+        problems.extend(
+            config
+                .problems()
+                .iter()
+                .map(|inv| in_file(&text, &name, inv).0),
+        );
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems),
+    }
+}
+
 /// Parses TOML without validating ranges; errors read `origin:line: key: message`.
 pub fn parse_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
     toml::from_str(text).map_err(|e| {

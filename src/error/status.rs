@@ -119,6 +119,7 @@ impl Fault for Refusal {
             | Refusal::BadAppid(_)
             | Refusal::BadPath(_)
             | Refusal::BadDigest(_)
+            | Refusal::PartialPut
             | Refusal::DigestMismatch(_) => 400,
             Refusal::UnknownAppid(_) => 404,
             Refusal::CallbackNotAllowed(e) => e.status(),
@@ -140,6 +141,7 @@ impl Fault for Refusal {
             Refusal::BadDigest(_) => "bad_digest",
             Refusal::DigestMismatch(_) => "digest_mismatch",
             Refusal::BadToken(_) => "bad_token",
+            Refusal::PartialPut => "partial_put_unsupported",
             Refusal::Quota(crate::quota::Denied::Bytes { .. }) => "quota_exceeded",
             Refusal::Quota(_) => "rate_limited",
         }

@@ -233,16 +233,44 @@ fn app_may_change(
             "an app secret manages only its own record",
         ));
     }
-    let limit_now = current.and_then(|r| r.max_body_bytes);
-    let limit_changes = match reg.max_body_bytes {
-        Change::Keep => false,
-        Change::Clear => limit_now.is_some(),
-        Change::Set(n) => limit_now != Some(n),
-    };
-    if limit_changes {
-        return Err(RegisterError::Forbidden(
-            "max_body_bytes can be changed with the admin token only",
-        ));
+    // The operator's limits on the app: an app may not lift its own.
+    fn changes<T: PartialEq>(now: Option<T>, change: &Change<T>) -> bool {
+        match change {
+            Change::Keep => false,
+            Change::Clear => now.is_some(),
+            Change::Set(v) => now.as_ref() != Some(v),
+        }
+    }
+    let limits = [
+        (
+            "max_body_bytes",
+            changes(current.and_then(|r| r.max_body_bytes), &reg.max_body_bytes),
+        ),
+        (
+            "quota_bytes",
+            changes(current.and_then(|r| r.quota_bytes), &reg.quota_bytes),
+        ),
+        (
+            "max_concurrent_uploads",
+            changes(
+                current.and_then(|r| r.max_concurrent_uploads),
+                &reg.max_concurrent_uploads,
+            ),
+        ),
+        (
+            "rate_per_s",
+            changes(current.and_then(|r| r.rate_per_s), &reg.rate_per_s),
+        ),
+    ];
+    if let Some((field, _)) = limits.iter().find(|(_, changed)| *changed) {
+        return Err(RegisterError::Forbidden(match *field {
+            "max_body_bytes" => "max_body_bytes can be changed with the admin token only",
+            "quota_bytes" => "quota_bytes can be changed with the admin token only",
+            "max_concurrent_uploads" => {
+                "max_concurrent_uploads can be changed with the admin token only"
+            }
+            _ => "rate_per_s can be changed with the admin token only",
+        }));
     }
     let urls = [&reg.callback_url_pre, &reg.callback_url_post];
     let internal_url = urls

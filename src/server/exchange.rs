@@ -110,6 +110,31 @@ impl<'c> Exchange<'c> {
         Ok(())
     }
 
+    /// Reads and discards a body of at most `most` declared bytes, so that a request that
+    /// should carry none (a `GET` with `Content-Length: 5`) keeps its connection, as nginx
+    /// does. Returns whether the body is gone; a bigger or chunked body is left unread (the
+    /// response then closes with a lingering close), and so is one whose reading fails.
+    pub async fn discard_body(&mut self, most: u64) -> bool {
+        let info = self.head().info();
+        if !info.has_body() {
+            return true;
+        }
+        match info.content_length() {
+            Some(n) if n <= most => {}
+            _ => return false,
+        }
+        if self.accept_body().await.is_err() {
+            return false;
+        }
+        loop {
+            match self.next_chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Sends `len` bytes of a stored object from `offset` as the body of the response the
     /// handler returns (which must use `ResponseBody::Sized(len)`). For HEAD nothing is read.
     pub fn attach_body(&mut self, body: ObjectBody, offset: u64, len: u64) {

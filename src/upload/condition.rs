@@ -37,6 +37,8 @@ pub enum Refusal {
     /// A signed upload token that is malformed, forged, expired or does not cover this upload
     /// (403 `bad_token`).
     BadToken(String),
+    /// A `Content-Range` on an upload: partial PUTs are not supported (400).
+    PartialPut,
     /// One of the app's quotas (403 `quota_exceeded`, 429 `rate_limited` with `Retry-After`).
     Quota(crate::quota::Denied),
 }
@@ -54,6 +56,11 @@ impl std::fmt::Display for Refusal {
             Refusal::CallbackNotAllowed(e) => write!(f, "{e}"),
             Refusal::BadToken(why) => write!(f, "upload token: {why}"),
             Refusal::Quota(d) => write!(f, "{d}"),
+            Refusal::PartialPut => f.write_str(
+                "Content-Range (a partial PUT) is not supported; send the whole file, or use \
+                 a resumable upload (tus at /upload/tus/{appid}/, or Upload-Complete) to send \
+                 it in pieces",
+            ),
             Refusal::TooLarge { size, limit } => {
                 write!(f, "the body is {size} bytes; the limit is {limit}")
             }
@@ -119,6 +126,13 @@ pub fn check(
     protocol: Protocol,
     signed: bool,
 ) -> Result<UploadRequest, Refusal> {
+    // A partial PUT (`Content-Range`) would be stored as if it were the whole file: RFC 9110
+    // §14.5 asks a server that does not do partial PUTs to refuse it (resumable uploads are
+    // the way to send a file in pieces).
+    if head.value("content-range").is_some() {
+        return Err(Refusal::PartialPut);
+    }
+
     // Expect policy: the patent's client always asks before sending the body; an app may
     // register `expect = optional` for clients that never do.
     let expect = app.and_then(|a| a.expect).unwrap_or(config.expect);

@@ -6,6 +6,7 @@ pub mod context;
 pub mod digest;
 pub mod flow;
 pub mod form;
+pub mod forwarded;
 pub mod model;
 mod phases;
 pub mod reply;

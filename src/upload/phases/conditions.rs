@@ -40,7 +40,7 @@ pub(crate) async fn receive_conditions(
         &policy,
         record.as_ref(),
         new_upload_id(),
-        ex.peer().ip().to_string(),
+        crate::upload::forwarded::client_ip_of(ex),
         crate::upload::context::Protocol::Raw,
         matches!(token, Some(Ok(_))),
     )?;
