@@ -16,6 +16,8 @@ pub struct App {
     pub store: Store,
     pub pool: CallbackPool,
     policy: RwLock<Arc<CallbackPolicy>>,
+    /// Wakes the outbox sender before its next tick (a retry asked through the API).
+    pub outbox_wake: crate::notify::Wake,
     /// The address actually bound (differs from `listen` when its port is 0).
     bound: OnceLock<SocketAddr>,
 }
@@ -74,6 +76,7 @@ impl App {
             store,
             pool,
             policy: RwLock::new(Arc::new(policy)),
+            outbox_wake: crate::notify::Wake::default(),
             bound: OnceLock::new(),
         }))
     }

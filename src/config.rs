@@ -67,6 +67,9 @@ pub struct Config {
     pub checksum: Checksum,
     /// Unfinished resumable uploads are removed after this many seconds without an append.
     pub resumable_expiry_s: u64,
+    /// A post-callback still undelivered this many seconds after it was recorded moves to the
+    /// outbox's dead list (kept, listed, no longer retried on its own).
+    pub notify_max_age_s: u64,
     // Keys beyond the contract, documented in docs/operations.md.
     /// Header fields in one head.
     pub max_headers: usize,
@@ -112,6 +115,7 @@ impl Default for Config {
             zero_copy: true,
             checksum: Checksum::None,
             resumable_expiry_s: 86_400,
+            notify_max_age_s: 604_800,
             max_headers: 100,
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
@@ -201,6 +205,7 @@ impl Config {
             ("max_connections", self.max_connections as u64),
             ("max_headers", self.max_headers as u64),
             ("resumable_expiry_s", self.resumable_expiry_s),
+            ("notify_max_age_s", self.notify_max_age_s),
         ];
         for (key, value) in positive {
             if value == 0 {

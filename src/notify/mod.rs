@@ -6,12 +6,18 @@
 //! sent only while its file is visible ([`placement`]): [`reconcile`] drops, at startup, the
 //! entries whose file a crash kept from appearing, and [`spawn`]'s sender checks again before
 //! every attempt. No path sends a post-callback for a file that is not there.
+//!
+//! Each attempt goes to the app's *current* `callback_url_post` ([`deliver::target`]), so a
+//! re-registration redirects what is pending; a notification undelivered for
+//! `notify_max_age_s` moves to the dead list ([`deliver::reschedule`]) and waits there for a
+//! retry asked through the management API (`crate::manage::outbox`), which [`Wake`]s this
+//! thread.
 
 pub mod deliver;
 mod reconcile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +36,31 @@ const BATCH: usize = 64;
 /// How often the outbox gauges (backlog, oldest age) are sampled: counting is O(backlog), so
 /// it happens here, off the io_uring threads, rather than on every scrape.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Lets a retry asked through the API reach the sender at once instead of at its next tick.
+#[derive(Default)]
+pub struct Wake {
+    asked: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Wake {
+    /// Asks the sender to look for due entries now.
+    pub fn wake(&self) {
+        *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cond.notify_all();
+    }
+
+    /// Sleeps up to `tick`, or less when woken (a wake-up before the wait is not lost).
+    fn sleep(&self, tick: Duration) {
+        let asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut asked, _) = self
+            .cond
+            .wait_timeout_while(asked, tick, |asked| !*asked)
+            .unwrap_or_else(PoisonError::into_inner);
+        *asked = false;
+    }
+}
 
 /// Runs the sender until `stop` is set.
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
@@ -53,20 +84,32 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle
                     }
                     attempt(&app, entry);
                 }
-                std::thread::sleep(TICK);
+                app.outbox_wake.sleep(TICK);
             }
         })
 }
 
-/// Publishes the outbox's backlog and the age of its oldest entry.
+/// Publishes the outbox's backlog (pending entries), the age of its oldest pending entry and
+/// the size of its dead list, in one pass.
 fn sample(app: &App) {
-    let outbox = app.registry.outbox();
-    let oldest = outbox.oldest_created_ms().ok().flatten();
-    metrics::outbox_sampled(outbox.len(), oldest);
+    let (mut pending, mut dead, mut oldest) = (0usize, 0usize, None::<u64>);
+    for entry in app.registry.outbox().entries().flatten() {
+        if entry.is_dead() {
+            dead += 1;
+        } else {
+            pending += 1;
+            oldest = Some(oldest.map_or(entry.created_at_ms, |o| o.min(entry.created_at_ms)));
+        }
+    }
+    metrics::outbox_sampled(pending, oldest);
+    metrics::outbox_dead_sampled(dead);
 }
 
 /// One delivery attempt of `entry`, blocking this (non-ring) thread until the worker answers.
 fn attempt(app: &App, entry: OutboxEntry) {
+    if entry.is_dead() {
+        return; // never due; only a revival makes it pending again
+    }
     match placement(&app.store, &entry) {
         Placement::Visible => {}
         Placement::Missing if entry.file.as_ref().is_some_and(|f| f.placed) => {
@@ -85,6 +128,13 @@ fn attempt(app: &App, entry: OutboxEntry) {
             return;
         }
     }
+    let url = match deliver::target(app, &entry) {
+        Ok(url) => url,
+        Err(why) => {
+            reschedule(app, &entry, why);
+            return;
+        }
+    };
     let secrets = app
         .registry
         .secrets_for_signing(&entry.appid, crate::clock::unix_ms() / 1000)
@@ -97,7 +147,7 @@ fn attempt(app: &App, entry: OutboxEntry) {
             .flatten()
             .map(|a| a.callback_hosts)
             .unwrap_or_default();
-        match app.policy().check(&entry.url, &hosts) {
+        match app.policy().check(&url, &hosts) {
             Ok(checked) => Some(checked.into_parts().1),
             Err(e) => {
                 reschedule(app, &entry, format!("policy: {e}"));
@@ -107,7 +157,8 @@ fn attempt(app: &App, entry: OutboxEntry) {
     } else {
         None
     };
-    let job = deliver::job(&entry, secrets, guard);
+    let mut job = deliver::job(&entry, secrets, guard);
+    job.url = url;
     let started = Instant::now();
     let outcome = match app.pool.submit(job) {
         Ok(rx) => rx
