@@ -94,16 +94,16 @@ fn call(path: &str, method: Method) -> Result<Call<'_>, RouteError> {
         allow,
         hint: "method not allowed here",
     };
+    // Every segment named: no empty appid or event id.
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(RouteError::NotFound);
+    }
     match (parts.as_slice(), method) {
-        ([appid], Method::Get | Method::Head) if !appid.is_empty() => Ok(Call::List(appid)),
-        ([appid], _) if !appid.is_empty() => Err(not_allowed("GET, HEAD")),
-        ([appid, id, "retry"], Method::Post) if !appid.is_empty() && !id.is_empty() => {
-            Ok(Call::Retry(appid, id))
-        }
+        ([appid], Method::Get | Method::Head) => Ok(Call::List(appid)),
+        ([_], _) => Err(not_allowed("GET, HEAD")),
+        ([appid, id, "retry"], Method::Post) => Ok(Call::Retry(appid, id)),
         ([_, _, "retry"], _) => Err(not_allowed("POST")),
-        ([appid, id], Method::Delete) if !appid.is_empty() && !id.is_empty() => {
-            Ok(Call::Drop(appid, id))
-        }
+        ([appid, id], Method::Delete) => Ok(Call::Drop(appid, id)),
         ([_, _], _) => Err(not_allowed("DELETE")),
         _ => Err(RouteError::NotFound),
     }
@@ -223,6 +223,56 @@ impl Listed {
             last_error: e.last_error.clone(),
             next_attempt: (!e.is_dead()).then_some(e.next_attempt_at_ms / 1000),
             created: e.created_at_ms / 1000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(path: &str, method: Method) -> Result<String, u16> {
+        use crate::error::Fault;
+        match call(path, method) {
+            Ok(Call::List(a)) => Ok(format!("list {a}")),
+            Ok(Call::Retry(a, e)) => Ok(format!("retry {a} {e}")),
+            Ok(Call::Drop(a, e)) => Ok(format!("drop {a} {e}")),
+            Err(e) => Err(e.status()),
+        }
+    }
+
+    #[test]
+    fn paths_and_methods_name_one_call_or_a_route_error() {
+        assert_eq!(
+            shape("/upload/outbox/app1", Method::Get).unwrap(),
+            "list app1"
+        );
+        assert_eq!(
+            shape("/upload/outbox/app1", Method::Head).unwrap(),
+            "list app1"
+        );
+        assert_eq!(
+            shape("/upload/outbox/app1/evt_1/retry", Method::Post).unwrap(),
+            "retry app1 evt_1"
+        );
+        assert_eq!(
+            shape("/upload/outbox/app1/evt_1", Method::Delete).unwrap(),
+            "drop app1 evt_1"
+        );
+        assert_eq!(shape("/upload/outbox/app1", Method::Post), Err(405));
+        assert_eq!(shape("/upload/outbox/app1/evt_1", Method::Get), Err(405));
+        assert_eq!(
+            shape("/upload/outbox/app1/evt_1/retry", Method::Get),
+            Err(405)
+        );
+        for bad in [
+            "/upload/outbox/",
+            "/upload/outbox//evt_1",
+            "/upload/outbox/app1/",
+            "/upload/outbox/app1/evt_1/again",
+            "/upload/outbox/app1/evt_1/retry/x",
+        ] {
+            assert_eq!(shape(bad, Method::Delete), Err(404), "{bad}");
         }
     }
 }
