@@ -17,7 +17,7 @@ pub struct App {
     pub pool: CallbackPool,
     policy: RwLock<Arc<CallbackPolicy>>,
     /// Wakes the outbox sender before its next tick (a retry asked through the API).
-    pub outbox_wake: crate::notify::Wake,
+    pub outbox_wake: crate::notify::wake::Wake,
     /// The address actually bound (differs from `listen` when its port is 0).
     bound: OnceLock<SocketAddr>,
 }
@@ -76,7 +76,7 @@ impl App {
             store,
             pool,
             policy: RwLock::new(Arc::new(policy)),
-            outbox_wake: crate::notify::Wake::default(),
+            outbox_wake: crate::notify::wake::Wake::default(),
             bound: OnceLock::new(),
         }))
     }

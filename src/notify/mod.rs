@@ -15,9 +15,10 @@
 
 pub mod deliver;
 mod reconcile;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use crate::registry::{OutboxEntry, OutboxJournal};
 
 use deliver::{reschedule, Attempt};
 pub use reconcile::{placement, reconcile, Placement, Reconciled};
+pub use wake::Wake;
 
 /// How often the sender looks for due entries.
 pub(crate) const TICK: Duration = Duration::from_millis(200);
@@ -36,31 +38,6 @@ const BATCH: usize = 64;
 /// How often the outbox gauges (backlog, oldest age) are sampled: counting is O(backlog), so
 /// it happens here, off the io_uring threads, rather than on every scrape.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-/// Lets a retry asked through the API reach the sender at once instead of at its next tick.
-#[derive(Default)]
-pub struct Wake {
-    asked: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Wake {
-    /// Asks the sender to look for due entries now.
-    pub fn wake(&self) {
-        *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.cond.notify_all();
-    }
-
-    /// Sleeps up to `tick`, or less when woken (a wake-up before the wait is not lost).
-    fn sleep(&self, tick: Duration) {
-        let asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut asked, _) = self
-            .cond
-            .wait_timeout_while(asked, tick, |asked| !*asked)
-            .unwrap_or_else(PoisonError::into_inner);
-        *asked = false;
-    }
-}
 
 /// Runs the sender until `stop` is set.
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
