@@ -18,6 +18,8 @@ pub struct App {
     /// Every app's quota usage on this node.
     pub quotas: Arc<crate::quota::Quotas>,
     policy: RwLock<Arc<CallbackPolicy>>,
+    /// Wakes the outbox sender before its next tick (a retry asked through the API).
+    pub outbox_wake: crate::notify::wake::Wake,
     /// The address actually bound (differs from `listen` when its port is 0).
     bound: OnceLock<SocketAddr>,
 }
@@ -82,6 +84,7 @@ impl App {
             pool,
             quotas: crate::quota::Quotas::new(),
             policy: RwLock::new(Arc::new(policy)),
+            outbox_wake: crate::notify::wake::Wake::default(),
             bound: OnceLock::new(),
         }))
     }

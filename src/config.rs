@@ -71,6 +71,9 @@ pub struct Config {
     pub checksum: Checksum,
     /// Unfinished resumable uploads are removed after this many seconds without an append.
     pub resumable_expiry_s: u64,
+    /// A post-callback still undelivered this many seconds after it was recorded moves to the
+    /// outbox's dead list (kept, listed, no longer retried on its own).
+    pub notify_max_age_s: u64,
     /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` give `client_ip`.
     pub trusted_proxies: Vec<String>,
     // Keys beyond the contract, documented in docs/operations.md.
@@ -118,6 +121,7 @@ impl Default for Config {
             zero_copy: true,
             checksum: Checksum::None,
             resumable_expiry_s: 86_400,
+            notify_max_age_s: 604_800,
             trusted_proxies: Vec::new(),
             max_headers: 100,
             max_target_bytes: 8192,
@@ -265,6 +269,7 @@ impl Config {
             ("max_connections", self.max_connections as u64),
             ("max_headers", self.max_headers as u64),
             ("resumable_expiry_s", self.resumable_expiry_s),
+            ("notify_max_age_s", self.notify_max_age_s),
         ];
         for (key, value) in positive {
             if value == 0 {

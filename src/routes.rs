@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `/healthz`, `/readyz`, `/metrics` | [`crate::health`] | 405 | 405 |
 //! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
+//! | `/upload/outbox/{appid}[/{event_id}[/retry]]` | [`crate::manage::outbox`] (list) | POST `…/retry` | `DELETE /{event_id}`; else 405 inside |
 //! | `/upload/form/{appid}` | 405 | POST: [`crate::upload::form`] | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | `/upload/tus/{appid}/[{id}]` | [`crate::upload::resumable::tus`] (HEAD) | the same (creation; `X-HTTP-Method-Override`) | `PATCH`, `DELETE`, `OPTIONS`: the same |
 //! | `/upload/resumable/{id}` | [`crate::upload::resumable::ietf`] (HEAD) | 405 | `PATCH`, `DELETE`: the same |
@@ -49,6 +50,7 @@ enum Route {
     Ready,
     Metrics,
     Register,
+    Outbox,
     Form,
     Tus,
     Resumable,
@@ -87,6 +89,9 @@ fn route(path: &[u8]) -> Route {
     }
     if path == b"/upload/register" || path.starts_with(b"/upload/register/") {
         return Route::Register;
+    }
+    if path.starts_with(crate::manage::outbox::PREFIX.as_bytes()) {
+        return Route::Outbox;
     }
     if path.starts_with(TUS_PREFIX.as_bytes()) {
         return Route::Tus;
@@ -201,6 +206,7 @@ impl Router {
             (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
             (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed(ex, "GET, HEAD"),
             (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
+            (Route::Outbox, _) => crate::manage::outbox::handle(ex, &self.app).await,
             (Route::Form, Method::Post) => crate::upload::form::handle_form(ex, &self.app).await,
             (Route::Form, _) => not_allowed(ex, "POST, OPTIONS"),
             (Route::Tus, _) => crate::upload::resumable::tus::handle(ex, &self.app).await,
@@ -237,6 +243,7 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Ready, _) => Metric::Readyz,
         (Route::Metrics, _) => Metric::Metrics,
         (Route::Register, _) => Metric::Register,
+        (Route::Outbox, _) => Metric::Manage,
         (Route::Form, Method::Post) => Metric::Upload,
         (Route::Form, _) => Metric::Other,
         (Route::Tus, Method::Post | Method::Patch) => Metric::Upload,

@@ -206,6 +206,13 @@ fn at_startup_an_outbox_entry_without_its_file_is_dropped_and_one_with_it_is_sen
     );
     {
         let registry = upgate::registry::Registry::open(&data).unwrap();
+        // The entries name a registered URL: each attempt goes to the app's current one.
+        let reg = upgate::registry::Registration {
+            appid: "app1".into(),
+            callback_url_post: upgate::registry::Change::Set(post.clone()),
+            ..Default::default()
+        };
+        registry.register(&reg, 0).unwrap();
         for e in [&cut, &renamed, &lost] {
             registry.outbox().enqueue(e).unwrap();
         }

@@ -216,6 +216,25 @@ impl Fault for Veto {
     fn blame(&self) -> Blame {
         Blame::App
     }
+    /// The app's own reason for a veto; otherwise what the uploading client can act on, never
+    /// the callback's URL, address or the connection's error (those are the operator's: the
+    /// funnel logs them at WARN with the upload id).
+    fn message(&self) -> String {
+        match self {
+            Veto::Denied { .. } => self.to_string(),
+            Veto::NotAllowed { .. } => {
+                "the callback URL this request names is not allowed (its host resolves to no \
+                 permitted address)"
+                    .into()
+            }
+            Veto::Timeout => {
+                "the application's pre-upload check did not answer in time; retry later".into()
+            }
+            Veto::BadGateway { .. } => {
+                "the application's pre-upload check failed; retry later".into()
+            }
+        }
+    }
 }
 
 impl Fault for FlowError {
@@ -511,6 +530,57 @@ impl Fault for crate::manage::ManageError {
             crate::manage::ManageError::Unauthorized(_) => {
                 vec![("WWW-Authenticate", "Bearer".into())]
             }
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self)
+    }
+}
+
+impl Fault for crate::manage::outbox::OutboxApiError {
+    fn status(&self) -> u16 {
+        use crate::manage::outbox::OutboxApiError as E;
+        match self {
+            E::Route(e) => e.status(),
+            E::Manage(e) => e.status(),
+            E::NoSuchEntry => 404,
+            E::Outbox(e) => e.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        use crate::manage::outbox::OutboxApiError as E;
+        match self {
+            E::Route(e) => e.code(),
+            E::Manage(e) => e.code(),
+            E::NoSuchEntry => "not_found",
+            E::Outbox(e) => e.code(),
+        }
+    }
+    fn blame(&self) -> Blame {
+        use crate::manage::outbox::OutboxApiError as E;
+        match self {
+            E::Route(e) => e.blame(),
+            E::Manage(e) => e.blame(),
+            E::NoSuchEntry => Blame::Client,
+            E::Outbox(e) => e.blame(),
+        }
+    }
+    fn message(&self) -> String {
+        use crate::manage::outbox::OutboxApiError as E;
+        match self {
+            E::Route(e) => e.message(),
+            E::Manage(e) => e.message(),
+            E::Outbox(e) if e.blame() == Blame::Client => e.to_string(),
+            E::Outbox(_) => "the outbox failed; retry later".into(),
+            E::NoSuchEntry => self.to_string(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        use crate::manage::outbox::OutboxApiError as E;
+        match self {
+            E::Route(e) => e.headers(),
+            E::Manage(e) => e.headers(),
             _ => Vec::new(),
         }
     }

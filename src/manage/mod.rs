@@ -5,7 +5,9 @@
 //! | file | calls |
 //! |---|---|
 //! | `auth.rs` | the credentials every management call needs (401 otherwise) |
+//! | `outbox.rs` | `/upload/outbox/{appid}[/{event_id}[/retry]]`: list, retry, drop notifications |
 
 pub mod auth;
+pub mod outbox;
 
 pub use auth::{authenticate, ManageError};

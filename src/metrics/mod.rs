@@ -64,6 +64,8 @@ labels! {
         Register => "register",
         Upload => "upload",
         Download => "download",
+        /// The app's control plane (`/upload/outbox/…`).
+        Manage => "manage",
         /// Unknown paths, wrong methods, unsupported expectations.
         Other => "other",
         /// No head was parsed: protocol errors and head timeouts.
@@ -92,6 +94,16 @@ labels! {
         Timeout => "timeout",
         /// Connection failed or refused, 3xx/5xx, an unparsable answer.
         Error => "error",
+    }
+}
+
+labels! {
+    /// What the management API did to a notification (`action` label).
+    OutboxAction {
+        /// `POST /upload/outbox/{appid}/{event_id}/retry`.
+        Retry => "retry",
+        /// `DELETE /upload/outbox/{appid}/{event_id}`.
+        Drop => "drop",
     }
 }
 
@@ -189,6 +201,11 @@ pub struct Metrics {
     /// Group commits of the outbox log, and the records they carried.
     pub outbox_commits: Counter,
     pub outbox_records: Counter,
+    /// Entries on the outbox's dead list (sampled), those moved there, and what the
+    /// management API did (`upgate_outbox_api_total{action}`).
+    pub outbox_dead: Gauge,
+    pub outbox_died: Counter,
+    pub outbox_api: [Counter; OutboxAction::COUNT],
     /// `created_at_ms` of the oldest outbox entry; 0 when the outbox is empty.
     pub outbox_oldest_created_ms: AtomicU64,
     pub open_connections: Gauge,
@@ -228,6 +245,9 @@ impl Metrics {
             outbox_backlog: Gauge::new(),
             outbox_commits: Counter::new(),
             outbox_records: Counter::new(),
+            outbox_dead: Gauge::new(),
+            outbox_died: Counter::new(),
+            outbox_api: [const { Counter::new() }; OutboxAction::COUNT],
             outbox_oldest_created_ms: AtomicU64::new(0),
             open_connections: Gauge::new(),
             connections_accepted: Counter::new(),
@@ -353,6 +373,21 @@ pub fn outbox_sampled(backlog: usize, oldest_created_ms: Option<u64>) {
     METRICS
         .outbox_oldest_created_ms
         .store(oldest_created_ms.unwrap_or(0), Relaxed);
+}
+
+/// Entries on the outbox's dead list (sampled with the backlog).
+pub fn outbox_dead_sampled(dead: usize) {
+    METRICS.outbox_dead.set(dead as i64);
+}
+
+/// A notification moved to the dead list (undelivered for `notify_max_age_s`).
+pub fn outbox_died() {
+    METRICS.outbox_died.inc();
+}
+
+/// The management API retried or dropped a notification.
+pub fn outbox_api(action: OutboxAction) {
+    METRICS.outbox_api[action as usize].inc();
 }
 
 /// The outbox log appended one batch of `records` (one group commit).

@@ -190,6 +190,28 @@ pub fn render() -> String {
         "Outbox log records those commits carried.",
         m.outbox_records.get(),
     );
+    gauge(
+        o,
+        "upgate_outbox_dead",
+        "Post-callbacks on the dead list: undelivered for notify_max_age_s, no longer retried \
+         until retried through the API.",
+        m.outbox_dead.get(),
+    );
+    counter(
+        o,
+        "upgate_outbox_dead_total",
+        "Post-callbacks moved to the dead list.",
+        m.outbox_died.get(),
+    );
+    labeled_counter(
+        o,
+        "upgate_outbox_api_total",
+        "Notifications retried or dropped through the management API.",
+        "action",
+        OutboxAction::ALL
+            .iter()
+            .map(|a| (a.as_str(), m.outbox_api[*a as usize].get())),
+    );
     let oldest = m.outbox_oldest_created_ms.load(Relaxed);
     let age = if oldest == 0 {
         0.0

@@ -6,9 +6,16 @@
 //! sent only while its file is visible ([`placement`]): [`reconcile`] drops, at startup, the
 //! entries whose file a crash kept from appearing, and [`spawn`]'s sender checks again before
 //! every attempt. No path sends a post-callback for a file that is not there.
+//!
+//! Each attempt goes to the app's *current* `callback_url_post` ([`deliver::target`]), so a
+//! re-registration redirects what is pending; a notification undelivered for
+//! `notify_max_age_s` moves to the dead list ([`deliver::reschedule`]) and waits there for a
+//! retry asked through the management API (`crate::manage::outbox`), which [`Wake`]s this
+//! thread.
 
 pub mod deliver;
 mod reconcile;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +29,7 @@ use crate::registry::{OutboxEntry, OutboxJournal};
 
 use deliver::{reschedule, Attempt};
 pub use reconcile::{placement, reconcile, Placement, Reconciled};
+pub use wake::Wake;
 
 /// How often the sender looks for due entries.
 pub(crate) const TICK: Duration = Duration::from_millis(200);
@@ -53,20 +61,32 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle
                     }
                     attempt(&app, entry);
                 }
-                std::thread::sleep(TICK);
+                app.outbox_wake.sleep(TICK);
             }
         })
 }
 
-/// Publishes the outbox's backlog and the age of its oldest entry.
+/// Publishes the outbox's backlog (pending entries), the age of its oldest pending entry and
+/// the size of its dead list, in one pass.
 fn sample(app: &App) {
-    let outbox = app.registry.outbox();
-    let oldest = outbox.oldest_created_ms().ok().flatten();
-    metrics::outbox_sampled(outbox.len(), oldest);
+    let (mut pending, mut dead, mut oldest) = (0usize, 0usize, None::<u64>);
+    for entry in app.registry.outbox().entries().flatten() {
+        if entry.is_dead() {
+            dead += 1;
+        } else {
+            pending += 1;
+            oldest = Some(oldest.map_or(entry.created_at_ms, |o| o.min(entry.created_at_ms)));
+        }
+    }
+    metrics::outbox_sampled(pending, oldest);
+    metrics::outbox_dead_sampled(dead);
 }
 
 /// One delivery attempt of `entry`, blocking this (non-ring) thread until the worker answers.
 fn attempt(app: &App, entry: OutboxEntry) {
+    if entry.is_dead() {
+        return; // never due; only a revival makes it pending again
+    }
     match placement(&app.store, &entry) {
         Placement::Visible => {}
         Placement::Missing if entry.file.as_ref().is_some_and(|f| f.placed) => {
@@ -85,6 +105,13 @@ fn attempt(app: &App, entry: OutboxEntry) {
             return;
         }
     }
+    let url = match deliver::target(app, &entry) {
+        Ok(url) => url,
+        Err(why) => {
+            reschedule(app, &entry, why);
+            return;
+        }
+    };
     let secrets = app
         .registry
         .secrets_for_signing(&entry.appid, crate::clock::unix_ms() / 1000)
@@ -97,7 +124,7 @@ fn attempt(app: &App, entry: OutboxEntry) {
             .flatten()
             .map(|a| a.callback_hosts)
             .unwrap_or_default();
-        match app.policy().check(&entry.url, &hosts) {
+        match app.policy().check(&url, &hosts) {
             Ok(checked) => Some(checked.into_parts().1),
             Err(e) => {
                 reschedule(app, &entry, format!("policy: {e}"));
@@ -107,7 +134,8 @@ fn attempt(app: &App, entry: OutboxEntry) {
     } else {
         None
     };
-    let job = deliver::job(&entry, secrets, guard);
+    let mut job = deliver::job(&entry, secrets, guard);
+    job.url = url;
     let started = Instant::now();
     let outcome = match app.pool.submit(job) {
         Ok(rx) => rx

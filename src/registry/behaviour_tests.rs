@@ -413,6 +413,50 @@ fn outbox_reschedule_moves_an_entry_and_delivered_removes_it<B: Backend>() {
     assert_eq!(s.outbox.oldest_created_ms().unwrap(), None);
 }
 
+fn outbox_dead_entries_are_never_due_listed_per_app_and_revived<B: Backend>() {
+    let b = B::new();
+    let s = b.open();
+    let ob = &s.outbox;
+    ob.enqueue(&entry("a", 100)).unwrap();
+    ob.enqueue(&entry("b", 200)).unwrap();
+    ob.enqueue(&OutboxEntry {
+        appid: "app2".into(),
+        ..entry("c", 50)
+    })
+    .unwrap();
+    assert!(ob
+        .bury("a", 7, Some("the app answered 503".into()))
+        .unwrap());
+    assert!(!ob.bury("nope", 1, None).unwrap());
+    assert_eq!(ids(&ob.due(u64::MAX - 1, 10).unwrap()), ["c", "b"]);
+    let listed = ob.of_app("app1", 10).unwrap();
+    assert_eq!(ids(&listed.pending), ["b"]);
+    assert_eq!(ids(&listed.dead), ["a"]);
+    let dead = &listed.dead[0];
+    assert!(dead.is_dead());
+    assert_eq!(dead.attempts, 7);
+    assert_eq!(dead.last_error.as_deref(), Some("the app answered 503"));
+    assert_eq!(ids(&ob.of_app("app2", 10).unwrap().pending), ["c"]);
+    assert_eq!(ob.of_app("app1", 0).unwrap(), AppEntries::default());
+    drop(s);
+
+    // Dead survives a reopen; a revival makes it due (and pending) again, attempts kept.
+    let s = b.open();
+    let ob = &s.outbox;
+    assert!(ob.get("a").unwrap().unwrap().is_dead());
+    assert!(ob.update("a", 300, OutboxEdit::Revived).unwrap());
+    ob.flush().unwrap();
+    assert_eq!(ids(&ob.due(300, 10).unwrap()), ["c", "b", "a"]);
+    let listed = ob.of_app("app1", 1).unwrap();
+    assert_eq!(
+        ids(&listed.pending),
+        ["b"],
+        "cut at the limit, earliest due first"
+    );
+    assert!(listed.dead.is_empty());
+    assert_eq!(ob.get("a").unwrap().unwrap().attempts, 7);
+}
+
 fn outbox_enqueue_of_a_known_id_replaces_it<B: Backend>() {
     let b = B::new();
     let s = b.open();
@@ -773,6 +817,11 @@ macro_rules! behaviour_tests {
             #[test]
             fn outbox_due_is_ordered_by_next_attempt_and_bounded() {
                 super::outbox_due_is_ordered_by_next_attempt_and_bounded::<B>();
+            }
+
+            #[test]
+            fn outbox_dead_entries_are_never_due_listed_per_app_and_revived() {
+                super::outbox_dead_entries_are_never_due_listed_per_app_and_revived::<B>();
             }
 
             #[test]

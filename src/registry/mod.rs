@@ -85,8 +85,9 @@ pub use apps::{AppChange, AppChanges, AppStore, AppStoreError, Apps, Put};
 pub use apps_memory::MemoryApps;
 pub use apps_sled::SledApps;
 pub use outbox::{
-    backoff, backoff_jittered, backoff_jittered_within, Outbox, OutboxEdit, OutboxEntry,
-    OutboxError, OutboxFile, OutboxJournal, BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
+    backoff, backoff_jittered, backoff_jittered_within, AppEntries, Outbox, OutboxEdit,
+    OutboxEntry, OutboxError, OutboxFile, OutboxJournal, BACKOFF_BASE, BACKOFF_CAP, MAX_EVENT_ID,
+    NEVER,
 };
 pub use outbox_log::{CommitHold, CommitStats, Durability, LogOutbox};
 pub use outbox_memory::MemoryOutbox;

@@ -28,6 +28,9 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(600);
 /// Longest accepted event id (bytes).
 pub const MAX_EVENT_ID: usize = 256;
+/// The `next_attempt_at_ms` of a dead entry: never due, so every journal's due order skips it
+/// without an index of its own.
+pub const NEVER: u64 = u64::MAX;
 
 /// One pending post-callback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,55 @@ pub struct OutboxEntry {
     /// tracked (sent without a check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<OutboxFile>,
+}
+
+impl OutboxEntry {
+    /// Undelivered for `notify_max_age_s`: kept and listed, but not retried until an operator
+    /// or the app asks (`POST /upload/outbox/{appid}/{event_id}/retry`). A dead entry's next
+    /// attempt is [`NEVER`]; that is the whole mark, so every journal and the log's record
+    /// format carry it without a field of their own.
+    pub fn is_dead(&self) -> bool {
+        self.next_attempt_at_ms == NEVER
+    }
+
+    /// The upload id the notification's body names (its `upload_id` field), if any.
+    pub fn upload_id(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Body {
+            upload_id: Option<String>,
+        }
+        serde_json::from_slice::<Body>(&self.body)
+            .ok()
+            .and_then(|b| b.upload_id)
+    }
+}
+
+/// One app's entries ([`OutboxJournal::of_app`]): the pending ones earliest due first, the dead
+/// ones oldest first, each list cut at the limit asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppEntries {
+    pub pending: Vec<OutboxEntry>,
+    pub dead: Vec<OutboxEntry>,
+}
+
+impl AppEntries {
+    /// Sorts and cuts lists gathered in any order.
+    pub(super) fn from_unordered(
+        appid: &str,
+        all: impl Iterator<Item = OutboxEntry>,
+        limit: usize,
+    ) -> AppEntries {
+        let (mut dead, mut pending): (Vec<_>, Vec<_>) = all
+            .filter(|e| e.appid == appid)
+            .partition(OutboxEntry::is_dead);
+        pending.sort_by(|a, b| {
+            (a.next_attempt_at_ms, &a.event_id).cmp(&(b.next_attempt_at_ms, &b.event_id))
+        });
+        dead.sort_by(|a, b| (a.created_at_ms, &a.event_id).cmp(&(b.created_at_ms, &b.event_id)));
+        pending.truncate(limit);
+        dead.truncate(limit);
+        AppEntries { pending, dead }
+    }
 }
 
 /// The file an entry announces, and whether the rename that makes it visible is known to have
@@ -117,6 +169,15 @@ pub enum OutboxEdit {
     },
     /// The file was renamed into place (an entry without a file only moves).
     Placed,
+    /// Undelivered for too long: moved to the dead list with the last error (`next_at_ms` must
+    /// be [`NEVER`]: see [`OutboxEntry::is_dead`]).
+    Dead {
+        attempts: u32,
+        error: Option<String>,
+    },
+    /// Asked to be attempted now (the management API): back to pending (dead or not) by its
+    /// new next attempt; its attempt count and last error are kept.
+    Revived,
 }
 
 impl OutboxEdit {
@@ -132,6 +193,12 @@ impl OutboxEdit {
                     file.placed = true;
                 }
             }
+            OutboxEdit::Dead { attempts, error } => {
+                entry.attempts = *attempts;
+                entry.last_error = error.clone();
+            }
+            // Pending again by its new next attempt alone.
+            OutboxEdit::Revived => {}
         }
         entry.next_attempt_at_ms = next_at_ms;
     }
@@ -189,6 +256,10 @@ pub trait OutboxJournal {
     /// Entries queued (O(n) for sled: for metrics and health, not per request).
     fn len(&self) -> usize;
 
+    /// `appid`'s entries, pending and dead, at most `limit` of each ([`AppEntries`]). Scans
+    /// the journal (O(n)): for the management API, not per upload.
+    fn of_app(&self, appid: &str, limit: usize) -> Result<AppEntries, OutboxError>;
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -237,6 +308,20 @@ pub trait OutboxJournal {
     /// False when the entry is no longer queued.
     fn placed(&self, event_id: &str, next_at_ms: u64) -> Result<bool, OutboxError> {
         self.update(event_id, next_at_ms, OutboxEdit::Placed)
+    }
+
+    /// Records a last failed attempt and moves the entry to the dead list
+    /// ([`OutboxEdit::Dead`]), flushed: it is no longer retried by itself, so its state must
+    /// survive a crash. False when it is not queued.
+    fn bury(
+        &self,
+        event_id: &str,
+        attempts: u32,
+        error: Option<String>,
+    ) -> Result<bool, OutboxError> {
+        let moved = self.update(event_id, NEVER, OutboxEdit::Dead { attempts, error })?;
+        self.flush()?;
+        Ok(moved)
     }
 
     /// `created_at_ms` of the oldest queued entry (scans every entry: O(n)).
@@ -309,6 +394,10 @@ impl OutboxJournal for Outbox {
 
     fn is_empty(&self) -> bool {
         dispatch!(Outbox[Log, Memory], self, o => o.is_empty())
+    }
+
+    fn of_app(&self, appid: &str, limit: usize) -> Result<AppEntries, OutboxError> {
+        dispatch!(Outbox[Log, Memory], self, o => o.of_app(appid, limit))
     }
 }
 

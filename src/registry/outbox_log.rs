@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 
 use super::log_format::{self, Record};
 use super::log_writer::{LogFile, COMPACT_MIN};
-use super::outbox::check_event_id;
+use super::outbox::{check_event_id, AppEntries};
 use super::outbox_memory::Queue;
 use super::{OutboxEdit, OutboxEntry, OutboxError, OutboxJournal};
 
@@ -374,6 +374,10 @@ impl OutboxJournal for LogOutbox {
 
     fn len(&self) -> usize {
         self.shared.state().queue.entries.len()
+    }
+
+    fn of_app(&self, appid: &str, limit: usize) -> Result<AppEntries, OutboxError> {
+        Ok(self.shared.state().queue.of_app(appid, limit))
     }
 
     /// Removes and waits for the commit (one group commit with everything else waiting).

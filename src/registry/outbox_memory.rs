@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::outbox::check_event_id;
+use super::outbox::{check_event_id, AppEntries};
 use super::{OutboxEdit, OutboxEntry, OutboxError, OutboxJournal};
 
 /// The in-memory outbox (cheap to clone; clones share the queue).
@@ -45,6 +45,12 @@ impl Queue {
             .take(limit)
             .map(|(_, id)| self.entries[id].clone())
             .collect()
+    }
+
+    /// `appid`'s entries (a scan of the map, under the caller's lock).
+    pub(super) fn of_app(&self, appid: &str, limit: usize) -> AppEntries {
+        let mine = self.entries.values().filter(|e| e.appid == appid).cloned();
+        AppEntries::from_unordered(appid, mine, limit)
     }
 
     /// Applies `edit` to a queued entry and moves it to `next_at_ms`; the entry as it now is,
@@ -122,5 +128,9 @@ impl OutboxJournal for MemoryOutbox {
 
     fn len(&self) -> usize {
         self.queue().entries.len()
+    }
+
+    fn of_app(&self, appid: &str, limit: usize) -> Result<AppEntries, OutboxError> {
+        Ok(self.queue().of_app(appid, limit))
     }
 }

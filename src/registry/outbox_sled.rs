@@ -9,7 +9,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::outbox::check_event_id;
+use super::outbox::{check_event_id, AppEntries};
 use super::{OutboxEdit, OutboxEntry, OutboxError, OutboxJournal, SledDb};
 
 /// The sled outbox (cheap to clone).
@@ -167,6 +167,18 @@ impl OutboxJournal for SledOutbox {
 
     fn is_empty(&self) -> bool {
         self.due.is_empty()
+    }
+
+    /// A scan of the `outbox` tree (no index by app: listing is rare).
+    fn of_app(&self, appid: &str, limit: usize) -> Result<AppEntries, OutboxError> {
+        let mut mine = Vec::new();
+        for entry in self.entries() {
+            let entry = entry?;
+            if entry.appid == appid {
+                mine.push(entry);
+            }
+        }
+        Ok(AppEntries::from_unordered(appid, mine.into_iter(), limit))
     }
 }
 

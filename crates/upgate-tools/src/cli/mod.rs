@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 pub mod bench;
 pub mod demo_app;
+pub mod outbox;
 pub mod register;
 pub mod sign_upload;
 pub mod upload;
@@ -24,6 +25,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Print a signed upload token that lets a browser upload straight to the node.
     SignUpload(sign_upload::SignUploadArgs),
+    /// List, retry or drop an app's undelivered post-upload notifications on a node.
+    Outbox(outbox::OutboxArgs),
 }
 
 /// Runs a parsed command.
@@ -34,5 +37,6 @@ pub fn run(command: Command) -> ExitCode {
         Command::DemoApp(args) => demo_app::demo_app(args),
         Command::Bench(args) => bench::bench(args),
         Command::SignUpload(args) => sign_upload::sign_upload(args),
+        Command::Outbox(args) => outbox::outbox(args),
     }
 }

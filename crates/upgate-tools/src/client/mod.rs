@@ -27,9 +27,11 @@
 //! | `wire.rs` | response heads and bodies off a blocking socket, with deadlines |
 //! | `progress.rs` | [`Progress`], [`Bar`] (indicatif), [`Quiet`], [`RetryLines`] |
 //! | `register.rs` | [`register()`], [`Registration`] |
+//! | `outbox.rs` | [`Manage`]: list, retry and drop an app's undelivered notifications |
 //! | `error.rs` | [`ClientError`], [`Refusal`], the [`exit`] codes |
 
 mod error;
+mod outbox;
 mod progress;
 mod register;
 mod resumable;
@@ -39,6 +41,7 @@ mod upload;
 mod wire;
 
 pub use error::{exit, ClientError, Refusal};
+pub use outbox::{Listing, Manage, Notification};
 pub use progress::{Bar, Progress, Quiet, RetryLines};
 pub use register::{register, Registered, Registration};
 pub use resumable::{upload_resumable, ResumableOptions};
