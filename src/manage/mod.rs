@@ -5,7 +5,10 @@
 //! | file | calls |
 //! |---|---|
 //! | `auth.rs` | the credentials every management call needs (401 otherwise) |
+//! | `files.rs` | `GET /upload/files/{appid}` (a page of the app's files), `DELETE /{appid}/{path}` |
 
 pub mod auth;
+pub mod files;
 
 pub use auth::{authenticate, ManageError};
+pub use files::FilesError;

@@ -64,6 +64,8 @@ labels! {
         Register => "register",
         Upload => "upload",
         Download => "download",
+        /// The app's file management: listings and deletions.
+        Files => "files",
         /// Unknown paths, wrong methods, unsupported expectations.
         Other => "other",
         /// No head was parsed: protocol errors and head timeouts.
@@ -167,6 +169,8 @@ pub struct Metrics {
     pub resumable_created: Counter,
     pub resumable_completed: Counter,
     pub resumable_expired: Counter,
+    /// Files deleted through the management API (`DELETE /{appid}/{path}`).
+    pub files_deleted: Counter,
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
@@ -206,6 +210,7 @@ impl Metrics {
             resumable_created: Counter::new(),
             resumable_completed: Counter::new(),
             resumable_expired: Counter::new(),
+            files_deleted: Counter::new(),
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
@@ -272,6 +277,11 @@ pub fn resumable_completed() {
 /// The sweep removed an abandoned resumable upload.
 pub fn resumable_expired() {
     METRICS.resumable_expired.inc();
+}
+
+/// The management API deleted a file.
+pub fn file_deleted() {
+    METRICS.files_deleted.inc();
 }
 
 /// A download looked in its thread's open-file cache.
