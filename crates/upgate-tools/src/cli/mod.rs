@@ -7,8 +7,10 @@ use clap::Subcommand;
 
 pub mod bench;
 pub mod demo_app;
+pub mod files;
 pub mod register;
 pub mod sign_upload;
+pub mod sign_url;
 pub mod upload;
 
 /// `upgate <command>`, for the tools.
@@ -24,6 +26,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Print a signed upload token that lets a browser upload straight to the node.
     SignUpload(sign_upload::SignUploadArgs),
+    /// Print a signed download URL for an app registered with downloads = "signed".
+    SignUrl(sign_url::SignUrlArgs),
+    /// List or delete an app's files on a node.
+    Files(files::FilesArgs),
 }
 
 /// Runs a parsed command.
@@ -34,5 +40,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::DemoApp(args) => demo_app::demo_app(args),
         Command::Bench(args) => bench::bench(args),
         Command::SignUpload(args) => sign_upload::sign_upload(args),
+        Command::SignUrl(args) => sign_url::sign_url(args),
+        Command::Files(args) => files::files(args),
     }
 }
