@@ -304,6 +304,19 @@ fn signed_apps_need_a_valid_unexpired_signature_and_public_apps_do_not() {
             "{target}"
         );
     }
+    // After a rotation, a URL signed with the previous secret still serves (grace period),
+    // and one signed with the new secret too.
+    let rotated = register(addr, &app, "locked", "&downloads=signed&rotate_secret=true");
+    assert_ne!(rotated, secret);
+    assert_eq!(request(addr, "GET", path_and_query, None).status, 200);
+    let url = upgate_contract::url_sig::sign_url(
+        &rotated,
+        &format!("http://{addr}/locked/a%20b.txt"),
+        now() + 60,
+    )
+    .unwrap();
+    let target = url.strip_prefix(&format!("http://{addr}")).unwrap();
+    assert_eq!(request(addr, "GET", target, None).status, 200);
     // A public app ignores the parameters.
     assert_eq!(request(addr, "GET", "/open/a.txt", None).status, 200);
     let w = request(addr, "GET", "/open/a.txt?expires=1&signature=x", None);
