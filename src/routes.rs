@@ -7,10 +7,11 @@
 //! | `/healthz`, `/readyz`, `/metrics` | [`crate::health`] | 405 | 405 |
 //! | `/upload/register[/{appid}]` | [`crate::register::handler`] | the same | the same (405 inside) |
 //! | `/upload/outbox/{appid}[/{event_id}[/retry]]` | [`crate::manage::outbox`] (list) | POST `…/retry` | `DELETE /{event_id}`; else 405 inside |
+//! | `/upload/files/{appid}` | [`crate::manage::files`] (the app's files, a page at a time) | 405 | 405 |
 //! | `/upload/form/{appid}` | 405 | POST: [`crate::upload::form`] | `OPTIONS`: [`crate::cors`]; else 405 |
 //! | `/upload/tus/{appid}/[{id}]` | [`crate::upload::resumable::tus`] (HEAD) | the same (creation; `X-HTTP-Method-Override`) | `PATCH`, `DELETE`, `OPTIONS`: the same |
 //! | `/upload/resumable/{id}` | [`crate::upload::resumable::ietf`] (HEAD) | 405 | `PATCH`, `DELETE`: the same |
-//! | `/{appid}/{path}` | [`crate::download`] | [`crate::upload::flow`]; with `Upload-Complete`, an IETF creation ([`crate::upload::resumable::ietf`]) | `OPTIONS`: [`crate::cors`]; else 405 |
+//! | `/{appid}/{path}` | [`crate::download`] (signed URLs: `download::signed`) | [`crate::upload::flow`]; with `Upload-Complete`, an IETF creation ([`crate::upload::resumable::ietf`]) | `DELETE`: [`crate::manage::files`]; `OPTIONS`: [`crate::cors`]; else 405 |
 //! | anything else | 404 | the upload flow (400 `bad_appid` / `bad_path`) | 404 |
 //!
 //! A request with an `Origin` to an app's path passes [`crate::cors`] first: preflights are
@@ -51,6 +52,7 @@ enum Route {
     Metrics,
     Register,
     Outbox,
+    Files,
     Form,
     Tus,
     Resumable,
@@ -92,6 +94,12 @@ fn route(path: &[u8]) -> Route {
     }
     if path.starts_with(crate::manage::outbox::PREFIX.as_bytes()) {
         return Route::Outbox;
+    }
+    if let Some(appid) = path.strip_prefix(crate::manage::files::PREFIX.as_bytes()) {
+        return match appid.contains(&b'/') {
+            false => Route::Files,
+            true => Route::NotFound,
+        };
     }
     if path.starts_with(TUS_PREFIX.as_bytes()) {
         return Route::Tus;
@@ -191,13 +199,6 @@ impl Router {
         self.app.registry.get(appid).ok().flatten()
     }
 
-    /// The app's `inline_types` (none when it is not registered).
-    fn inline_types_of(&self, appid: &[u8]) -> Vec<String> {
-        self.record_of_appid(appid)
-            .map(|r| r.inline_types)
-            .unwrap_or_default()
-    }
-
     async fn dispatch(&self, ex: &mut Exchange<'_>, r: Route) -> Response {
         let method = ex.head().method();
         match (r, method) {
@@ -205,8 +206,15 @@ impl Router {
             (Route::Ready, Method::Get | Method::Head) => health::readyz(ex, &self.app).await,
             (Route::Metrics, Method::Get | Method::Head) => health::metrics(&self.app),
             (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed(ex, "GET, HEAD"),
-            (Route::Register, _) => crate::register::handler::handle(ex, &self.app.registry).await,
             (Route::Outbox, _) => crate::manage::outbox::handle(ex, &self.app).await,
+            (Route::Register, _) => {
+                let files = (&self.app.store, &*self.app.quotas);
+                crate::register::handler::handle_with_files(ex, &self.app.registry, files).await
+            }
+            (Route::Files, Method::Get | Method::Head) => {
+                crate::manage::files::list(ex, &self.app).await
+            }
+            (Route::Files, _) => not_allowed(ex, "GET, HEAD"),
             (Route::Form, Method::Post) => crate::upload::form::handle_form(ex, &self.app).await,
             (Route::Form, _) => not_allowed(ex, "POST, OPTIONS"),
             (Route::Tus, _) => crate::upload::resumable::tus::handle(ex, &self.app).await,
@@ -223,14 +231,10 @@ impl Router {
                 crate::upload::handle_upload(ex, &self.app).await
             }
             (Route::File, Method::Get | Method::Head) => {
-                // The app's `inline_types` may let script-capable types open inline; its
-                // registration is read only for such a type.
-                let appid = appid_of(ex.head().path_only()).to_vec();
-                let lookup = || self.inline_types_of(&appid);
-                let safe = crate::download::SafeServing::lookup(&lookup);
-                crate::download::handle(ex, &self.app.store, &safe).await
+                crate::download::handle_registered(ex, &self.app).await
             }
-            (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT, OPTIONS"),
+            (Route::File, Method::Delete) => crate::manage::files::delete(ex, &self.app).await,
+            (Route::File, _) => not_allowed(ex, "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
             (Route::NotFound, _) => respond(ex.access(), &RouteError::NotFound),
         }
     }
@@ -244,6 +248,7 @@ fn metric_route(r: &Route, method: Method) -> Metric {
         (Route::Metrics, _) => Metric::Metrics,
         (Route::Register, _) => Metric::Register,
         (Route::Outbox, _) => Metric::Manage,
+        (Route::Files, _) | (Route::File, Method::Delete) => Metric::Files,
         (Route::Form, Method::Post) => Metric::Upload,
         (Route::Form, _) => Metric::Other,
         (Route::Tus, Method::Post | Method::Patch) => Metric::Upload,

@@ -97,7 +97,9 @@ fn every_route_error_has_the_contract_shape_and_status() {
         case("version", "GET / HTTP/2.0\r\nHost: n\r\n\r\n", 505, "version_not_supported"),
         // Routing.
         case("no route", "GET /nope HTTP/1.1\r\nHost: n\r\n\r\n", 404, "not_found"),
-        Case { header: Some("Allow: GET, HEAD, POST, PUT"), ..case("file method", "DELETE /app1/a.txt HTTP/1.1\r\nHost: n\r\n\r\n", 405, "method_not_allowed") },
+        Case { header: Some("Allow: GET, HEAD, POST, PUT, DELETE"), ..case("file method", "PATCH /app1/a.txt HTTP/1.1\r\nHost: n\r\nContent-Length: 0\r\n\r\n", 405, "method_not_allowed") },
+        // Management: a delete without credentials.
+        Case { header: Some("WWW-Authenticate: Bearer"), ..case("delete unauthenticated", "DELETE /app1/a.txt HTTP/1.1\r\nHost: n\r\n\r\n", 401, "unauthorized") },
         Case { header: Some("Allow: GET, HEAD"), ..case("health method", "POST /healthz HTTP/1.1\r\nHost: n\r\nContent-Length: 0\r\n\r\n", 405, "method_not_allowed") },
         case("expectation", "PUT /app1/a.txt HTTP/1.1\r\nHost: n\r\nappid: app1\r\nExpect: telepathy\r\nContent-Length: 1\r\n\r\n", 417, "expectation_failed"),
         // Uploads: the receive conditions.

@@ -23,7 +23,7 @@ fn node_config(app: &CallbackApp) -> Config {
 }
 
 /// Registers `appid` (JSON) with the app's callbacks and `extra` fields.
-fn register(addr: SocketAddr, appid: &str, app: &CallbackApp, extra: &str) {
+fn register(addr: SocketAddr, appid: &str, app: &CallbackApp, extra: &str) -> String {
     let body = format!(
         r#"{{"appid":"{appid}","callback_url_pre":"{}","callback_url_post":"{}"{extra}}}"#,
         app.url("/pre"),
@@ -38,6 +38,7 @@ fn register(addr: SocketAddr, appid: &str, app: &CallbackApp, extra: &str) {
         .as_bytes(),
     );
     assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
+    w.json()["secret"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Head (with Expect), then the body if the node says 100; the final answer.
@@ -297,5 +298,35 @@ fn resumable_uploads_count_against_the_quota() {
     let w = create(101);
     assert_eq!((w.status, w.error_code().as_str()), (403, "quota_exceeded"));
     assert_eq!(create(100).status, 201);
+    node.shutdown();
+}
+
+#[test]
+fn deleting_files_or_the_app_frees_the_quota() {
+    let app = CallbackApp::accepting();
+    let node = start(node_config(&app));
+    let addr = node.local_addr();
+    let secret = register(addr, "q8", &app, r#","quota_bytes":1000"#);
+    assert_eq!(upload(addr, "q8", "a", &[b'x'; 1000]).status, 201);
+    assert_eq!(upload(addr, "q8", "b", b"x").error_code(), "quota_exceeded");
+    let (w, _) = exchange(
+        addr,
+        format!("DELETE /q8/a HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer {secret}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(w.status, 204);
+    assert_eq!(upload(addr, "q8", "b", &[b'x'; 1000]).status, 201);
+    // The app deleted and registered again starts from nothing stored.
+    let (w, _) = exchange(
+        addr,
+        b"DELETE /upload/register/q8 HTTP/1.1\r\nHost: n\r\n\r\n",
+    );
+    assert_eq!(w.status, 200);
+    register(addr, "q8", &app, r#","quota_bytes":1000"#);
+    assert_eq!(
+        metric(addr, "upgate_app_stored_bytes{appid=\"q8\"}"),
+        Some(0)
+    );
+    assert_eq!(upload(addr, "q8", "c", &[b'x'; 1000]).status, 201);
     node.shutdown();
 }

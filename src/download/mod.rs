@@ -2,10 +2,12 @@
 //! `Content-Type` (the one stored with the object, else from the extension), `ETag`,
 //! `Last-Modified`, `304` for matching `If-None-Match` / `If-Modified-Since`, and single byte
 //! ranges (`Range`, `If-Range`); safely (`safety.rs`): `nosniff` on every answer, and
-//! script-capable types as sandboxed attachments unless the app lets them open inline.
+//! script-capable types as sandboxed attachments unless the app lets them open inline; and
+//! for an app registered with `downloads = "signed"` only to a signed URL (`signed.rs`).
 
 pub mod range;
 pub mod safety;
+pub mod signed;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,12 @@ pub use safety::SafeServing;
 pub enum DownloadError {
     BadPath(path::PathError),
     NotFound,
+    /// The app's downloads need a signed URL and this one's is missing, wrong or expired (403
+    /// `bad_signature`).
+    BadSignature(upgate_contract::url_sig::UrlSigError),
+    /// The app's registration could not be read, so whether it needs a signature is unknown
+    /// (500; never served on a guess).
+    Registry(crate::registry::RegistryError),
     /// The range lies outside the file (416, with `Content-Range: bytes */size`).
     RangeNotSatisfiable {
         size: u64,
@@ -33,6 +41,8 @@ impl std::fmt::Display for DownloadError {
         match self {
             DownloadError::BadPath(e) => write!(f, "{e}"),
             DownloadError::NotFound => f.write_str("no such file"),
+            DownloadError::BadSignature(e) => write!(f, "{e}"),
+            DownloadError::Registry(e) => write!(f, "registry: {e}"),
             DownloadError::RangeNotSatisfiable { .. } => {
                 f.write_str("the range is outside the file")
             }
@@ -40,7 +50,39 @@ impl std::fmt::Display for DownloadError {
     }
 }
 
-impl std::error::Error for DownloadError {}
+impl std::error::Error for DownloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DownloadError::Registry(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A download at one of the node's file addresses: the app's registration (read once per
+/// download) decides who may read the file ([`signed`]) and which script-capable types open
+/// inline (its `inline_types`).
+pub async fn handle_registered(ex: &mut Exchange<'_>, app: &crate::app::App) -> Response {
+    let appid = path::first_segment(ex.head().path_only());
+    let record = match std::str::from_utf8(appid) {
+        Ok(a) if crate::registry::valid_appid(a) => app.registry.get(a),
+        _ => Ok(None),
+    };
+    let allowed = record.map_err(DownloadError::Registry).and_then(|record| {
+        signed::check(record.as_ref(), ex.head(), crate::clock::unix_secs())
+            .map_err(DownloadError::BadSignature)?;
+        Ok(record)
+    });
+    let record = match allowed {
+        Ok(record) => record,
+        Err(e) => {
+            let (name, value) = safety::NOSNIFF;
+            return crate::error::respond(ex.access(), &e).header(name, value);
+        }
+    };
+    let inline = record.map(|r| r.inline_types).unwrap_or_default();
+    handle(ex, &app.store, &SafeServing::new(&inline)).await
+}
 
 /// Answers a download request of an app served as `safe` says (its `inline_types`). Every
 /// answer, errors included, carries [`safety::NOSNIFF`].
@@ -186,5 +228,10 @@ impl Validators {
 
     pub fn etag(&self) -> &str {
         &self.etag
+    }
+
+    /// The `Last-Modified` value (an HTTP-date).
+    pub fn last_modified(&self) -> &str {
+        &self.last_modified
     }
 }

@@ -417,6 +417,7 @@ impl Fault for RegisterError {
             RegisterError::Forbidden(_) | RegisterError::CallbackNotAllowed => 403,
             RegisterError::UnsupportedMediaType => 415,
             RegisterError::TooLarge => 413,
+            RegisterError::Files(_) => 500,
         }
     }
     fn code(&self) -> &'static str {
@@ -431,6 +432,7 @@ impl Fault for RegisterError {
             RegisterError::CallbackNotAllowed => "callback_not_allowed",
             RegisterError::UnsupportedMediaType => "unsupported_media_type",
             RegisterError::TooLarge => "body_too_large",
+            RegisterError::Files(_) => "storage_failed",
         }
     }
     fn blame(&self) -> Blame {
@@ -438,11 +440,15 @@ impl Fault for RegisterError {
             RegisterError::Route(e) => e.blame(),
             RegisterError::Body(e) => e.blame(),
             RegisterError::Registry(e) => e.blame(),
+            RegisterError::Files(_) => Blame::Storage,
             _ => Blame::Client,
         }
     }
     fn message(&self) -> String {
         match self {
+            RegisterError::Files(_) => {
+                "the app's files could not be removed; it is still registered; retry".into()
+            }
             RegisterError::Route(e) => e.message(),
             RegisterError::Body(e) => e.message(),
             RegisterError::Registry(e) if e.blame() == Blame::Client => e.to_string(),
@@ -463,6 +469,7 @@ impl Fault for RegisterError {
         match self {
             RegisterError::Body(e) => Some(e),
             RegisterError::Registry(e) => Some(e),
+            RegisterError::Files(e) => Some(e),
             _ => None,
         }
     }
@@ -473,6 +480,8 @@ impl Fault for DownloadError {
         match self {
             DownloadError::BadPath(_) => 400,
             DownloadError::NotFound => 404,
+            DownloadError::BadSignature(_) => 403,
+            DownloadError::Registry(e) => e.status(),
             DownloadError::RangeNotSatisfiable { .. } => 416,
         }
     }
@@ -480,11 +489,25 @@ impl Fault for DownloadError {
         match self {
             DownloadError::BadPath(_) => "bad_path",
             DownloadError::NotFound => "not_found",
+            DownloadError::BadSignature(_) => "bad_signature",
+            DownloadError::Registry(e) => e.code(),
             DownloadError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
     fn blame(&self) -> Blame {
-        Blame::Client
+        match self {
+            DownloadError::Registry(e) => e.blame(),
+            _ => Blame::Client,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            DownloadError::Registry(_) => "the registry failed; retry later".into(),
+            _ => self.to_string(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self)
     }
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
@@ -581,6 +604,63 @@ impl Fault for crate::manage::outbox::OutboxApiError {
         match self {
             E::Route(e) => e.headers(),
             E::Manage(e) => e.headers(),
+            _ => Vec::new(),
+        }
+    }
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self)
+    }
+}
+
+impl Fault for crate::manage::FilesError {
+    fn status(&self) -> u16 {
+        use crate::manage::FilesError as E;
+        match self {
+            E::Manage(e) => e.status(),
+            E::BadQuery(_) | E::BadPath(_) => 400,
+            E::NotFound => 404,
+            E::Storage(_) => 500,
+            E::Unrecorded(_) => 503,
+        }
+    }
+    fn code(&self) -> &'static str {
+        use crate::manage::FilesError as E;
+        match self {
+            E::Manage(e) => e.code(),
+            E::BadQuery(_) => "bad_query",
+            E::BadPath(crate::storage::path::PathError::BadAppid) => "bad_appid",
+            E::BadPath(_) => "bad_path",
+            E::NotFound => "not_found",
+            E::Storage(_) => "storage_failed",
+            E::Unrecorded(_) => "outbox_unavailable",
+        }
+    }
+    fn blame(&self) -> Blame {
+        use crate::manage::FilesError as E;
+        match self {
+            E::Manage(e) => e.blame(),
+            E::BadQuery(_) | E::BadPath(_) | E::NotFound => Blame::Client,
+            E::Storage(_) | E::Unrecorded(_) => Blame::Storage,
+        }
+    }
+    fn message(&self) -> String {
+        use crate::manage::FilesError as E;
+        match self {
+            E::Manage(e) => e.message(),
+            E::Storage(_) => "the store failed; retry later".into(),
+            E::Unrecorded(_) => {
+                "the deletion could not be recorded for its notification; nothing was deleted; \
+                 retry later"
+                    .into()
+            }
+            _ => self.to_string(),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        use crate::manage::FilesError as E;
+        match self {
+            E::Manage(e) => e.headers(),
+            E::Unrecorded(_) => vec![("Retry-After", "5".into())],
             _ => Vec::new(),
         }
     }

@@ -6,8 +6,11 @@
 //! |---|---|
 //! | `auth.rs` | the credentials every management call needs (401 otherwise) |
 //! | `outbox.rs` | `/upload/outbox/{appid}[/{event_id}[/retry]]`: list, retry, drop notifications |
+//! | `files.rs` | `GET /upload/files/{appid}` (a page of the app's files), `DELETE /{appid}/{path}` |
 
 pub mod auth;
+pub mod files;
 pub mod outbox;
 
 pub use auth::{authenticate, ManageError};
+pub use files::FilesError;

@@ -66,6 +66,8 @@ labels! {
         Download => "download",
         /// The app's control plane (`/upload/outbox/…`).
         Manage => "manage",
+        /// The app's file management: listings and deletions.
+        Files => "files",
         /// Unknown paths, wrong methods, unsupported expectations.
         Other => "other",
         /// No head was parsed: protocol errors and head timeouts.
@@ -190,6 +192,8 @@ pub struct Metrics {
     pub resumable_expired: Counter,
     /// Uploads refused by an app's quota, by quota.
     pub quota_refusals: [Counter; QuotaKind::COUNT],
+    /// Files deleted through the management API (`DELETE /{appid}/{path}`).
+    pub files_deleted: Counter,
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
@@ -235,6 +239,7 @@ impl Metrics {
             resumable_completed: Counter::new(),
             resumable_expired: Counter::new(),
             quota_refusals: [const { Counter::new() }; QuotaKind::COUNT],
+            files_deleted: Counter::new(),
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
@@ -304,6 +309,11 @@ pub fn resumable_completed() {
 /// The sweep removed an abandoned resumable upload.
 pub fn resumable_expired() {
     METRICS.resumable_expired.inc();
+}
+
+/// The management API deleted a file.
+pub fn file_deleted() {
+    METRICS.files_deleted.inc();
 }
 
 /// A download looked in its thread's open-file cache.

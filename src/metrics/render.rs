@@ -97,6 +97,12 @@ pub fn render() -> String {
         "Abandoned resumable uploads removed after resumable_expiry_s without an append.",
         m.resumable_expired.get(),
     );
+    counter(
+        o,
+        "upgate_files_deleted_total",
+        "Files deleted by their app (DELETE /{appid}/{path}).",
+        m.files_deleted.get(),
+    );
     labeled_counter(
         o,
         "upgate_quota_refusals_total",

@@ -5,7 +5,7 @@
 //! | `POST /upload/register` (form or JSON body) | 200 `{"appid","success":"true"[,"secret"]}` |
 //! | `POST /upload/register/{appid}` | the same, the appid taken from the path |
 //! | `GET`/`HEAD /upload/register/{appid}` | 200 the record without its secrets |
-//! | `DELETE /upload/register/{appid}` | 200 `{"appid","success":"true"}` |
+//! | `DELETE /upload/register/{appid}` | 200 `{"appid","success":"true"}`; the app's files go too |
 //!
 //! Order of checks: route and method, appid syntax, authorization (see [`super::auth`]), content
 //! type, declared size; only then is the body read (and `100 Continue` sent). Every write is
@@ -19,6 +19,7 @@ use crate::error::RouteError;
 use crate::http::{Method, RequestHead, Response};
 use crate::registry::{valid_appid, AppRecord, Change, Registered, Registry, RegistryError};
 use crate::server::{BodyError, Exchange};
+use crate::storage::{ObjectStore, Store};
 
 /// The path every route of this API starts with.
 pub const PREFIX: &str = "/upload/register";
@@ -43,6 +44,8 @@ pub enum RegisterError {
     TooLarge,
     Body(BodyError),
     Registry(RegistryError),
+    /// Deleting the app's files failed (the app stays registered).
+    Files(std::io::Error),
 }
 
 impl std::fmt::Display for RegisterError {
@@ -62,6 +65,7 @@ impl std::fmt::Display for RegisterError {
             RegisterError::TooLarge => f.write_str("a registration body is at most 64 KiB"),
             RegisterError::Body(e) => write!(f, "{e}"),
             RegisterError::Registry(e) => write!(f, "{e}"),
+            RegisterError::Files(e) => write!(f, "removing the app's files: {e}"),
         }
     }
 }
@@ -80,12 +84,31 @@ impl From<BodyError> for RegisterError {
     }
 }
 
-/// Serves one request whose path starts with [`PREFIX`].
+/// Serves one request whose path starts with [`PREFIX`], for a registry without files (an
+/// app's deletion removes its registration only).
 pub async fn handle(ex: &mut Exchange<'_>, registry: &Registry) -> Response {
+    serve(ex, registry, None).await
+}
+
+/// The app's files, where the node keeps them: its store, and the quota accounting of their
+/// bytes.
+pub type Files<'a> = (&'a Store, &'a crate::quota::Quotas);
+
+/// [`handle`] for the node: deleting an app removes its files from `store` too (and their
+/// bytes from its quota usage).
+pub async fn handle_with_files(
+    ex: &mut Exchange<'_>,
+    registry: &Registry,
+    files: Files<'_>,
+) -> Response {
+    serve(ex, registry, Some(files)).await
+}
+
+async fn serve(ex: &mut Exchange<'_>, registry: &Registry, files: Option<Files<'_>>) -> Response {
     let answered = match Route::of(ex.head()) {
         Ok(Route::Register(path_appid)) => register(ex, registry, path_appid).await,
         Ok(Route::Show(appid)) => show(ex, registry, &appid),
-        Ok(Route::Delete(appid)) => delete(ex, registry, &appid).await,
+        Ok(Route::Delete(appid)) => delete(ex, registry, files, &appid).await,
         Err(e) => Err(e),
     };
     answered.unwrap_or_else(|e| crate::error::respond(ex.access(), &e))
@@ -358,15 +381,28 @@ impl<'a> AppView<'a> {
 }
 
 /// `DELETE /upload/register/{appid}`.
+///
+/// The app's files go first, renamed aside at once (`ObjectStore::delete_app`: every download of
+/// them is 404 from then on) and removed in the background; then its registration. A failure
+/// in between leaves a registered app without files, and the same call, repeated, finishes it.
 async fn delete(
     ex: &Exchange<'_>,
     registry: &Registry,
+    files: Option<Files<'_>>,
     appid: &str,
 ) -> Result<Response, RegisterError> {
     let principal = match authenticate(ex, registry, Some(appid))? {
         (p, Some(_)) => p,
         (_, None) => return Err(RegistryError::UnknownAppid.into()),
     };
+    if let Some((store, quotas)) = files {
+        let had = store
+            .delete_app(appid)
+            .await
+            .map_err(RegisterError::Files)?;
+        quotas.forget_stored(appid);
+        tracing::info!(appid, had_files = had, "application's files removed");
+    }
     match registry.delete_async(appid).await? {
         Some(_) => {
             tracing::info!(appid, by = ?principal, "application deleted");

@@ -1,7 +1,7 @@
 //! Directories known to exist below the files root, remembered per ring thread, so that a
 //! commit into a directory this thread has already used costs one `renameat` instead of one
-//! `mkdirat` per path level first. Nothing in upgate removes a directory; if something else
-//! does, the rename fails with `ENOENT`, the entry is forgotten and the directories are made
+//! `mkdirat` per path level first. Only an app's deletion removes directories (its whole
+//! tree, renamed aside); when a directory is gone, the rename fails with `ENOENT`, the entry is forgotten and the directories are made
 //! again (see `LocalUpload::place`).
 
 use std::cell::RefCell;

@@ -18,6 +18,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Bumped when a whole tree goes at once (an app's files, when its registration is deleted):
+/// added to every path's counter, so every cached open on every thread is stale.
+static ALL: AtomicU64 = AtomicU64::new(0);
+
 /// Counters in the node's table (a power of two).
 const SLOTS: usize = 4096;
 
@@ -25,7 +29,16 @@ static TABLE: Generations<SLOTS> = Generations::new();
 
 /// The generation of `path` now. Read it before opening the file.
 pub fn current(path: &Path) -> u64 {
-    TABLE.current(path)
+    // Both only grow, so the sum changes whenever either is bumped.
+    TABLE
+        .current(path)
+        .wrapping_add(ALL.load(Ordering::Acquire))
+}
+
+/// Marks every cached open of every path stale (a tree of unknown paths went away). Call it
+/// after the change.
+pub fn bump_all() {
+    ALL.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Marks every cached open of `path`, on every thread, stale. Call it after the change.

@@ -4,7 +4,15 @@
 //! data_dir/files/{appid}/{path}   committed uploads, served for download
 //! data_dir/tmp/{upload_id}.part   bodies being received; emptied at startup
 //! data_dir/partial/{upload_id}.part   resumable uploads' bodies so far; kept across restarts
+//! data_dir/trash/{appid}.{ms}.{n}      a deleted app's files, renamed aside, being removed
 //! ```
+//!
+//! A listing ([`ObjectStore::list_page`]) walks `files/{appid}/` depth first, each directory's
+//! entries sorted (a directory as `name/`, so the walk's order is the byte order of the whole
+//! paths), skipping subtrees that lie wholly before `after` or outside `prefix`, and stops once
+//! it has `limit + 1` files: a page costs the directories it passes through (each read whole
+//! and sorted: one `getdents` pass over a directory however many of its entries the page
+//! uses) plus a `stat` and a `getxattr` per file returned, not the app's whole tree.
 //!
 //! An upload is a temporary file written in order (from the connection's buffer, by splice, or
 //! from registered buffers through [`UploadHandle::splice_target`]), then synced, renamed into
@@ -31,8 +39,8 @@ use bytes::Bytes;
 use tokio_uring::fs::{File, OpenOptions};
 
 use super::object::{
-    out_of_order, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
-    UploadHandle, Version,
+    out_of_order, CommitError, CommitOptions, ListPage, ListQuery, Object, ObjectBody, ObjectMeta,
+    ObjectStore, UploadHandle, Version,
 };
 use super::path::Target;
 use super::{cache, dirs, generation, mime, ops, xattr};
@@ -58,6 +66,7 @@ pub struct LocalStore {
     files: PathBuf,
     tmp: PathBuf,
     partial: PathBuf,
+    trash: PathBuf,
     /// How long a download may serve a cached open; zero: no cache.
     cache_ttl: Duration,
 }
@@ -69,6 +78,12 @@ impl LocalStore {
         let files = data_dir.join("files");
         let tmp = data_dir.join("tmp");
         let partial = data_dir.join("partial");
+        let trash = data_dir.join("trash");
+        std::fs::create_dir_all(&trash)?;
+        // Apps deleted before a restart that stopped their removal: finished in the background.
+        for entry in std::fs::read_dir(&trash)? {
+            remove_in_background(entry?.path());
+        }
         std::fs::create_dir_all(&files)?;
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(&partial)?;
@@ -82,6 +97,7 @@ impl LocalStore {
             files,
             tmp,
             partial,
+            trash,
             cache_ttl: DEFAULT_CACHE_TTL,
         })
     }
@@ -330,11 +346,57 @@ impl ObjectStore for LocalStore {
             .unwrap_or_else(|_| Err(io::Error::other("listing thread ended without an answer")))
     }
 
+    /// On a thread of its own, as [`ObjectStore::list`] (the cost: see the module comment).
+    async fn list_page(&self, appid: &str, query: &ListQuery) -> io::Result<ListPage> {
+        let root = self.files.join(appid);
+        let query = query.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("upgate-list".into())
+            .spawn(move || {
+                let mut out = Vec::new();
+                let want = query.limit.saturating_add(1);
+                let walked = walk_sorted(&root, "", &query, want, &mut out);
+                let _ = tx.send(walked.map(|_| ListPage::of(out, query.limit)));
+            })?;
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("listing thread ended without an answer")))
+    }
+
+    /// Unlinks only what is at the path under `files/`: an upload of the same path still being
+    /// received is a file under `tmp/` (or `partial/`), which a delete never touches; its
+    /// commit's rename, after the delete, makes it visible.
     async fn delete(&self, key: &Target) -> io::Result<bool> {
         let path = self.final_path(key);
-        let removed = not_found_is_none(ops::unlink(&path).await);
+        let removed = match ops::unlink(&path).await {
+            // A directory at the path is no object.
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Ok(None),
+            other => not_found_is_none(other),
+        };
         generation::bump(&path);
         removed.map(|r| r.is_some())
+    }
+
+    /// Renames `files/{appid}` into `trash/` (one atomic rename on the same filesystem: every
+    /// download of the app misses from then on, and every thread's cached opens are made stale),
+    /// then removes it on a thread of its own, however many files it holds.
+    async fn delete_app(&self, appid: &str) -> io::Result<bool> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let from = self.files.join(appid);
+        let aside = self.trash.join(format!(
+            "{appid}.{}.{}",
+            crate::clock::unix_ms(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let moved = not_found_is_none(ops::rename(&from, &aside, false).await);
+        generation::bump_all();
+        if moved?.is_none() {
+            return Ok(false);
+        }
+        // Threads that remember the app's directories (`dirs.rs`) find them gone at their
+        // next commit there, and make them again.
+        remove_in_background(aside);
+        Ok(true)
     }
 
     /// Creates, writes and removes a probe file where bodies are written, and looks at the
@@ -399,6 +461,90 @@ async fn open_object(path: &Path) -> io::Result<Option<(Object, bool)>> {
     let body = ObjectBody::File(Rc::new(file));
     let consistent = meta.size > SMALL_BODY;
     Ok(Some((Object { meta, body }, consistent)))
+}
+
+/// Removes `path` (a deleted app's tree) on a thread of its own; failures are logged.
+fn remove_in_background(path: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("upgate-trash".into())
+        .spawn(move || {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing a deleted app's files failed");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start removing a deleted app's files");
+    }
+}
+
+/// Appends to `out` the files below `dir` (whose path relative to the app's root is `rel`)
+/// that `query` wants, in path order, until `out` holds `want`; true once it does (blocking).
+fn walk_sorted(
+    dir: &Path,
+    rel: &str,
+    query: &ListQuery,
+    want: usize,
+    out: &mut Vec<(String, ObjectMeta)>,
+) -> io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        other => other?,
+    };
+    // (sort key, name, is a directory): a directory sorts as `name/`, as its files' paths do.
+    let mut children = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        // Uploads only ever create UTF-8 names; anything else was not put there by the node.
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            children.push((format!("{name}/"), name, true));
+        } else if kind.is_file() {
+            children.push((name.clone(), name, false));
+        }
+    }
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, name, is_dir) in children {
+        let full = match rel {
+            "" => key,
+            _ => format!("{rel}/{key}"),
+        };
+        // Past the prefix's range: so is every later sibling.
+        if !full.starts_with(&query.prefix) && !query.prefix.starts_with(&full) {
+            if full.as_str() > query.prefix.as_str() {
+                break;
+            }
+            continue;
+        }
+        if is_dir {
+            // Every path below `full` sorts before `after` unless `after` itself lies below.
+            let before = query
+                .after
+                .as_deref()
+                .is_some_and(|a| full.as_str() < a && !a.starts_with(&full));
+            if before {
+                continue;
+            }
+            let sub = full.trim_end_matches('/');
+            if walk_sorted(&dir.join(&name), sub, query, want, out)? {
+                return Ok(true);
+            }
+        } else if query.wants(&full) {
+            let path = dir.join(&name);
+            let m = match std::fs::symlink_metadata(&path) {
+                // Deleted since the directory was read.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other?,
+            };
+            out.push((full, meta_of_std(&m, &path)));
+            if out.len() >= want {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The regular files below `root`, by path relative to it, sorted (blocking).

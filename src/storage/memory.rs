@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::mime;
 use super::object::{
-    out_of_order, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
-    UploadHandle, Version,
+    out_of_order, CommitError, CommitOptions, ListPage, ListQuery, Object, ObjectBody, ObjectMeta,
+    ObjectStore, UploadHandle, Version,
 };
 use super::path::Target;
 
@@ -205,6 +205,36 @@ impl ObjectStore for MemoryStore {
             .filter(|((a, _), _)| a == appid)
             .map(|((_, rel), (_, meta))| (rel.clone(), meta.clone()))
             .collect())
+    }
+
+    async fn list_page(&self, appid: &str, query: &ListQuery) -> io::Result<ListPage> {
+        let from = (appid.to_owned(), query.prefix.clone());
+        let inner = self.lock();
+        let objects = inner
+            .objects
+            .range(from..)
+            .take_while(|((a, rel), _)| a == appid && rel.starts_with(&query.prefix))
+            .filter(|((_, rel), _)| query.wants(rel))
+            .take(query.limit.saturating_add(1))
+            .map(|((_, rel), (_, meta))| (rel.clone(), meta.clone()))
+            .collect();
+        Ok(ListPage::of(objects, query.limit))
+    }
+
+    async fn delete_app(&self, appid: &str) -> io::Result<bool> {
+        let mut inner = self.lock();
+        let keys: Vec<_> = inner
+            .objects
+            .keys()
+            .filter(|(a, _)| a == appid)
+            .cloned()
+            .collect();
+        for k in &keys {
+            if let Some((b, _)) = inner.objects.remove(k) {
+                inner.used -= b.len() as u64;
+            }
+        }
+        Ok(!keys.is_empty())
     }
 
     async fn delete(&self, key: &Target) -> io::Result<bool> {

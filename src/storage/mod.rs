@@ -38,8 +38,8 @@ use bytes::Bytes;
 pub use local::{LocalStore, LocalUpload, SMALL_BODY};
 pub use memory::{MemoryStore, MemoryUpload};
 pub use object::{
-    is_disk_full, CommitError, CommitOptions, Object, ObjectBody, ObjectMeta, ObjectStore,
-    UploadHandle, Version,
+    is_disk_full, CommitError, CommitOptions, ListPage, ListQuery, Object, ObjectBody, ObjectMeta,
+    ObjectStore, UploadHandle, Version,
 };
 pub use path::Target;
 
@@ -129,8 +129,16 @@ impl ObjectStore for Store {
         each!(self, s => s.list(appid).await)
     }
 
+    async fn list_page(&self, appid: &str, query: &ListQuery) -> io::Result<ListPage> {
+        each!(self, s => s.list_page(appid, query).await)
+    }
+
     async fn delete(&self, key: &Target) -> io::Result<bool> {
         each!(self, s => s.delete(key).await)
+    }
+
+    async fn delete_app(&self, appid: &str) -> io::Result<bool> {
+        each!(self, s => s.delete_app(appid).await)
     }
 
     async fn ready(&self) -> io::Result<()> {

@@ -84,6 +84,43 @@ impl ObjectBody {
     }
 }
 
+/// Which page of an app's objects [`ObjectStore::list_page`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only paths starting with this (empty: all).
+    pub prefix: String,
+    /// Only paths sorting after this one (the `next` of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// Whether `path` belongs to the listing (before the limit).
+    pub fn wants(&self, path: &str) -> bool {
+        path.starts_with(&self.prefix) && self.after.as_deref().is_none_or(|a| path > a)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Paths relative to the appid (decoded, as the post-callback's `path`), sorted.
+    pub objects: Vec<(String, ObjectMeta)>,
+    /// More objects match after the last one.
+    pub more: bool,
+}
+
+impl ListPage {
+    /// The page of `limit` from objects that match, in order, of which up to `limit + 1` were
+    /// gathered.
+    pub fn of(mut objects: Vec<(String, ObjectMeta)>, limit: usize) -> ListPage {
+        let more = objects.len() > limit;
+        objects.truncate(limit);
+        ListPage { objects, more }
+    }
+}
+
 /// How a commit places the object.
 #[derive(Debug, Clone)]
 pub struct CommitOptions {
@@ -145,8 +182,18 @@ pub trait ObjectStore {
     async fn open(&self, key: &Target) -> io::Result<Option<Object>>;
     /// Paths and metadata of an app's objects, sorted by path.
     async fn list(&self, appid: &str) -> io::Result<Vec<(String, ObjectMeta)>>;
-    /// Removes the object at `key`; false when there was none.
+    /// One page of an app's objects whose path starts with `query.prefix` and sorts after
+    /// `query.after`, in path order (bytes of the decoded path), at most `query.limit`; `more`
+    /// when others follow. Only committed objects: never an upload in flight or a resumable
+    /// upload's partial body.
+    async fn list_page(&self, appid: &str, query: &ListQuery) -> io::Result<ListPage>;
+    /// Removes the object at `key`; false when there was none. Downloads stop finding it at
+    /// once, on every thread (the local store's open-file caches are invalidated).
     async fn delete(&self, key: &Target) -> io::Result<bool>;
+    /// Removes every object of the app at once (its registration was deleted): downloads of
+    /// any of them find nothing from the return on; the bytes may be reclaimed later. False
+    /// when the app had none.
+    async fn delete_app(&self, appid: &str) -> io::Result<bool>;
     /// Whether the store can take a body now (`/readyz`); the error names what failed.
     async fn ready(&self) -> io::Result<()>;
     /// [`ObjectStore::head`] for a plain thread.

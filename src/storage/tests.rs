@@ -359,3 +359,108 @@ fn concatenated_partial_bodies_commit_as_one_file_and_a_missing_part_is_none() {
         assert!(store.resume("w2", 0).await.unwrap().is_none());
     });
 }
+
+/// Pages of `limit` over the app's objects under `prefix`, following `more` with the last path.
+async fn pages(store: &Store, prefix: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ListQuery {
+            prefix: prefix.into(),
+            after: after.clone(),
+            limit,
+        };
+        let page = store.list_page("app1", &q).await.unwrap();
+        let paths: Vec<String> = page.objects.iter().map(|(p, _)| p.clone()).collect();
+        after = paths.last().cloned();
+        out.push(paths);
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn list_pages_are_in_path_byte_order_and_follow_prefix_and_after() {
+    both(|store| async move {
+        // `a-b` sorts before `a/x` ('-' < '/'), although the directory `a` sorts before the
+        // file `a-b` by name: both stores must give the byte order of whole paths.
+        let rels = ["a/x", "a-b", "a/y/z", "b", "a/y0", "ab", "c/d/e"];
+        for (i, rel) in rels.iter().enumerate() {
+            let mut up = store.begin(&format!("p{i}"), None).await.unwrap();
+            up.append_at(0, Bytes::from_static(b"1")).await.unwrap();
+            up.commit(&key(rel), KEEP).await.unwrap();
+        }
+        let mut other = store.begin("other", None).await.unwrap();
+        other.append_at(0, Bytes::from_static(b"2")).await.unwrap();
+        let k = Target {
+            appid: "app10".into(),
+            rel: "a/x".into(),
+        };
+        other.commit(&k, KEEP).await.unwrap();
+        let _in_flight = store.begin("in-flight", None).await.unwrap();
+        let _partial = store.begin_partial("partial").await.unwrap();
+
+        let mut sorted: Vec<String> = rels.iter().map(|s| s.to_string()).collect();
+        sorted.sort();
+        assert_eq!(pages(&store, "", 1000).await, vec![sorted.clone()]);
+        let by_two = pages(&store, "", 2).await;
+        assert_eq!(by_two.len(), 4, "{by_two:?}");
+        assert_eq!(by_two.concat(), sorted);
+        // An exact fit: the last full page says whether more follow.
+        assert_eq!(pages(&store, "", 7).await, vec![sorted.clone()]);
+        assert_eq!(
+            pages(&store, "a/", 1).await,
+            vec![
+                vec!["a/x".to_string()],
+                vec!["a/y/z".into()],
+                vec!["a/y0".into()]
+            ]
+        );
+        assert_eq!(pages(&store, "a/y", 10).await, vec![vec!["a/y/z", "a/y0"]]);
+        assert_eq!(pages(&store, "zz", 10).await, vec![Vec::<String>::new()]);
+        let q = ListQuery {
+            prefix: String::new(),
+            after: Some("a/y".into()),
+            limit: 3,
+        };
+        let page = store.list_page("app1", &q).await.unwrap();
+        let got: Vec<&str> = page.objects.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!((got, page.more), (vec!["a/y/z", "a/y0", "ab"], true));
+        let meta = &page.objects[0].1;
+        assert_eq!(meta.size, 1);
+        let none = store.list_page("nobody", &q).await.unwrap();
+        assert!(none.objects.is_empty() && !none.more);
+    });
+}
+
+#[test]
+fn deleting_an_app_removes_all_its_objects_and_no_others() {
+    both(|store| async move {
+        for (i, (appid, rel)) in [("app1", "a/b.txt"), ("app1", "c.txt"), ("app2", "a/b.txt")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut up = store.begin(&format!("d{i}"), None).await.unwrap();
+            up.append_at(0, Bytes::from_static(b"z")).await.unwrap();
+            let k = Target {
+                appid: appid.into(),
+                rel: rel.into(),
+            };
+            up.commit(&k, KEEP).await.unwrap();
+        }
+        // Cached on this thread before the deletion.
+        assert_eq!(read_all(&store, &key("c.txt")).await.unwrap(), b"z");
+        assert!(store.delete_app("app1").await.unwrap());
+        assert!(store.open(&key("c.txt")).await.unwrap().is_none());
+        assert!(store.open(&key("a/b.txt")).await.unwrap().is_none());
+        assert!(store.list("app1").await.unwrap().is_empty());
+        assert_eq!(store.list("app2").await.unwrap().len(), 1);
+        assert!(!store.delete_app("app1").await.unwrap());
+        // The app's paths can be uploaded to again.
+        let mut up = store.begin("again", None).await.unwrap();
+        up.append_at(0, Bytes::from_static(b"n")).await.unwrap();
+        up.commit(&key("a/b.txt"), KEEP).await.unwrap();
+        assert_eq!(read_all(&store, &key("a/b.txt")).await.unwrap(), b"n");
+    });
+}

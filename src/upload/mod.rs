@@ -16,4 +16,5 @@ pub mod token;
 
 pub use condition::Refusal;
 pub use flow::handle_upload;
+pub(crate) use phases::new_upload_id;
 pub use reply::FlowError;

@@ -7,9 +7,11 @@ use clap::Subcommand;
 
 pub mod bench;
 pub mod demo_app;
+pub mod files;
 pub mod outbox;
 pub mod register;
 pub mod sign_upload;
+pub mod sign_url;
 pub mod upload;
 
 /// `upgate <command>`, for the tools.
@@ -27,6 +29,10 @@ pub enum Command {
     SignUpload(sign_upload::SignUploadArgs),
     /// List, retry or drop an app's undelivered post-upload notifications on a node.
     Outbox(outbox::OutboxArgs),
+    /// Print a signed download URL for an app registered with downloads = "signed".
+    SignUrl(sign_url::SignUrlArgs),
+    /// List or delete an app's files on a node.
+    Files(files::FilesArgs),
 }
 
 /// Runs a parsed command.
@@ -38,5 +44,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::SignUpload(args) => sign_upload::sign_upload(args),
         Command::Outbox(args) => outbox::outbox(args),
+        Command::SignUrl(args) => sign_url::sign_url(args),
+        Command::Files(args) => files::files(args),
     }
 }
