@@ -87,7 +87,17 @@ pub fn metrics(app: &App) -> Response {
     );
     let mut resp = Response::new(200).header("Content-Type", metrics::CONTENT_TYPE);
     let mut text = metrics::render();
-    metrics::render_app_usage(&mut text, &app.quotas.snapshot());
+    let usage = app.quotas.snapshot();
+    let usage: Vec<metrics::AppUsage<'_>> = usage
+        .iter()
+        .map(|(appid, u)| metrics::AppUsage {
+            appid,
+            stored: u.stored,
+            reserved: u.reserved,
+            in_flight: u64::from(u.in_flight),
+        })
+        .collect();
+    metrics::render_app_usage(&mut text, &usage);
     resp.body = crate::http::ResponseBody::Full(text.into());
     resp
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::error::blame::Blame;
-pub use render::{render, render_app_usage, CONTENT_TYPE};
+pub use render::{render, render_app_usage, AppUsage, CONTENT_TYPE};
 pub use series::{Counter, Gauge, Histogram};
 
 /// Upload sizes: 1 KiB … 16 GiB, ×4 per bucket.
@@ -332,13 +332,7 @@ pub fn timeout(kind: TimeoutKind) {
 }
 
 /// An app's quota refused an upload.
-pub fn quota_refused(denied: &crate::quota::Denied) {
-    use crate::quota::Denied;
-    let kind = match denied {
-        Denied::Bytes { .. } => QuotaKind::Bytes,
-        Denied::Concurrency { .. } => QuotaKind::Concurrency,
-        Denied::Rate { .. } => QuotaKind::Rate,
-    };
+pub fn quota_refused(kind: QuotaKind) {
     METRICS.quota_refusals[kind as usize].inc();
 }
 

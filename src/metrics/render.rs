@@ -361,10 +361,18 @@ pub(super) fn histogram(o: &mut String, name: &str, l: &[(&str, &str)], h: &Hist
     let _ = writeln!(o, " {cumulative}");
 }
 
+/// One app's usage as `/metrics` shows it.
+pub struct AppUsage<'a> {
+    pub appid: &'a str,
+    pub stored: u64,
+    pub reserved: u64,
+    pub in_flight: u64,
+}
+
 /// Per-app usage (appended to [`render`] by the `/metrics` handler, which holds the node's
 /// quotas): stored bytes, bytes reserved by uploads in flight, uploads in flight.
-pub fn render_app_usage(o: &mut String, apps: &[(String, crate::quota::Usage)]) {
-    type Of = fn(&crate::quota::Usage) -> u64;
+pub fn render_app_usage(o: &mut String, apps: &[AppUsage<'_>]) {
+    type Of = fn(&AppUsage<'_>) -> u64;
     let series: [(&str, &str, Of); 3] = [
         (
             "upgate_app_stored_bytes",
@@ -379,13 +387,13 @@ pub fn render_app_usage(o: &mut String, apps: &[(String, crate::quota::Usage)]) 
         (
             "upgate_app_uploads_in_flight",
             "The app's uploads in flight on this node.",
-            |u| u.in_flight as u64,
+            |u| u.in_flight,
         ),
     ];
     for (name, help, value) in series {
         header(o, name, "gauge", help);
-        for (appid, usage) in apps {
-            line(o, name, &[("appid", appid)], value(usage));
+        for usage in apps {
+            line(o, name, &[("appid", usage.appid)], value(usage));
         }
     }
 }

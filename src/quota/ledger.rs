@@ -73,6 +73,18 @@ impl fmt::Display for Denied {
 
 impl std::error::Error for Denied {}
 
+impl Denied {
+    /// The `quota` label of `upgate_quota_refusals_total`.
+    pub fn kind(&self) -> crate::metrics::QuotaKind {
+        use crate::metrics::QuotaKind;
+        match self {
+            Denied::Bytes { .. } => QuotaKind::Bytes,
+            Denied::Concurrency { .. } => QuotaKind::Concurrency,
+            Denied::Rate { .. } => QuotaKind::Rate,
+        }
+    }
+}
+
 /// The usage of every app on this node. One lock for all apps: every operation under it is a
 /// few additions, made once per upload (never per body chunk).
 #[derive(Debug, Default)]

@@ -29,6 +29,17 @@ impl Protocol {
     }
 }
 
+/// The uploading client's address: see [`super::forwarded`].
+/// `client_ip` for an exchange, under the node's
+/// `trusted_proxies` (parsed per upload: a handful of entries; none by default).
+pub fn client_ip_of(ex: &crate::server::Exchange<'_>) -> String {
+    let peer = ex.peer().ip();
+    if ex.config().trusted_proxies.is_empty() {
+        return super::forwarded::canonical(peer).to_string();
+    }
+    super::forwarded::client_ip(ex.head(), peer, &ex.config().trusted_proxies()).to_string()
+}
+
 /// The `request` object of the first file info for `head`, forwarding the headers `forward`
 /// names (lower case; a trailing `*` is a prefix).
 pub fn request_info(head: &RequestHead, forward: &[String], protocol: Protocol) -> RequestInfo {

@@ -54,7 +54,7 @@ impl Cidr {
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as dual-stack sockets report IPv4 peers) as
 /// the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -71,16 +71,6 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
         let mask = 0xffu8 << (8 - rest);
         a[full] & mask == b[full] & mask
     }
-}
-
-/// The uploading client's address (`client_ip`) for an exchange, under the node's
-/// `trusted_proxies` (parsed per upload: a handful of entries; none by default).
-pub fn client_ip_of(ex: &crate::server::Exchange<'_>) -> String {
-    let peer = ex.peer().ip();
-    if ex.config().trusted_proxies.is_empty() {
-        return canonical(peer).to_string();
-    }
-    client_ip(ex.head(), peer, &ex.config().trusted_proxies()).to_string()
 }
 
 /// The client's address for a request from `peer` with `head`.

@@ -208,7 +208,7 @@ fn form_request(
         limit,
         content_type,
         upload_id: super::phases::new_upload_id(),
-        client_ip: crate::upload::forwarded::client_ip_of(ex),
+        client_ip: crate::upload::context::client_ip_of(ex),
         pre,
         post,
         request,

@@ -104,7 +104,7 @@ async fn account(app: &App, req: &UploadRequest, size: u64) -> Result<(), FlowEr
         false => 0,
     };
     hold.commit(size, replaced).map_err(|denied| {
-        metrics::quota_refused(&denied);
+        metrics::quota_refused(denied.kind());
         FlowError::from(crate::upload::Refusal::Quota(denied))
     })
 }

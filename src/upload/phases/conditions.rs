@@ -40,7 +40,7 @@ pub(crate) async fn receive_conditions(
         &policy,
         record.as_ref(),
         new_upload_id(),
-        crate::upload::forwarded::client_ip_of(ex),
+        crate::upload::context::client_ip_of(ex),
         crate::upload::context::Protocol::Raw,
         matches!(token, Some(Ok(_))),
     )?;
@@ -78,7 +78,7 @@ pub(crate) fn admit(
         .quotas
         .admit(&appid, limits, ask, crate::clock::unix_ms())
         .map_err(|denied| {
-            crate::metrics::quota_refused(&denied);
+            crate::metrics::quota_refused(denied.kind());
             Refusal::Quota(denied)
         })?;
     if bytes.is_none() {

@@ -131,7 +131,7 @@ pub(crate) fn request_of(
         limit: rec.limit,
         content_type: rec.content_type.clone(),
         upload_id: rec.id.clone(),
-        client_ip: crate::upload::forwarded::client_ip_of(ex),
+        client_ip: crate::upload::context::client_ip_of(ex),
         pre,
         post,
         request: context::request_info(ex.head(), record.forwarded_headers(), protocol),
