@@ -113,11 +113,15 @@ impl<'c> Exchange<'c> {
     /// Reads and discards a body of at most `most` declared bytes, so that a request that
     /// should carry none (a `GET` with `Content-Length: 5`) keeps its connection, as nginx
     /// does. Returns whether the body is gone; a bigger or chunked body is left unread (the
-    /// response then closes with a lingering close), and so is one whose reading fails.
+    /// response then closes with a lingering close), and so is one whose reading fails, and
+    /// one the client holds back until a `100 Continue` (it gets the final answer instead).
     pub async fn discard_body(&mut self, most: u64) -> bool {
         let info = self.head().info();
         if !info.has_body() {
             return true;
+        }
+        if info.expect == crate::http::Expectation::Continue {
+            return false;
         }
         match info.content_length() {
             Some(n) if n <= most => {}

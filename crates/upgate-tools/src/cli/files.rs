@@ -15,18 +15,11 @@ pub struct FilesArgs {
     pub command: FilesCommand,
 }
 
-/// Where and as whom.
+/// Where and as whom (the same flags as `upgate outbox`), and how to print.
 #[derive(Args, Debug, Clone)]
-pub struct Target {
-    /// The node: http://HOST:PORT.
-    #[arg(long, value_name = "URL")]
-    pub server: String,
-    /// The application's id.
-    #[arg(long)]
-    pub appid: String,
-    /// The app's secret (whsec_…) or the node's admin token.
-    #[arg(long, env = "UPGATE_TOKEN", hide_env_values = true)]
-    pub token: String,
+pub struct FilesTarget {
+    #[command(flatten)]
+    pub app: super::outbox::Target,
     /// Print JSON for scripts: one file per line (list), the answer (delete).
     #[arg(long)]
     pub json: bool,
@@ -37,7 +30,7 @@ pub enum FilesCommand {
     /// List the app's files, sorted by path: path, size, content type, modified.
     List {
         #[command(flatten)]
-        target: Target,
+        target: FilesTarget,
         /// Only paths starting with this.
         #[arg(long, default_value = "")]
         prefix: String,
@@ -48,7 +41,7 @@ pub enum FilesCommand {
     /// Delete one file (its path relative to the appid, as listed); the app is notified.
     Delete {
         #[command(flatten)]
-        target: Target,
+        target: FilesTarget,
         /// The file's path, e.g. docs/a.pdf.
         path: String,
     },
@@ -68,13 +61,13 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-fn base(t: &Target) -> Result<url::Url, String> {
-    let url =
-        url::Url::parse(&t.server).map_err(|e| format!("bad --server {:?}: {e}", t.server))?;
+fn base(t: &FilesTarget) -> Result<url::Url, String> {
+    let url = url::Url::parse(&t.app.server)
+        .map_err(|e| format!("bad --server {:?}: {e}", t.app.server))?;
     if url.scheme() != "http" {
         return Err(format!(
             "bad --server {:?}: the scheme must be http",
-            t.server
+            t.app.server
         ));
     }
     Ok(url)
@@ -122,7 +115,7 @@ pub fn files(args: FilesArgs) -> ExitCode {
     }
 }
 
-fn list(t: &Target, prefix: &str, limit: u32) -> ExitCode {
+fn list(t: &FilesTarget, prefix: &str, limit: u32) -> ExitCode {
     let mut url = match base(t) {
         Ok(u) => u,
         Err(e) => {
@@ -130,7 +123,7 @@ fn list(t: &Target, prefix: &str, limit: u32) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    url.set_path(&format!("/upload/files/{}", t.appid));
+    url.set_path(&format!("/upload/files/{}", t.app.appid));
     let agent = agent();
     let mut after: Option<String> = None;
     let mut rows = Vec::new();
@@ -147,7 +140,7 @@ fn list(t: &Target, prefix: &str, limit: u32) -> ExitCode {
                 q.append_pair("after", a);
             }
         }
-        let body = match call(agent.get(page.as_str()), &t.token) {
+        let body = match call(agent.get(page.as_str()), &t.app.token) {
             Ok((_, body)) => body,
             Err(f) => return failed("list", f),
         };
@@ -208,7 +201,7 @@ fn print_table(rows: &[Value]) {
     eprintln!("{} file(s)", cells.len());
 }
 
-fn delete(t: &Target, path: &str) -> ExitCode {
+fn delete(t: &FilesTarget, path: &str) -> ExitCode {
     let mut url = match base(t) {
         Ok(u) => u,
         Err(e) => {
@@ -221,17 +214,17 @@ fn delete(t: &Target, path: &str) -> ExitCode {
         .split('/')
         .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
         .collect();
-    url.set_path(&format!("/{}/{}", t.appid, encoded.join("/")));
+    url.set_path(&format!("/{}/{}", t.app.appid, encoded.join("/")));
     url.set_query(None);
-    match call(agent().delete(url.as_str()), &t.token) {
+    match call(agent().delete(url.as_str()), &t.app.token) {
         Ok(_) => {
             if t.json {
                 println!(
                     "{}",
-                    serde_json::json!({"appid": t.appid, "path": rel, "deleted": true})
+                    serde_json::json!({"appid": t.app.appid, "path": rel, "deleted": true})
                 );
             } else {
-                eprintln!("deleted {}/{rel}", t.appid);
+                eprintln!("deleted {}/{rel}", t.app.appid);
             }
             ExitCode::SUCCESS
         }

@@ -16,8 +16,8 @@ pub struct OutboxArgs {
     pub action: Action,
 }
 
-/// Where and as whom (every action).
-#[derive(Args, Debug)]
+/// Where and as whom (every action; `upgate files` takes the same).
+#[derive(Args, Debug, Clone)]
 pub struct Target {
     /// The node: http://HOST:PORT.
     #[arg(long, value_name = "URL")]

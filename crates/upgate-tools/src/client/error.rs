@@ -179,3 +179,34 @@ impl Refusal {
         }
     }
 }
+
+/// A failed ureq call of the control-plane clients (`register`, `outbox`) as a [`ClientError`]:
+/// the node's refusal with its JSON, or the connection's failure (`during` says what the call
+/// was doing).
+pub(super) fn from_ureq(e: ureq::Error, target: String, during: &'static str) -> ClientError {
+    match e {
+        ureq::Error::Status(status, resp) => {
+            let body = read_body(resp).unwrap_or_default();
+            ClientError::Refused(Refusal::from_answer(status, body.as_bytes(), true))
+        }
+        ureq::Error::Transport(t) => {
+            let source = io::Error::other(t.to_string());
+            match t.kind() {
+                ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
+                    ClientError::Connect { target, source }
+                }
+                _ => ClientError::Network { during, source },
+            }
+        }
+    }
+}
+
+/// An answer's body, at most [`super::wire::MAX_BODY`] bytes of it.
+pub(super) fn read_body(resp: ureq::Response) -> io::Result<String> {
+    use std::io::Read;
+    let mut body = String::new();
+    resp.into_reader()
+        .take(super::wire::MAX_BODY as u64)
+        .read_to_string(&mut body)?;
+    Ok(body)
+}

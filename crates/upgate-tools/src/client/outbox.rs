@@ -2,12 +2,11 @@
 //! notifications for the app"): list them, retry one now, drop one. Every call carries
 //! `Authorization: Bearer <the app's whsec_ secret or the admin token>`.
 
-use std::io;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::{ClientError, Refusal};
+use super::error::{from_ureq, read_body, ClientError};
 
 /// One notification as the node lists it (times in unix seconds).
 #[derive(Debug, Clone, Deserialize)]
@@ -95,35 +94,7 @@ impl Manage<'_> {
                 during: "reading the node's answer",
                 source,
             }),
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = read_body(resp).unwrap_or_default();
-                Err(ClientError::Refused(Refusal::from_answer(
-                    status,
-                    body.as_bytes(),
-                    true,
-                )))
-            }
-            Err(ureq::Error::Transport(t)) => {
-                let source = io::Error::other(t.to_string());
-                Err(match t.kind() {
-                    ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
-                        ClientError::Connect { target, source }
-                    }
-                    _ => ClientError::Network {
-                        during: "asking the node",
-                        source,
-                    },
-                })
-            }
+            Err(e) => Err(from_ureq(e, target, "asking the node")),
         }
     }
-}
-
-fn read_body(resp: ureq::Response) -> io::Result<String> {
-    use std::io::Read;
-    let mut body = String::new();
-    resp.into_reader()
-        .take(super::wire::MAX_BODY as u64)
-        .read_to_string(&mut body)?;
-    Ok(body)
 }

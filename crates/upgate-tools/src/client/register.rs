@@ -1,13 +1,12 @@
 //! Registering an application's callbacks with a node (patent steps 301-302):
 //! `POST /upload/register` with a JSON body, optionally with the admin token.
 
-use std::io;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{ClientError, Refusal};
+use super::error::{from_ureq, read_body, ClientError, Refusal};
 
 /// What to register.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,34 +89,6 @@ pub fn register(
                 body,
             })
         }
-        Err(ureq::Error::Status(status, resp)) => {
-            let body = read_body(resp).unwrap_or_default();
-            Err(ClientError::Refused(Refusal::from_answer(
-                status,
-                body.as_bytes(),
-                true,
-            )))
-        }
-        Err(ureq::Error::Transport(t)) => {
-            let source = io::Error::other(t.to_string());
-            Err(match t.kind() {
-                ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
-                    ClientError::Connect { target, source }
-                }
-                _ => ClientError::Network {
-                    during: "registering",
-                    source,
-                },
-            })
-        }
+        Err(e) => Err(from_ureq(e, target, "registering")),
     }
-}
-
-fn read_body(resp: ureq::Response) -> io::Result<String> {
-    use std::io::Read;
-    let mut body = String::new();
-    resp.into_reader()
-        .take(super::wire::MAX_BODY as u64)
-        .read_to_string(&mut body)?;
-    Ok(body)
 }
