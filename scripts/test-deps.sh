@@ -2,7 +2,8 @@
 # `make test-deps` (run first by `make test` and `make browser-check`): installs the system
 # packages the tests need, the Debian packages listed in .ci/packages (the single list), and only
 # those that are missing. Idempotent: when everything is there it installs nothing and prints one
-# line. Then checks that the commands the tests run exist: curl, promtool (tests/operations.rs)
+# line. Then checks that the commands the tests run exist: curl, promtool (tests/operations.rs),
+# etcd (tests/etcd_registry.rs)
 # and chromium (scripts/browser-check.sh, tests/tus_interop.rs; `chromium-headless-shell` alone
 # is not enough). Last, the real tus clients of tests/tus_interop.rs from PyPI and npm into
 # target/interop (scripts/interop-deps.sh).
@@ -49,6 +50,7 @@ fi
 absent=()
 command -v curl >/dev/null || absent+=(curl)
 command -v promtool >/dev/null || absent+=("promtool (package prometheus)")
+command -v etcd >/dev/null || absent+=("etcd (package etcd-server)")
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null ||
   absent+=("chromium or chromium-browser (package chromium)")
 if [ ${#absent[@]} -gt 0 ]; then

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::callback::{CallbackPolicy, CallbackPool};
-use crate::config::Config;
-use crate::registry::{Durability, Registry};
+use crate::config::{Config, RegistryKind};
+use crate::registry::{Durability, EtcdSettings, Registry};
 use crate::storage::{LocalStore, Store};
 
 /// The node's shared state. Handlers hold it through an `Arc`.
@@ -17,6 +17,8 @@ pub struct App {
     pub pool: CallbackPool,
     /// Every app's quota usage on this node.
     pub quotas: Arc<crate::quota::Quotas>,
+    /// `node_id` (or the host name), in the callbacks this node makes.
+    pub node_id: String,
     policy: RwLock<Arc<CallbackPolicy>>,
     /// Wakes the outbox sender before its next tick (a retry asked through the API).
     pub outbox_wake: crate::notify::wake::Wake,
@@ -47,7 +49,11 @@ impl App {
             true => Durability::Synced,
             false => Durability::Written,
         };
-        let registry = Registry::open_with(&config.data_dir, durability)
+        let etcd = (config.registry == RegistryKind::Etcd).then(|| EtcdSettings {
+            endpoints: config.etcd_endpoints.clone(),
+            prefix: config.etcd_prefix.clone(),
+        });
+        let registry = Registry::open_node(&config.data_dir, durability, etcd.as_ref())
             .map_err(|e| StartError(format!("registry: {e}")))?;
         let store = LocalStore::open(&config.data_dir)
             .map(|s| Store::Local(s.with_cache_ttl(config.open_file_cache_ttl())))
@@ -77,7 +83,10 @@ impl App {
     ) -> Result<Arc<App>, StartError> {
         let policy = CallbackPolicy::try_new(&config.callback_allow)
             .map_err(|e| StartError(format!("callback_allow: {e}")))?;
+        let node_id = config.node_id();
+        crate::logging::set_node_id(&node_id);
         Ok(Arc::new(App {
+            node_id,
             config: Arc::new(config),
             registry,
             store,

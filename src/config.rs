@@ -29,6 +29,16 @@ pub enum Checksum {
     Sha256,
 }
 
+/// Where registrations live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// In this node's sled database only.
+    Local,
+    /// In etcd; this node's sled database is its cache, kept current by a watch.
+    Etcd,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +86,14 @@ pub struct Config {
     pub notify_max_age_s: u64,
     /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` give `client_ip`.
     pub trusted_proxies: Vec<String>,
+    /// This node's name in logs, metrics and stored records; the host name when unset.
+    pub node_id: Option<String>,
+    /// `local` or `etcd`.
+    pub registry: RegistryKind,
+    /// etcd client URLs (`registry = "etcd"`).
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd.
+    pub etcd_prefix: String,
     // Keys beyond the contract, documented in docs/operations.md.
     /// Header fields in one head.
     pub max_headers: usize,
@@ -123,6 +141,10 @@ impl Default for Config {
             resumable_expiry_s: 86_400,
             notify_max_age_s: 604_800,
             trusted_proxies: Vec::new(),
+            node_id: None,
+            registry: RegistryKind::Local,
+            etcd_endpoints: vec!["http://127.0.0.1:2379".to_string()],
+            etcd_prefix: "/upgate/".to_string(),
             max_headers: 100,
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
@@ -317,10 +339,56 @@ impl Config {
         {
             out.push(Invalid::new("trusted_proxies", e));
         }
+        if self.registry == RegistryKind::Etcd {
+            if self.etcd_endpoints.is_empty() {
+                out.push(Invalid::new(
+                    "etcd_endpoints",
+                    "must name at least one etcd member",
+                ));
+            }
+            if let Some(bad) = self
+                .etcd_endpoints
+                .iter()
+                .find(|e| !e.starts_with("http://"))
+            {
+                out.push(Invalid::new(
+                    "etcd_endpoints",
+                    format!("{bad:?}: must be an http:// URL of etcd's client port"),
+                ));
+            }
+        }
+        if !self.etcd_prefix.starts_with('/') || !self.etcd_prefix.ends_with('/') {
+            out.push(Invalid::new("etcd_prefix", "must start and end with '/'"));
+        }
+        if let Some(id) = &self.node_id {
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                out.push(Invalid::new("node_id", "must be 1-64 of [A-Za-z0-9._-]"));
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
             out.push(Invalid::new("log_level", e.to_string()));
         }
         out
+    }
+
+    /// `node_id`, or this host's name (`localhost` when it has none).
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        match std::str::from_utf8(&buf[..end]) {
+            Ok(name) if ok && !name.is_empty() => name.to_owned(),
+            _ => "localhost".to_owned(),
+        }
     }
 
     /// io_uring runtimes to start.

@@ -20,6 +20,7 @@ pub fn healthz() -> Response {
 /// | check | passes when |
 /// |---|---|
 /// | `registry` | a read of the sled registry succeeds |
+/// | `etcd` | (`registry = "etcd"` only) etcd answered the last call and holds the watch |
 /// | `data_dir` | a file can be created, written and removed in `data_dir/tmp`, and `data_dir/files` exists |
 /// | `callback_pool` | at least one callback worker thread is running |
 /// | `draining` | the node is not shutting down (SIGTERM/SIGINT) |
@@ -43,6 +44,9 @@ pub async fn readyz(ex: &Exchange<'_>, app: &App) -> Response {
             .map(|_| ())
             .map_err(|e| e.to_string()),
     );
+    if let Some(health) = app.registry.remote_health() {
+        record("etcd", health);
+    }
     record("data_dir", probe_data_dir(app).await);
     record(
         "callback_pool",
@@ -87,6 +91,7 @@ pub fn metrics(app: &App) -> Response {
     );
     let mut resp = Response::new(200).header("Content-Type", metrics::CONTENT_TYPE);
     let mut text = metrics::render();
+    metrics::render_node_info(&mut text, &app.node_id);
     let usage = app.quotas.snapshot();
     let usage: Vec<metrics::AppUsage<'_>> = usage
         .iter()

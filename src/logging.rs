@@ -18,6 +18,19 @@ use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 use crate::config::LogFormat;
 
+/// This process's `node_id`, on every access-log line (set once, when the node starts).
+static NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the node in the access log; the first call wins (one node per process in production).
+pub fn set_node_id(id: &str) {
+    let _ = NODE_ID.set(id.to_owned());
+}
+
+/// The `node_id` given to [`set_node_id`] (empty before).
+pub fn node_id() -> &'static str {
+    NODE_ID.get().map_or("", String::as_str)
+}
+
 /// Formatted lines waiting for the writer thread.
 const QUEUE_LINES: usize = 16 * 1024;
 

@@ -182,6 +182,7 @@ fn first_info_body() -> Vec<u8> {
         request: None,
         offset: None,
         length: None,
+        node_id: None,
     })
     .unwrap()
 }

@@ -41,23 +41,6 @@ fn register(addr: SocketAddr, appid: &str, app: &CallbackApp, extra: &str) -> St
     w.json()["secret"].as_str().unwrap_or_default().to_owned()
 }
 
-/// Head (with Expect), then the body if the node says 100; the final answer.
-fn upload(addr: SocketAddr, appid: &str, path: &str, body: &[u8]) -> Wire {
-    let mut s = connect(addr);
-    let mut buf = Vec::new();
-    let head = format!(
-        "PUT /{appid}/{path} HTTP/1.1\r\nHost: n\r\nExpect: 100-continue\r\nappid: {appid}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let first = read_response(&mut s, &mut buf).expect("an answer to the head");
-    if first.status != 100 {
-        return first;
-    }
-    s.write_all(body).unwrap();
-    read_response(&mut s, &mut buf).expect("a final answer")
-}
-
 /// A chunked upload (size unknown on the head), sent whole without waiting for 100.
 fn upload_chunked(addr: SocketAddr, appid: &str, path: &str, body: &[u8]) -> Wire {
     let mut s = connect(addr);
@@ -119,7 +102,7 @@ fn concurrent_uploads_at_the_limit_never_exceed_it_on_disk() {
                 s.spawn(move || {
                     let body = vec![b'x'; 1000];
                     match i % 2 {
-                        0 => upload(addr, "q1", &format!("f{i}"), &body),
+                        0 => upload_expecting(addr, "q1", &format!("f{i}"), &body),
                         _ => upload_chunked(addr, "q1", &format!("f{i}"), &body),
                     }
                 })
@@ -164,14 +147,17 @@ fn over_the_quota_is_refused_on_the_head_before_the_pre_callback() {
     let node = start(node_config(&app));
     let addr = node.local_addr();
     register(addr, "q2", &app, r#","quota_bytes":"1K""#);
-    let w = upload(addr, "q2", "big", &[b'x'; 1025]);
+    let w = upload_expecting(addr, "q2", "big", &[b'x'; 1025]);
     assert_eq!(w.status, 403);
     assert_eq!(w.error_code(), "quota_exceeded");
     assert!(app.on("/pre").is_empty(), "the app was not asked");
-    assert_eq!(upload(addr, "q2", "fits", &[b'x'; 1024]).status, 201);
+    assert_eq!(
+        upload_expecting(addr, "q2", "fits", &[b'x'; 1024]).status,
+        201
+    );
     // Full now: even one more byte is refused.
     assert_eq!(
-        upload(addr, "q2", "more", b"x").error_code(),
+        upload_expecting(addr, "q2", "more", b"x").error_code(),
         "quota_exceeded"
     );
     node.shutdown();
@@ -189,7 +175,10 @@ fn a_vetoed_or_aborted_upload_gives_its_reservation_back() {
     let node = start(node_config(&app));
     let addr = node.local_addr();
     register(addr, "q3", &app, r#","quota_bytes":1000"#);
-    assert_eq!(upload(addr, "q3", "veto-1", &[b'x'; 1000]).status, 403);
+    assert_eq!(
+        upload_expecting(addr, "q3", "veto-1", &[b'x'; 1000]).status,
+        403
+    );
 
     // Aborted: the client sends part of its body and goes away.
     let mut s = connect(addr);
@@ -208,7 +197,10 @@ fn a_vetoed_or_aborted_upload_gives_its_reservation_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The whole quota is free again.
-    assert_eq!(upload(addr, "q3", "whole", &[b'x'; 1000]).status, 201);
+    assert_eq!(
+        upload_expecting(addr, "q3", "whole", &[b'x'; 1000]).status,
+        201
+    );
     node.shutdown();
 }
 
@@ -219,7 +211,7 @@ fn a_restart_keeps_the_accounting_right() {
     let node = start(config.clone());
     register(node.local_addr(), "q4", &app, r#","quota_bytes":1000"#);
     assert_eq!(
-        upload(node.local_addr(), "q4", "a/b/one", &[b'x'; 600]).status,
+        upload_expecting(node.local_addr(), "q4", "a/b/one", &[b'x'; 600]).status,
         201
     );
     node.shutdown();
@@ -231,10 +223,13 @@ fn a_restart_keeps_the_accounting_right() {
         Some(600)
     );
     assert_eq!(
-        upload(addr, "q4", "two", &[b'x'; 600]).error_code(),
+        upload_expecting(addr, "q4", "two", &[b'x'; 600]).error_code(),
         "quota_exceeded"
     );
-    assert_eq!(upload(addr, "q4", "two", &[b'x'; 400]).status, 201);
+    assert_eq!(
+        upload_expecting(addr, "q4", "two", &[b'x'; 400]).status,
+        201
+    );
     node.shutdown();
 }
 
@@ -255,7 +250,7 @@ fn concurrency_and_rate_limits_answer_429_with_retry_after() {
         held.push((s, buf));
     }
     let pre_before = app.on("/pre").len();
-    let w = upload(addr, "q5", "third", b"hello");
+    let w = upload_expecting(addr, "q5", "third", b"hello");
     assert_eq!(w.status, 429);
     assert_eq!(w.error_code(), "rate_limited");
     assert_eq!(w.header("retry-after"), Some("1"));
@@ -268,13 +263,13 @@ fn concurrency_and_rate_limits_answer_429_with_retry_after() {
     let (mut s, mut buf) = held.pop().unwrap();
     s.write_all(b"hello").unwrap();
     assert_eq!(read_response(&mut s, &mut buf).unwrap().status, 201);
-    assert_eq!(upload(addr, "q5", "third", b"hello").status, 201);
+    assert_eq!(upload_expecting(addr, "q5", "third", b"hello").status, 201);
     drop(held);
 
     register(addr, "q6", &app, r#","rate_per_s":0.5"#);
     // A burst of one (twice the rate, at least one), then one every two seconds.
-    assert_eq!(upload(addr, "q6", "r1", b"x").status, 201);
-    let w = upload(addr, "q6", "r2", b"x");
+    assert_eq!(upload_expecting(addr, "q6", "r1", b"x").status, 201);
+    let w = upload_expecting(addr, "q6", "r2", b"x");
     assert_eq!((w.status, w.error_code().as_str()), (429, "rate_limited"));
     let after: u64 = w.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&after), "Retry-After {after}");
@@ -307,15 +302,18 @@ fn deleting_files_or_the_app_frees_the_quota() {
     let node = start(node_config(&app));
     let addr = node.local_addr();
     let secret = register(addr, "q8", &app, r#","quota_bytes":1000"#);
-    assert_eq!(upload(addr, "q8", "a", &[b'x'; 1000]).status, 201);
-    assert_eq!(upload(addr, "q8", "b", b"x").error_code(), "quota_exceeded");
+    assert_eq!(upload_expecting(addr, "q8", "a", &[b'x'; 1000]).status, 201);
+    assert_eq!(
+        upload_expecting(addr, "q8", "b", b"x").error_code(),
+        "quota_exceeded"
+    );
     let (w, _) = exchange(
         addr,
         format!("DELETE /q8/a HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer {secret}\r\n\r\n")
             .as_bytes(),
     );
     assert_eq!(w.status, 204);
-    assert_eq!(upload(addr, "q8", "b", &[b'x'; 1000]).status, 201);
+    assert_eq!(upload_expecting(addr, "q8", "b", &[b'x'; 1000]).status, 201);
     // The app deleted and registered again starts from nothing stored.
     let (w, _) = exchange(
         addr,
@@ -327,6 +325,6 @@ fn deleting_files_or_the_app_frees_the_quota() {
         metric(addr, "upgate_app_stored_bytes{appid=\"q8\"}"),
         Some(0)
     );
-    assert_eq!(upload(addr, "q8", "c", &[b'x'; 1000]).status, 201);
+    assert_eq!(upload_expecting(addr, "q8", "c", &[b'x'; 1000]).status, 201);
     node.shutdown();
 }

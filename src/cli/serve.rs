@@ -147,7 +147,7 @@ fn run(args: &ServeArgs, mut config: Config, log: Option<&LogHandle>) -> ExitCod
         }
     };
     println!("upgate listening on http://{}", node.local_addr());
-    tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), "listening");
+    tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), node_id = %config.node_id(), registry = ?config.registry, "listening");
     for signal in signals.forever() {
         if signal == SIGHUP {
             reload(args, &node, log, &mut config);

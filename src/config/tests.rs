@@ -40,3 +40,35 @@ fn toml_overrides_and_unknown_keys_name_the_line() {
     let e = Config::from_toml("max_head_bytes = 10\n", "t.toml").unwrap_err();
     assert!(e.0.contains("max_head_bytes"), "{e}");
 }
+
+#[test]
+fn many_node_keys_are_checked_where_they_are_read() {
+    let c = Config::from_toml(
+        "registry = \"etcd\"\netcd_endpoints = [\"http://10.0.0.1:2379\"]\nnode_id = \"edge-1\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.registry, RegistryKind::Etcd);
+    assert_eq!(c.node_id(), "edge-1");
+    assert_eq!(c.etcd_endpoints, ["http://10.0.0.1:2379"]);
+    assert_eq!(c.etcd_prefix, "/upgate/");
+    assert_eq!(Config::default().registry, RegistryKind::Local);
+    assert!(!Config::default().node_id().is_empty(), "the host name");
+    for (toml, key) in [
+        (
+            "registry = \"etcd\"\netcd_endpoints = []\n",
+            "etcd_endpoints",
+        ),
+        (
+            "registry = \"etcd\"\netcd_endpoints = [\"https://e:2379\"]\n",
+            "etcd_endpoints",
+        ),
+        ("etcd_prefix = \"upgate\"\n", "etcd_prefix"),
+        ("node_id = \"a b\"\n", "node_id"),
+        ("node_id = \"\"\n", "node_id"),
+        ("registry = \"zookeeper\"\n", "registry"),
+    ] {
+        let e = Config::from_toml(toml, "t.toml").unwrap_err();
+        assert!(e.0.contains(key), "{toml:?}: {e}");
+    }
+}

@@ -378,6 +378,7 @@ impl Fault for RegistryError {
         match self {
             RegistryError::BadAppid | RegistryError::BadEventId => 400,
             RegistryError::UnknownAppid => 404,
+            RegistryError::Unreachable(_) => 503,
             RegistryError::Locked(_)
             | RegistryError::Unavailable(_)
             | RegistryError::Corrupt(_) => 500,
@@ -388,6 +389,7 @@ impl Fault for RegistryError {
             RegistryError::BadAppid => "bad_appid",
             RegistryError::UnknownAppid => "unknown_appid",
             RegistryError::BadEventId => "bad_event_id",
+            RegistryError::Unreachable(_) => "registry_unavailable",
             RegistryError::Locked(_)
             | RegistryError::Unavailable(_)
             | RegistryError::Corrupt(_) => "registry_error",
@@ -399,6 +401,12 @@ impl Fault for RegistryError {
                 Blame::Client
             }
             _ => Blame::Storage,
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            RegistryError::Unreachable(_) => vec![("Retry-After", "1".into())],
+            _ => Vec::new(),
         }
     }
     fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -452,6 +460,9 @@ impl Fault for RegisterError {
             RegisterError::Route(e) => e.message(),
             RegisterError::Body(e) => e.message(),
             RegisterError::Registry(e) if e.blame() == Blame::Client => e.to_string(),
+            RegisterError::Registry(RegistryError::Unreachable(_)) => {
+                "the registry (etcd) cannot be reached; uploads go on, registrations wait: retry later".into()
+            }
             RegisterError::Registry(_) => "the registry failed; retry later".into(),
             RegisterError::BadRequest(e) => e.message(),
             _ => self.to_string(),
@@ -461,6 +472,7 @@ impl Fault for RegisterError {
         match self {
             RegisterError::Route(e) => e.headers(),
             RegisterError::Body(e) => e.headers(),
+            RegisterError::Registry(e) => e.headers(),
             RegisterError::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer".into())],
             _ => Vec::new(),
         }

@@ -270,6 +270,7 @@ async fn record_deleted(
         ),
         sha256: None,
         metadata: None,
+        node_id: Some(app.node_id.clone()),
     };
     let now = crate::clock::unix_ms();
     let entry = OutboxEntry {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::error::blame::Blame;
-pub use render::{render, render_app_usage, AppUsage, CONTENT_TYPE};
+pub use render::{render, render_app_usage, render_node_info, AppUsage, CONTENT_TYPE};
 pub use series::{Counter, Gauge, Histogram};
 
 /// Upload sizes: 1 KiB … 16 GiB, ×4 per bucket.

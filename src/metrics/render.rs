@@ -369,6 +369,18 @@ pub struct AppUsage<'a> {
     pub in_flight: u64,
 }
 
+/// `upgate_node_info{node_id}` (appended to [`render`] by the `/metrics` handler): which node
+/// these series are from, for dashboards that gather many.
+pub fn render_node_info(o: &mut String, node_id: &str) {
+    header(
+        o,
+        "upgate_node_info",
+        "gauge",
+        "Always 1; this node's node_id is a label.",
+    );
+    line(o, "upgate_node_info", &[("node_id", node_id)], 1);
+}
+
 /// Per-app usage (appended to [`render`] by the `/metrics` handler, which holds the node's
 /// quotas): stored bytes, bytes reserved by uploads in flight, uploads in flight.
 pub fn render_app_usage(o: &mut String, apps: &[AppUsage<'_>]) {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::mpsc;
 
 use super::record::{new_secret, valid_appid, AppRecord, Registered, Registration};
-use super::{Cause, MemoryApps, SledApps};
+use super::{Cause, EtcdApps, MemoryApps, SledApps};
 
 /// Why an app store operation failed. No HTTP here: `error/status.rs` maps the facade's
 /// [`super::RegistryError`], which every variant converts into.
@@ -21,6 +21,9 @@ pub enum AppStoreError {
     UnknownAppid,
     /// The store could not be read or written (the backend's own error is the cause).
     Unavailable(Cause),
+    /// The store's remote side (etcd) cannot be reached: writes wait until it can; reads go on
+    /// from this node's cache.
+    Unreachable(Cause),
     /// A stored record could not be decoded.
     Corrupt(String),
 }
@@ -33,6 +36,7 @@ impl fmt::Display for AppStoreError {
                 f.write_str("no application is registered under this appid")
             }
             AppStoreError::Unavailable(e) => write!(f, "app store unavailable: {e}"),
+            AppStoreError::Unreachable(e) => write!(f, "app store unreachable: {e}"),
             AppStoreError::Corrupt(what) => write!(f, "app record unreadable: {what}"),
         }
     }
@@ -41,7 +45,7 @@ impl fmt::Display for AppStoreError {
 impl std::error::Error for AppStoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            AppStoreError::Unavailable(e) => Some(e.as_ref()),
+            AppStoreError::Unavailable(e) | AppStoreError::Unreachable(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -189,19 +193,21 @@ pub enum Apps {
     Sled(SledApps),
     /// In memory ([`super::Registry::in_memory`]).
     Memory(MemoryApps),
+    /// In etcd, cached in sled (`registry = "etcd"`).
+    Etcd(EtcdApps),
 }
 
 impl AppStore for Apps {
     fn get(&self, appid: &str) -> Result<Option<AppRecord>, AppStoreError> {
-        dispatch!(Apps, self, s => s.get(appid))
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.get(appid))
     }
 
     fn appids(&self) -> Result<Vec<String>, AppStoreError> {
-        dispatch!(Apps, self, s => s.appids())
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.appids())
     }
 
     fn put(&self, reg: &Registration, now: u64, mode: Put) -> Result<Registered, AppStoreError> {
-        dispatch!(Apps, self, s => s.put(reg, now, mode))
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.put(reg, now, mode))
     }
 
     async fn put_async(
@@ -210,27 +216,27 @@ impl AppStore for Apps {
         now: u64,
         mode: Put,
     ) -> Result<Registered, AppStoreError> {
-        dispatch!(Apps, self, s => s.put_async(reg, now, mode).await)
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.put_async(reg, now, mode).await)
     }
 
     fn delete(&self, appid: &str) -> Result<Option<AppRecord>, AppStoreError> {
-        dispatch!(Apps, self, s => s.delete(appid))
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.delete(appid))
     }
 
     async fn delete_async(&self, appid: &str) -> Result<Option<AppRecord>, AppStoreError> {
-        dispatch!(Apps, self, s => s.delete_async(appid).await)
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.delete_async(appid).await)
     }
 
     fn flush(&self) -> Result<(), AppStoreError> {
-        dispatch!(Apps, self, s => s.flush())
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.flush())
     }
 
     async fn flush_async(&self) -> Result<(), AppStoreError> {
-        dispatch!(Apps, self, s => s.flush_async().await)
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.flush_async().await)
     }
 
     fn subscribe(&self) -> AppChanges {
-        dispatch!(Apps, self, s => s.subscribe())
+        dispatch!(Apps[Sled, Memory, Etcd], self, s => s.subscribe())
     }
 }
 

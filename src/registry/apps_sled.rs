@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::apps::{check_appid, delete_change, next_record, put_change, ChangeLog};
 use super::record::{AppRecord, Registered, Registration};
-use super::{AppChanges, AppStore, AppStoreError, Put, SledDb};
+use super::{AppChange, AppChanges, AppStore, AppStoreError, Put, SledDb};
 
 /// How many times a put retries its compare-and-swap against concurrent writers.
 const CAS_ATTEMPTS: usize = 64;
@@ -16,6 +16,9 @@ const CAS_ATTEMPTS: usize = 64;
 pub struct SledApps {
     db: SledDb,
     tree: sled::Tree,
+    /// appid → the etcd revision of the cached record (`registry = "etcd"`: the cache's
+    /// order; a deleted app keeps its revision, so an older put cannot bring it back).
+    revisions: sled::Tree,
     changes: Arc<ChangeLog>,
 }
 
@@ -24,6 +27,7 @@ impl SledApps {
     pub fn open(db: &SledDb) -> Result<SledApps, AppStoreError> {
         Ok(SledApps {
             tree: db.db().open_tree("apps")?,
+            revisions: db.db().open_tree("apps_revision")?,
             db: db.clone(),
             changes: Arc::default(),
         })
@@ -63,6 +67,57 @@ impl SledApps {
             let change = delete_change(appid, &removed);
             Ok((removed, change))
         })
+    }
+}
+
+/// The cache side of `registry = "etcd"` ([`super::EtcdApps`]): records are written as etcd
+/// holds them, never made here.
+impl SledApps {
+    /// Sets `appid`'s record to what etcd holds at `revision` (`None`: deleted), unless the
+    /// cache already holds a later one (`force`: whatever it holds, for a full reload).
+    /// Announced to subscribers like any change; true when it changed the cache.
+    pub(super) fn mirror(
+        &self,
+        appid: &str,
+        record: Option<&AppRecord>,
+        revision: i64,
+        force: bool,
+    ) -> Result<bool, AppStoreError> {
+        check_appid(appid)?;
+        let key = appid.as_bytes();
+        self.changes.commit(|| {
+            let held = self
+                .revisions
+                .get(key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, i64::from_be_bytes);
+            if !force && held >= revision {
+                return Ok((false, None));
+            }
+            let changed = match record {
+                Some(r) => {
+                    let bytes = serde_json::to_vec(r).expect("an app record serialises");
+                    self.tree.insert(key, bytes.as_slice())?.as_deref() != Some(&bytes[..])
+                }
+                None => self.tree.remove(key)?.is_some(),
+            };
+            self.revisions.insert(key, &revision.to_be_bytes())?;
+            // Only real changes are announced (a delete of an app the cache did not hold, or
+            // the same record again, is none).
+            if !changed {
+                return Ok((false, None));
+            }
+            let change = AppChange {
+                appid: appid.to_owned(),
+                record: record.cloned(),
+            };
+            Ok((true, Some(change)))
+        })
+    }
+
+    /// The sled database the cache lives in (the watch keeps its revision there too).
+    pub(super) fn db(&self) -> &SledDb {
+        &self.db
     }
 }
 

@@ -91,6 +91,129 @@ impl Backend for MemoryBackend {
     }
 }
 
+/// The apps in etcd (a real member, [`etcd_url`]) under a prefix of their own, with a fresh
+/// sled cache at every open: "reopen" is a node that starts with no cache and must find every
+/// app in etcd. The outbox is the in-memory twin (the outbox is never in etcd).
+pub(super) struct EtcdBackend {
+    prefix: String,
+    outbox: MemoryOutbox,
+    caches: std::sync::Mutex<Vec<TempDir>>,
+}
+
+impl Backend for EtcdBackend {
+    type Apps = EtcdApps;
+    type Outbox = MemoryOutbox;
+
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        EtcdBackend {
+            prefix: format!(
+                "/unit-{}-{}/",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            outbox: MemoryOutbox::new(),
+            caches: Default::default(),
+        }
+    }
+
+    fn open(&self) -> Stores<EtcdApps, MemoryOutbox> {
+        let dir = TempDir::new();
+        let db = SledDb::open(&dir.path().join("registry")).unwrap();
+        let settings = EtcdSettings {
+            endpoints: vec![etcd_url().to_owned()],
+            prefix: self.prefix.clone(),
+        };
+        let apps = EtcdApps::open(SledApps::open(&db).unwrap(), &settings).unwrap();
+        self.caches.lock().unwrap().push(dir);
+        Stores {
+            apps,
+            outbox: self.outbox.clone(),
+        }
+    }
+}
+
+/// One etcd member for this test process (Debian's `etcd-server`, which `make test-deps`
+/// installs), on free loopback ports. It is started from a thread that lives as long as the
+/// process, with `PR_SET_PDEATHSIG`, so it dies with the process; data dirs of earlier
+/// processes that are gone are removed first.
+fn etcd_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        use std::os::unix::process::CommandExt;
+        let tmp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("upgate-etcd-unit-") {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (client, peer) = (
+            format!("http://127.0.0.1:{}", port()),
+            format!("http://127.0.0.1:{}", port()),
+        );
+        let dir = tmp.join(format!("upgate-etcd-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = std::process::Command::new("etcd");
+        cmd.args(["--name", "n1", "--data-dir"])
+            .arg(&dir)
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("n1={peer}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: prctl only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let child = cmd
+                .spawn()
+                .expect("etcd runs (`make test-deps` installs etcd-server)");
+            tx.send(()).unwrap();
+            let _held = child;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while ureq::get(&format!("{client}/health"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .is_none_or(|b| !b.contains("true"))
+        {
+            assert!(std::time::Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        client
+    })
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -875,3 +998,4 @@ macro_rules! behaviour_tests {
 behaviour_tests!(on_sled, SledBackend);
 behaviour_tests!(on_disk, DiskBackend);
 behaviour_tests!(in_memory, MemoryBackend);
+behaviour_tests!(on_etcd, EtcdBackend);

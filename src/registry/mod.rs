@@ -21,6 +21,8 @@
 //! | `record.rs` | [`AppRecord`], [`Registration`], the create/update/rotate rules | every app store |
 //! | `apps.rs` | [`AppStore`], [`AppChange`], [`AppStoreError`], [`Apps`] (enum dispatch) | the facade |
 //! | `apps_sled.rs` | [`SledApps`]: tree `apps`, CAS retries, flushed writes | [`Registry::open`] |
+//! | `apps_etcd.rs` | [`EtcdApps`]: apps in etcd (a transaction per change), sled as this node's cache filled by a watch, the control and watch threads | [`Registry::open_node`] with `registry = "etcd"` |
+//! | `etcd_client.rs` | etcd's v3 JSON gateway over ureq: range, compare-and-put/delete, watch stream | `apps_etcd.rs` |
 //! | `apps_memory.rs` | [`MemoryApps`]: a `Mutex<BTreeMap>` | [`Registry::in_memory`], tests |
 //! | `outbox.rs` | [`OutboxEntry`], [`OutboxJournal`], [`OutboxError`], [`Outbox`], backoff | the facade, `upload::flow`, `notify` |
 //! | `outbox_log.rs` | [`LogOutbox`]: the queue in memory, every change a record in the log, the group commit thread | [`Registry::open`] |
@@ -38,6 +40,8 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `apps` | appid | [`AppRecord`] as JSON |
+//! | `apps_revision` | appid | etcd `mod_revision` of the cached record, i64 big-endian (`registry = "etcd"`) |
+//! | `etcd_watch` | `revision` | the last etcd revision the watch applied (`registry = "etcd"`) |
 //! | `outbox` | event id | [`OutboxEntry`] as JSON (with the [`OutboxFile`] it announces) |
 //! | `outbox_due` | next attempt (ms, big-endian) ++ event id | empty (index) |
 //! | `resumable` | upload id | [`ResumableRecord`] as JSON |
@@ -59,10 +63,12 @@ macro_rules! dispatch {
 }
 
 mod apps;
+mod apps_etcd;
 mod apps_memory;
 mod apps_sled;
 #[cfg(test)]
 mod behaviour_tests;
+mod etcd_client;
 mod flusher;
 mod log_format;
 #[cfg(test)]
@@ -82,6 +88,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use apps::{AppChange, AppChanges, AppStore, AppStoreError, Apps, Put};
+pub use apps_etcd::{EtcdApps, EtcdSettings};
 pub use apps_memory::MemoryApps;
 pub use apps_sled::SledApps;
 pub use outbox::{
@@ -142,6 +149,8 @@ pub enum RegistryError {
     Locked(PathBuf),
     /// The storage behind the registry failed.
     Unavailable(Cause),
+    /// The registry's remote side (etcd) cannot be reached: registrations wait until it can.
+    Unreachable(Cause),
     /// A stored value could not be decoded.
     Corrupt(String),
 }
@@ -156,6 +165,7 @@ impl fmt::Display for RegistryError {
                 write!(f, "{} is in use by another process", path.display())
             }
             RegistryError::Unavailable(e) => write!(f, "registry storage failed: {e}"),
+            RegistryError::Unreachable(e) => write!(f, "registry unreachable: {e}"),
             RegistryError::Corrupt(what) => write!(f, "registry value unreadable: {what}"),
         }
     }
@@ -164,7 +174,7 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RegistryError::Unavailable(e) => Some(e.as_ref()),
+            RegistryError::Unavailable(e) | RegistryError::Unreachable(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -176,6 +186,7 @@ impl From<AppStoreError> for RegistryError {
             AppStoreError::BadAppid => RegistryError::BadAppid,
             AppStoreError::UnknownAppid => RegistryError::UnknownAppid,
             AppStoreError::Unavailable(e) => RegistryError::Unavailable(e),
+            AppStoreError::Unreachable(e) => RegistryError::Unreachable(e),
             AppStoreError::Corrupt(what) => RegistryError::Corrupt(what),
         }
     }
@@ -221,8 +232,22 @@ impl Registry {
     /// `<data_dir>/outbox/outbox.log`. Entries an older version kept in sled's outbox trees
     /// are moved into the log (committed there before they are cleared from sled).
     pub fn open_with(data_dir: &Path, durability: Durability) -> Result<Registry, RegistryError> {
+        Registry::open_node(data_dir, durability, None)
+    }
+
+    /// [`Registry::open_with`], with the apps in etcd when `etcd` is given (`registry =
+    /// "etcd"`): the sled `apps` tree is then this node's cache of them ([`EtcdApps`]).
+    pub fn open_node(
+        data_dir: &Path,
+        durability: Durability,
+        etcd: Option<&EtcdSettings>,
+    ) -> Result<Registry, RegistryError> {
         let db = SledDb::open(&data_dir.join("registry"))?;
-        let apps = SledApps::open(&db)?;
+        let cache = SledApps::open(&db)?;
+        let apps = match etcd {
+            None => Apps::Sled(cache),
+            Some(settings) => Apps::Etcd(EtcdApps::open(cache, settings)?),
+        };
         let log = LogOutbox::open(&outbox_log_path(data_dir), durability, LOCK_WAIT).map_err(
             |e| match e {
                 OutboxError::Unavailable(e)
@@ -235,7 +260,7 @@ impl Registry {
             },
         )?;
         migrate_sled_outbox(&db, &log)?;
-        let mut registry = Registry::new(Apps::Sled(apps), Outbox::Log(log));
+        let mut registry = Registry::new(apps, Outbox::Log(log));
         registry.resumables = Resumables::Sled(SledResumables::open(&db)?);
         Ok(registry)
     }
@@ -263,6 +288,15 @@ impl Registry {
     /// The records of resumable uploads (local to this node).
     pub fn resumables(&self) -> &Resumables {
         &self.resumables
+    }
+
+    /// Whether the app store's remote side can be reached: `None` for a store with none
+    /// (sled, memory), else `Err(why)` while it cannot (`/readyz`).
+    pub fn remote_health(&self) -> Option<Result<(), String>> {
+        match &self.apps {
+            Apps::Etcd(etcd) => Some(etcd.health()),
+            Apps::Sled(_) | Apps::Memory(_) => None,
+        }
     }
 
     /// The app store.

@@ -99,6 +99,7 @@ pub(super) fn emit(line: &Line<'_>, log: &AccessLog) {
     let t = &log.timings;
     tracing::info!(
         target: TARGET,
+        node = crate::logging::node_id(),
         peer = %line.peer,
         method = line.method,
         path = path.as_deref(),

@@ -78,6 +78,7 @@ impl UploadRequest {
             request: Some(self.request.clone()),
             offset: self.append.map(|a| a.offset),
             length: self.append.and_then(|a| a.length),
+            node_id: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod callback_app;
+pub mod etcd;
 pub mod pair;
 pub mod seeded;
 
@@ -316,4 +317,22 @@ impl Drop for Tmpfs {
             .arg(&self.0)
             .status();
     }
+}
+
+/// A whole upload as the patent has it: the head with `Expect: 100-continue` and an `appid`
+/// header, then the body if the node says 100; the final answer (or the head's refusal).
+pub fn upload_expecting(addr: SocketAddr, appid: &str, path: &str, body: &[u8]) -> Wire {
+    let mut s = connect(addr);
+    let mut buf = Vec::new();
+    let head = format!(
+        "PUT /{appid}/{path} HTTP/1.1\r\nHost: n\r\nExpect: 100-continue\r\nappid: {appid}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let first = read_response(&mut s, &mut buf).expect("an answer to the head");
+    if first.status != 100 {
+        return first;
+    }
+    s.write_all(body).unwrap();
+    read_response(&mut s, &mut buf).expect("a final answer")
 }

@@ -26,6 +26,9 @@ pub struct FirstInfo {
     /// otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
+    /// The node that took the request (`node_id`; absent from nodes before wave 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// The request behind an upload, in the first file info, so the app can decide whether *this
@@ -69,6 +72,9 @@ pub struct SecondInfo {
     /// is then the size it had). Old receivers that ignore it see an upload as before.
     #[serde(default)]
     pub event: Event,
+    /// The node that stored (or deleted) the file (`node_id`; absent from nodes before wave 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// The `event` of a [`SecondInfo`].

@@ -21,7 +21,8 @@ pub(crate) async fn pre_callback(app: &App, req: &mut UploadRequest) -> Result<(
     let Some(pre) = req.pre.clone() else {
         return Ok(());
     };
-    let info = req.first_info();
+    let mut info = req.first_info();
+    info.node_id = Some(app.node_id.clone());
     let job = Job {
         url: pre.url.to_string(),
         body: serde_json::to_vec(&info).map_err(|e| FlowError::Internal(e.to_string()))?,

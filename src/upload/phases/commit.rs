@@ -138,6 +138,7 @@ async fn record(
         url: stored.url.clone(),
         sha256: stored.sha256.clone(),
         metadata: req.metadata.clone(),
+        node_id: Some(app.node_id.clone()),
     };
     let now = crate::clock::unix_ms();
     let entry = OutboxEntry {

@@ -14,12 +14,14 @@ fn first(size: Option<u64>) -> FirstInfo {
         request: None,
         offset: None,
         length: None,
+        node_id: None,
     }
 }
 
 fn second(sha256: Option<&str>) -> SecondInfo {
     SecondInfo {
         event: Default::default(),
+        node_id: None,
         appid: "app1".into(),
         filename: "filename.ext".into(),
         path: "path/filename.ext".into(),

@@ -206,6 +206,7 @@ mod tests {
         Upload {
             info: SecondInfo {
                 event: Default::default(),
+                node_id: None,
                 appid: "demo".into(),
                 filename: name.into(),
                 path: format!("d/{name}"),

@@ -81,6 +81,7 @@ mod tests {
             request: None,
             offset: None,
             length: None,
+            node_id: None,
         }
     }
 

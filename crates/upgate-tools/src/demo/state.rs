@@ -108,6 +108,7 @@ mod tests {
     fn info(id: &str) -> SecondInfo {
         SecondInfo {
             event: Default::default(),
+            node_id: None,
             appid: "demo".into(),
             filename: "a.jpg".into(),
             path: "p/a.jpg".into(),
