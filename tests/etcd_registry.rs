@@ -4,7 +4,7 @@
 //! 1 s; changes and deletions follow; while etcd is down uploads for known apps go on,
 //! registration answers 503 `registry_unavailable` and `/readyz` names etcd; after etcd comes
 //! back, and after a node missed changes that etcd has since compacted away, every cache
-//! catches up.
+//! catches up; with three etcd members, losing the one the nodes use changes nothing.
 
 mod support;
 
@@ -36,14 +36,14 @@ threads = 1
 fsync = false
 node_id = "{name}"
 registry = "etcd"
-etcd_endpoints = ["{}"]
+etcd_endpoints = {}
 etcd_prefix = "/upgate-test/"
 callback_allow = ["{}"]
 callback_timeout_ms = 2000
 log_level = "warn"
 "#,
                 dir.display(),
-                etcd.url(),
+                etcd.endpoints_toml(),
                 app.addr
             ),
         )
@@ -313,5 +313,52 @@ fn a_node_that_missed_changes_catches_up_even_after_compaction() {
         upload_expecting(c.addr(), "while-away", "still.txt", b"y").status,
         201,
         "the full reload kept the apps etcd still holds"
+    );
+}
+
+#[test]
+fn with_three_etcd_members_losing_one_loses_nothing() {
+    let mut etcd = Etcd::cluster(3);
+    let app = CallbackApp::accepting();
+    let a = EtcdNode::start("a", &etcd, &app);
+    let b = EtcdNode::start("b", &etcd, &app);
+    assert_eq!(register(a.addr(), "before", &app, "/post").status, 200);
+    until_upload_answers(b.addr(), "before", 201, Duration::from_secs(1)).expect("b knows it");
+
+    // The first endpoint is the member both nodes have been using: it goes.
+    etcd.stop_member(0);
+    let started = Instant::now();
+    loop {
+        let w = register(a.addr(), "after", &app, "/post");
+        if w.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "registration never moved to another member: {} {}",
+            w.status,
+            String::from_utf8_lossy(&w.body)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "registration answered 200 {:?} after the member was killed",
+        started.elapsed()
+    );
+    // b's watch moves to another member and brings the change.
+    until_upload_answers(b.addr(), "after", 201, Duration::from_secs(10)).unwrap_or_else(|w| {
+        panic!(
+            "b answers {} for an app registered after the loss",
+            w.status
+        )
+    });
+    eprintln!(
+        "b serves it {:?} after the member was killed",
+        started.elapsed()
+    );
+    assert_eq!(get(b.addr(), "/readyz").status, 200);
+    assert_eq!(
+        upload_expecting(b.addr(), "before", "still.txt", b"s").status,
+        201
     );
 }
