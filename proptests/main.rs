@@ -5,6 +5,7 @@
 //! a minute in a debug build; raise them with `PROPTEST_CASES=N`.
 
 mod chunked;
+mod etcd_watch;
 mod garbage;
 mod model;
 mod multipart;

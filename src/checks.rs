@@ -1,7 +1,7 @@
 //! Invariants checked by the fuzz targets outside the protocol layer (the protocol's own are in
 //! [`crate::http::check`]): the upload path check, the registration body parser, the
-//! callback URL policy and the reading of an application's answer all take bytes from the
-//! network. Each `check_*` panics when an
+//! callback URL policy, the reading of an application's answer and etcd's watch messages all
+//! take bytes from the network. Each `check_*` panics when an
 //! invariant breaks; `fuzz/fuzz_targets/*` call them on arbitrary bytes and
 //! `tests/fuzz_corpus.rs` replays the checked-in seeds through them.
 
@@ -225,4 +225,18 @@ pub fn check_callback_answer(data: &[u8]) {
         (Err(_), Err(_)) | (Ok(None), Ok(None)) => {}
         _ => panic!("the split changed the outcome: {whole:?} against {cut:?}"),
     }
+}
+
+/// One line of an etcd watch stream (`registry::etcd_client::parse_watch_message`), from
+/// arbitrary bytes: never panics, and a line that reads as a message re-encodes, the way etcd
+/// writes it, to one that reads back the same (keys, values, revisions and event kinds kept).
+pub fn check_etcd_watch(data: &[u8]) {
+    use crate::registry::etcd_client::{encode_watch_message, parse_watch_message};
+    let line = String::from_utf8_lossy(data);
+    let Ok(message) = parse_watch_message(&line) else {
+        return;
+    };
+    let again = parse_watch_message(&encode_watch_message(&message))
+        .unwrap_or_else(|e| panic!("{message:?} re-encoded does not read: {e}"));
+    assert_eq!(again, message, "the message changed through its encoding");
 }

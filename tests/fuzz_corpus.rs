@@ -140,6 +140,11 @@ fn callback_answer_seeds_hold_the_answer_invariants() {
     replay("callback_answer", upgate::checks::check_callback_answer);
 }
 
+#[test]
+fn etcd_watch_seeds_hold_the_watch_invariants() {
+    replay("etcd_watch", upgate::checks::check_etcd_watch);
+}
+
 /// The new targets' invariants only bite on accepted inputs: some seeds must be accepted, and
 /// the traversal and SSRF shapes refused, so the seeds cover both sides.
 #[test]

@@ -278,6 +278,25 @@ RESUMABLE_HEADERS = {
     "content_type_partial_upload": b"application/partial-upload",
     "defer_length": b"1",
 }
+# etcd 3.4 watch stream lines (`registry = "etcd"`): what the gateway writes, and near misses.
+ETCD_WATCH = {
+    "bad_base64": b'{"result":{"header":{"revision":"7"},"events":[{"kv":{"key":"***","mod_revision":"6"}}]}}',
+    "bad_revision": b'{"result":{"header":{"revision":"seven"}}}',
+    "canceled": b'{"result":{"header":{"revision":"3"},"canceled":true,"cancel_reason":"mvcc: required revision is a future revision"}}',
+    "compacted": b'{"result":{"header":{"raft_term":"2"},"canceled":true,"compact_revision":"2"}}\n',
+    "created": b'{"result":{"header":{"cluster_id":"1","member_id":"2","revision":"2","raft_term":"2"},"created":true}}\n',
+    "delete": b'{"result":{"header":{"revision":"8"},"events":[{"type":"DELETE","kv":{"key":"L3VwZ2F0ZS9hcHBzL2E=","mod_revision":"8"}}]}}\n',
+    "empty_object": b'{}',
+    "error": b'{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}',
+    "huge_revision": b'{"result":{"header":{"revision":"99999999999999999999999"}}}',
+    "negative": b'{"result":{"header":{"revision":"-5"},"events":[{"type":"DELETE","kv":{"key":"","mod_revision":"-1"}}]}}',
+    "nested_garbage": b'{"result":{"events":{"kv":[1,2,3]},"created":"yes"}}',
+    "not_json": b'HTTP/1.1 200 OK\r\n',
+    "numbers_as_numbers": b'{"result":{"header":{"revision":12},"events":[{"kv":{"key":"YQ==","mod_revision":12,"value":"YQ=="}}]}}',
+    "put": b'{"result":{"header":{"revision":"7"},"events":[{"kv":{"key":"L3VwZ2F0ZS9hcHBzL2E=","create_revision":"2","mod_revision":"6","version":"1","value":"e30="}}]}}\n',
+    "put_and_delete": b'{"result":{"header":{"revision":"9"},"events":[{"kv":{"key":"YQ==","mod_revision":"9","value":""}},{"type":"DELETE","kv":{"key":"Yg==","mod_revision":"9"}}]}}',
+    "unknown_type": b'{"result":{"header":{"revision":"4"},"events":[{"type":"EXPIRE","kv":{"key":"YQ==","mod_revision":"4","value":"eA=="}}]}}',
+}
 
 def write(target, seeds):
     d = os.path.join(HERE, target)
@@ -295,3 +314,4 @@ write("register_form", FORM)
 write("callback_url", CALLBACK_URL)
 write("multipart", MULTIPART)
 write("resumable_headers", RESUMABLE_HEADERS)
+write("etcd_watch", ETCD_WATCH)

@@ -373,7 +373,7 @@ impl Inner {
                 }
             };
             while !self.stopped.load(Ordering::Relaxed) {
-                match watch.next() {
+                match watch.next_message() {
                     Ok(WatchMessage::Created) => {
                         wait = RETRY_FIRST;
                         self.came_up(start - 1);

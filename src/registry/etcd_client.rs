@@ -52,7 +52,7 @@ pub enum WatchEvent {
 }
 
 /// What one message of a watch stream said.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WatchMessage {
     /// The watch is in place.
     Created,
@@ -234,7 +234,7 @@ pub struct Watch {
 impl Watch {
     /// The next message. `Err(Unreachable)` when the stream broke or stayed quiet for
     /// [`WATCH_IDLE`] (the caller opens it again from its revision).
-    pub fn next(&mut self) -> Result<WatchMessage, EtcdError> {
+    pub fn next_message(&mut self) -> Result<WatchMessage, EtcdError> {
         let mut line = String::new();
         // A message longer than this is not one of etcd's (a record is a few KiB).
         let n = (&mut self.lines)
@@ -282,6 +282,36 @@ pub fn parse_watch_message(line: &str) -> Result<WatchMessage, EtcdError> {
         });
     }
     Ok(WatchMessage::Events { revision, events })
+}
+
+/// `message` as etcd 3.4's gateway writes it on a watch stream (one line, without its end):
+/// what [`parse_watch_message`] reads back to the same message.
+pub fn encode_watch_message(message: &WatchMessage) -> String {
+    let result = match message {
+        WatchMessage::Created => json!({ "header": {}, "created": true }),
+        WatchMessage::Compacted => {
+            json!({ "header": {}, "canceled": true, "compact_revision": "1" })
+        }
+        WatchMessage::Canceled(reason) => json!({ "canceled": true, "cancel_reason": reason }),
+        WatchMessage::Events { revision, events } => {
+            let events: Vec<Value> = events
+                .iter()
+                .map(|e| match e {
+                    WatchEvent::Put(kv) => json!({ "kv": {
+                        "key": B64.encode(&kv.key),
+                        "value": B64.encode(&kv.value),
+                        "mod_revision": kv.mod_revision.to_string(),
+                    }}),
+                    WatchEvent::Delete { key, revision } => json!({ "type": "DELETE", "kv": {
+                        "key": B64.encode(key),
+                        "mod_revision": revision.to_string(),
+                    }}),
+                })
+                .collect();
+            json!({ "header": { "revision": revision.to_string() }, "events": events })
+        }
+    };
+    json!({ "result": result }).to_string()
 }
 
 /// The end of the key range that holds every key starting with `prefix`.

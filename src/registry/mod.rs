@@ -68,7 +68,7 @@ mod apps_memory;
 mod apps_sled;
 #[cfg(test)]
 mod behaviour_tests;
-mod etcd_client;
+pub mod etcd_client;
 mod flusher;
 mod log_format;
 #[cfg(test)]
