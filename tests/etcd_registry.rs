@@ -38,6 +38,7 @@ node_id = "{name}"
 registry = "etcd"
 etcd_endpoints = {}
 etcd_prefix = "/upgate-test/"
+public_url = "http://uploads.example"
 callback_allow = ["{}"]
 callback_timeout_ms = 2000
 log_level = "warn"
@@ -170,6 +171,26 @@ fn a_registration_at_one_node_reaches_every_node_within_a_second() {
     app.wait_for("/post", 3, Duration::from_secs(5));
     assert_eq!(named("/pre"), ["c"]);
     assert_eq!(named("/post"), ["c"]);
+    // Every node announces the load balancer's URL (`public_url`), whichever took the upload.
+    let urls: Vec<String> = app
+        .on("/post")
+        .iter()
+        .map(|r| r.json())
+        .map(|j| {
+            format!(
+                "{} {}",
+                j["node_id"].as_str().unwrap(),
+                j["url"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(urls
+        .iter()
+        .any(|u| u.starts_with("b http://uploads.example/shared/probe-")));
+    assert!(
+        urls.contains(&"c http://uploads.example/shared/from-c.txt".to_string()),
+        "{urls:?}"
+    );
     let metrics = String::from_utf8(get(c, "/metrics").body).unwrap();
     assert!(
         metrics.contains("upgate_node_info{node_id=\"c\"} 1"),
