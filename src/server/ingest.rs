@@ -18,7 +18,7 @@ use super::write_behind::WriteBehind;
 use crate::http::{Event, ExternalError, Piece, ProtocolError};
 use crate::metrics::{self, BodyPath, TimeoutKind};
 use crate::storage::fixed::{self, BodyBuf};
-use crate::storage::splice::Pipe;
+use crate::storage::splice::{Pipe, PRELOAD_MAX};
 use crate::storage::{ops, Upload, UploadHandle};
 
 /// Why a splice of body bytes into a file stopped.
@@ -160,7 +160,10 @@ impl Exchange<'_> {
     /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
     /// the bytes never enter user space. Each socket read is bounded by
     /// `body_idle_timeout_ms`. `check`, when given, runs over each piece once it is in the file
-    /// (while the socket keeps filling). Returns the bytes moved (all of `len` unless it fails).
+    /// (while the socket keeps filling). `preload`: body bytes already read (with the head),
+    /// written into the pipe first so that the first splice into the file carries them too
+    /// (one io-wq hand-off fewer than writing them on their own). Returns the socket bytes
+    /// moved (all of `len` unless it fails); the file then holds `preload` before them.
     async fn splice_into(
         &mut self,
         socket: RawFd,
@@ -168,12 +171,18 @@ impl Exchange<'_> {
         mut offset: u64,
         len: u64,
         mut check: Option<SpliceCheck<'_>>,
+        preload: Option<Bytes>,
     ) -> Result<u64, SpliceError> {
         let pipe = Pipe::take().map_err(SpliceError::File)?;
         let idle = self.c.ctx.config.body_idle_timeout();
         let mut moved = 0;
+        let mut preloaded = 0;
+        if let Some(bytes) = preload {
+            pipe.preload(&bytes).map_err(SpliceError::File)?;
+            preloaded = bytes.len();
+        }
         while moved < len {
-            let want = (len - moved).min(pipe.capacity() as u64) as usize;
+            let want = (len - moved).min((pipe.capacity() - preloaded) as u64) as usize;
             // On any failure the pipe may hold bytes: it is dropped, not returned to the pool.
             let n = match tokio::time::timeout(idle, pipe.fill_from(socket, want)).await {
                 Err(_) => return Err(SpliceError::Body(BodyError::IdleTimeout)),
@@ -186,11 +195,12 @@ impl Exchange<'_> {
                 }
                 Ok(Ok(n)) => n,
             };
-            pipe.drain_to(file, offset, n)
+            let piece = preloaded + n;
+            pipe.drain_to(file, offset, piece)
                 .await
                 .map_err(SpliceError::File)?;
             if let Some(check) = check.as_mut() {
-                check(offset, n as u64)?;
+                check(offset, piece as u64)?;
             }
             self.c
                 .conn
@@ -198,8 +208,9 @@ impl Exchange<'_> {
                 .map_err(|e| SpliceError::Body(BodyError::WrongState(e)))?;
             self.c.bytes_in += n as u64;
             crate::metrics::received(n);
-            offset += n as u64;
+            offset += piece as u64;
             moved += n as u64;
+            preloaded = 0;
         }
         pipe.put_back();
         Ok(moved)
@@ -241,7 +252,7 @@ impl Exchange<'_> {
         };
         let at = sink.written();
         let n = self
-            .splice_into(socket, file, at, moved, Some(&mut check))
+            .splice_into(socket, file, at, moved, Some(&mut check), None)
             .await?;
         // What may begin a delimiter line at the moved bytes' end is the demux's to decide
         // with the bytes that follow: taken back out of the file, shown to it first.
@@ -302,6 +313,8 @@ impl Exchange<'_> {
             let leftover = std::mem::take(&mut d.leftover);
             write_demuxed(&mut *d.demux, leftover, sink, plan.limit, seen).await?;
         }
+        // Body bytes read with the head, held to go into the file with the splice that follows.
+        let mut preload: Option<Bytes> = None;
         loop {
             match self.c.conn.next_event().map_err(BodyError::Protocol)? {
                 Event::Data(bytes) => {
@@ -315,6 +328,17 @@ impl Exchange<'_> {
                         return Err(ReceiveError::TooLarge(plan.limit));
                     }
                     seen(&bytes);
+                    let spliced_next = plan.splice
+                        && preload.is_none()
+                        && len <= PRELOAD_MAX
+                        && self.splice_ready().is_some()
+                        && self.c.transport.raw_fd().is_some()
+                        && sink.splice_target().is_some();
+                    if spliced_next {
+                        metrics::body_bytes(BodyPath::Buffered, len);
+                        preload = Some(bytes);
+                        continue;
+                    }
                     sink.append_at(sink.written(), bytes)
                         .await
                         .map_err(ReceiveError::File)?;
@@ -334,12 +358,20 @@ impl Exchange<'_> {
             if let (true, None, Some((socket, file)), Some(rest)) =
                 (plan.splice, demux.as_ref(), fds, self.splice_ready())
             {
+                let held = preload.take();
+                let ahead = held.as_ref().map_or(0, |b| b.len() as u64);
                 let n = self
-                    .splice_into(socket, file, sink.written(), rest, None)
+                    .splice_into(socket, file, sink.written(), rest, None, held)
                     .await?;
-                sink.advance(n);
+                sink.advance(ahead + n);
                 metrics::body_bytes(BodyPath::Splice, n as usize);
                 continue;
+            }
+            // Not spliced after all: held bytes are written before anything else.
+            if let Some(bytes) = preload.take() {
+                sink.append_at(sink.written(), bytes)
+                    .await
+                    .map_err(ReceiveError::File)?;
             }
             if let (true, Some(d), Some((socket, file)), Some(rest)) =
                 (plan.splice, demux.as_mut(), fds, self.splice_ready())

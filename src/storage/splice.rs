@@ -14,6 +14,9 @@ use super::ops;
 
 /// Pipe capacity asked for (the default `pipe-max-size` lets root and users have 1 MiB).
 pub const PIPE_BYTES: usize = 1 << 20;
+/// Most bytes [`Pipe::preload`] takes: below the smallest pipe (64 KiB, when `F_SETPIPE_SZ` is
+/// refused), so the socket's bytes still have room beside them.
+pub const PRELOAD_MAX: usize = 32 * 1024;
 /// Pipes kept per thread between transfers.
 const POOL_MAX: usize = 64;
 
@@ -159,6 +162,29 @@ impl Pipe {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
+    }
+
+    /// Writes `bytes` into the empty pipe (at most [`PRELOAD_MAX`], which every pipe has room
+    /// for, so the write cannot block): body bytes read with the request head, moved to the
+    /// file by the same splice as the socket's bytes that follow them.
+    pub fn preload(&self, bytes: &[u8]) -> io::Result<()> {
+        debug_assert!(bytes.len() <= PRELOAD_MAX.min(self.capacity));
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            // SAFETY: writes from a live slice into the pipe's own write end.
+            let n =
+                unsafe { libc::write(self.write.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            at += n as usize;
+        }
+        Ok(())
     }
 
     /// Moves exactly `len` bytes from the pipe into `fd_out` (a file) at `offset`.
