@@ -3,7 +3,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart resumable_headers etcd_watch
 
-.PHONY: stress-lifecycle build run test test-deps lint fmt doc bench bench-peers fuzz layering demo browser-check client-memory soak
+.PHONY: stress-lifecycle build run test test-deps lint fmt doc bench bench-peers fuzz layering demo cluster-demo browser-check client-memory soak
 
 build:
 	$(CARGO) build --release
@@ -77,6 +77,11 @@ layering:
 ## release build (the one `make run` built).
 demo:
 	PROFILE=release bash scripts/demo.sh
+
+## Three nodes sharing one registry in etcd, on loopback (scripts/cluster-demo.sh): register
+## once, upload anywhere, etcd stopped and started again. Installs etcd-server when missing.
+cluster-demo:
+	PROFILE=release bash scripts/cluster-demo.sh
 
 ## The demo app's page in headless Chromium: the upload is listed and linked; writes
 ## target/demo-page.png. Then uploads from the browser straight to the node (form endpoint,

@@ -134,7 +134,7 @@ impl EtcdClient {
                         text.trim()
                     )));
                 }
-                Err(e) => errors.push(format!("{base}: {e}")),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         Err(EtcdError::Unreachable(errors.join("; ")))
@@ -219,7 +219,7 @@ impl EtcdClient {
                         lines: BufReader::new(Box::new(response.into_reader())),
                     });
                 }
-                Err(e) => errors.push(format!("{base}: {e}")),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         Err(EtcdError::Unreachable(errors.join("; ")))
