@@ -24,6 +24,18 @@ impl Node {
     /// Opens the registry and store, binds the listeners and starts every thread.
     pub fn start(config: Config) -> Result<Node, StartError> {
         let app = App::open(config.clone())?;
+        // Many nodes: an app deleted at another node takes its files here too.
+        let (store, quotas) = (app.store.clone(), app.quotas.clone());
+        app.registry.on_app_deleted(move |appid| {
+            use crate::storage::ObjectStore;
+            match store.delete_app_blocking(appid) {
+                Ok(had_files) => {
+                    quotas.forget_stored(appid);
+                    tracing::info!(appid, had_files, "application deleted (seen in etcd): its files on this node removed");
+                }
+                Err(e) => tracing::warn!(appid, error = %e, "application deleted (seen in etcd): removing its files on this node failed"),
+            }
+        });
         // Before anything is sent or accepted: drop the notifications whose file a crash kept
         // from appearing, and make interrupted first attempts due now.
         let reconciled = crate::notify::reconcile(&app.registry, &app.store)

@@ -216,6 +216,13 @@ fn a_registration_at_one_node_reaches_every_node_within_a_second() {
         .to_owned();
     assert!(!signed.is_empty() && !secret.is_empty());
 
+    // Files stored at a for the app...
+    assert_eq!(
+        upload_expecting(a, "shared", "at-a.txt", b"a's copy").status,
+        201
+    );
+    assert_eq!(get(a, "/shared/at-a.txt").status, 200);
+
     // A deletion at c: a and b refuse the app within 1 s.
     assert_eq!(unregister(c, "shared").status, 200);
     for (name, addr) in [("a", a), ("b", b)] {
@@ -223,6 +230,16 @@ fn a_registration_at_one_node_reaches_every_node_within_a_second() {
             .unwrap_or_else(|w| panic!("node {name} still answers {} after 1 s", w.status));
         eprintln!("deletion at c refused at {name} after {took:?}");
     }
+    // ...go with it at a too (c removed its own; every node removes what it holds).
+    let started = Instant::now();
+    while get(a, "/shared/at-a.txt").status != 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a still serves the deleted app's file"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(get(c, "/shared/from-c.txt").status, 404);
 }
 
 #[test]

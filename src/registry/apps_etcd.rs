@@ -68,6 +68,8 @@ impl Drop for StopOnDrop {
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+/// What the node does when an app's deletion reaches it ([`EtcdApps::on_deleted`]).
+type DeletedHook = Box<dyn Fn(&str) + Send + Sync>;
 
 struct Inner {
     cache: SledApps,
@@ -80,6 +82,8 @@ struct Inner {
     /// The last etcd revision the cache holds everything up to (the watch's), and its signal.
     applied: Mutex<i64>,
     caught_up: Condvar,
+    /// Called with the appid when the watch brings an app's deletion (made at any node).
+    on_deleted: std::sync::OnceLock<DeletedHook>,
     /// Set when the store is dropped: the watch thread ends (within [`super::etcd_client::WATCH_IDLE`]).
     stopped: AtomicBool,
 }
@@ -99,6 +103,7 @@ impl EtcdApps {
             applied: Mutex::new(0),
             caught_up: Condvar::new(),
             stopped: AtomicBool::new(false),
+            on_deleted: std::sync::OnceLock::new(),
         });
         if let Some(revision) = inner.stored_revision() {
             inner.mark_applied(revision);
@@ -129,6 +134,14 @@ impl EtcdApps {
             jobs,
             _stop: stop,
         })
+    }
+
+    /// Runs `f` with the appid each time the watch brings an app's deletion, made at this node
+    /// or another, once it is out of the cache (the node removes its files of the app). Not for
+    /// apps that a full reload finds gone: a wrong `etcd_prefix` must not delete files. The
+    /// first call wins.
+    pub fn on_deleted(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.inner.on_deleted.set(Box::new(f));
     }
 
     /// `Err(why)` while etcd cannot be reached (the last call or watch failed).
@@ -342,8 +355,14 @@ impl Inner {
                 None => return,
             },
         };
-        if let Err(e) = self.cache.mirror(&appid, record.as_ref(), revision, false) {
-            tracing::warn!(%appid, error = %e, "registry: cache write failed");
+        match self.cache.mirror(&appid, record.as_ref(), revision, false) {
+            Ok(true) if record.is_none() => {
+                if let Some(f) = self.on_deleted.get() {
+                    f(&appid);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%appid, error = %e, "registry: cache write failed"),
         }
     }
 

@@ -299,6 +299,15 @@ impl Registry {
         }
     }
 
+    /// Runs `f` with the appid whenever another node's deletion of an app reaches this one
+    /// (`registry = "etcd"`: see [`EtcdApps::on_deleted`]); nothing for a store of this node
+    /// only, whose deletions are all made here.
+    pub fn on_app_deleted(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        if let Apps::Etcd(etcd) = &self.apps {
+            etcd.on_deleted(f);
+        }
+    }
+
     /// The app store.
     pub fn apps(&self) -> &Apps {
         &self.apps

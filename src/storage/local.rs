@@ -381,22 +381,15 @@ impl ObjectStore for LocalStore {
     /// download of the app misses from then on, and every thread's cached opens are made stale),
     /// then removes it on a thread of its own, however many files it holds.
     async fn delete_app(&self, appid: &str) -> io::Result<bool> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let from = self.files.join(appid);
-        let aside = self.trash.join(format!(
-            "{appid}.{}.{}",
-            crate::clock::unix_ms(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let (from, aside) = self.app_aside(appid);
         let moved = not_found_is_none(ops::rename(&from, &aside, false).await);
-        generation::bump_all();
-        if moved?.is_none() {
-            return Ok(false);
-        }
-        // Threads that remember the app's directories (`dirs.rs`) find them gone at their
-        // next commit there, and make them again.
-        remove_in_background(aside);
-        Ok(true)
+        self.app_moved_aside(moved?.is_some(), aside)
+    }
+
+    fn delete_app_blocking(&self, appid: &str) -> io::Result<bool> {
+        let (from, aside) = self.app_aside(appid);
+        let moved = not_found_is_none(std::fs::rename(&from, &aside));
+        self.app_moved_aside(moved?.is_some(), aside)
     }
 
     /// Creates, writes and removes a probe file where bodies are written, and looks at the
@@ -464,6 +457,32 @@ async fn open_object(path: &Path) -> io::Result<Option<(Object, bool)>> {
 }
 
 /// Removes `path` (a deleted app's tree) on a thread of its own; failures are logged.
+impl LocalStore {
+    /// An app's directory and a fresh name for it under `trash/`.
+    fn app_aside(&self, appid: &str) -> (PathBuf, PathBuf) {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let aside = self.trash.join(format!(
+            "{appid}.{}.{}",
+            crate::clock::unix_ms(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        (self.files.join(appid), aside)
+    }
+
+    /// After an app's directory was renamed to `aside` (or was not there): every thread's
+    /// open-file cache forgets it, and the bytes go in the background.
+    fn app_moved_aside(&self, moved: bool, aside: PathBuf) -> io::Result<bool> {
+        generation::bump_all();
+        if !moved {
+            return Ok(false);
+        }
+        // Threads that remember the app's directories (`dirs.rs`) find them gone at their
+        // next commit there, and make them again.
+        remove_in_background(aside);
+        Ok(true)
+    }
+}
+
 fn remove_in_background(path: PathBuf) {
     let spawned = std::thread::Builder::new()
         .name("upgate-trash".into())

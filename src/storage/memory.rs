@@ -222,6 +222,10 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn delete_app(&self, appid: &str) -> io::Result<bool> {
+        self.delete_app_blocking(appid)
+    }
+
+    fn delete_app_blocking(&self, appid: &str) -> io::Result<bool> {
         let mut inner = self.lock();
         let keys: Vec<_> = inner
             .objects

@@ -117,6 +117,10 @@ impl ObjectStore for Store {
         each!(self, s => s.discard_blocking(upload_id))
     }
 
+    fn delete_app_blocking(&self, appid: &str) -> io::Result<bool> {
+        each!(self, s => s.delete_app_blocking(appid))
+    }
+
     async fn head(&self, key: &Target) -> io::Result<Option<ObjectMeta>> {
         each!(self, s => s.head(key).await)
     }

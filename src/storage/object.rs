@@ -194,6 +194,9 @@ pub trait ObjectStore {
     /// any of them find nothing from the return on; the bytes may be reclaimed later. False
     /// when the app had none.
     async fn delete_app(&self, appid: &str) -> io::Result<bool>;
+    /// [`ObjectStore::delete_app`] for a plain thread (an app deleted at another node, seen by
+    /// the registry's watch).
+    fn delete_app_blocking(&self, appid: &str) -> io::Result<bool>;
     /// Whether the store can take a body now (`/readyz`); the error names what failed.
     async fn ready(&self) -> io::Result<()>;
     /// [`ObjectStore::head`] for a plain thread.
