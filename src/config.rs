@@ -86,6 +86,14 @@ pub struct Config {
     pub notify_max_age_s: u64,
     /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` give `client_ip`.
     pub trusted_proxies: Vec<String>,
+    /// An HTTPS listener beside `listen` (`ip:port` or `host:port`), with `tls_cert` and
+    /// `tls_key`.
+    #[serde(deserialize_with = "opt_listen_addr")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
     /// This node's name in logs, metrics and stored records; the host name when unset.
     pub node_id: Option<String>,
     /// `local` or `etcd`.
@@ -141,6 +149,9 @@ impl Default for Config {
             resumable_expiry_s: 86_400,
             notify_max_age_s: 604_800,
             trusted_proxies: Vec::new(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
             node_id: None,
             registry: RegistryKind::Local,
             etcd_endpoints: vec!["http://127.0.0.1:2379".to_string()],
@@ -188,6 +199,15 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(d)?;
     parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+fn opt_listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => parse_listen(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// A size: a whole number of bytes, or text with a suffix (`"10G"`, `"512K"`).
@@ -338,6 +358,18 @@ impl Config {
             .find_map(|t| crate::upload::forwarded::Cidr::parse(t).err())
         {
             out.push(Invalid::new("trusted_proxies", e));
+        }
+        match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (None, None, None) | (Some(_), Some(_), Some(_)) => {}
+            _ => out.push(Invalid::new(
+                "tls_listen",
+                "tls_listen, tls_cert and tls_key go together: set all three or none",
+            )),
+        }
+        if let Some(a) = &self.tls_listen {
+            if *a == self.listen && a.port() != 0 {
+                out.push(Invalid::new("tls_listen", "must differ from listen"));
+            }
         }
         if self.registry == RegistryKind::Etcd {
             if self.etcd_endpoints.is_empty() {

@@ -73,6 +73,16 @@ impl Node {
         self.server.local_addr()
     }
 
+    /// The HTTPS listener's address (`tls_listen`).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.server.tls_addr()
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP); `None` without `tls_listen`.
+    pub fn reload_tls(&self) -> Option<Result<(), String>> {
+        self.server.reload_tls()
+    }
+
     /// Drains in-flight requests (up to `shutdown_timeout_ms`), stops the outbox sender and
     /// flushes the registry.
     pub fn shutdown(self) {

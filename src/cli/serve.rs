@@ -147,6 +147,17 @@ fn run(args: &ServeArgs, mut config: Config, log: Option<&LogHandle>) -> ExitCod
         }
     };
     println!("upgate listening on http://{}", node.local_addr());
+    if let Some(tls) = node.tls_addr() {
+        println!("upgate listening on https://{tls}");
+        match crate::server::tls::probe_kernel_tls() {
+            Err(why) => {
+                tracing::info!(addr = %tls, "listening (TLS, rustls in user space); kernel TLS unavailable: {why}")
+            }
+            Ok(()) => {
+                tracing::info!(addr = %tls, "listening (TLS, rustls in user space); kernel TLS is available but not used yet")
+            }
+        }
+    }
     tracing::info!(addr = %node.local_addr(), threads = config.thread_count(), node_id = %config.node_id(), registry = ?config.registry, "listening");
     for signal in signals.forever() {
         if signal == SIGHUP {
@@ -232,6 +243,13 @@ fn reload(args: &ServeArgs, node: &Node, log: Option<&LogHandle>, running: &mut 
             Some(Err(e)) => tracing::error!(error = %e, "reload: log_level rejected"),
             None => {}
         }
+    }
+    match node.reload_tls() {
+        Some(Ok(())) => tracing::info!("reloaded tls_cert and tls_key: new connections use them"),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "reload: the TLS certificate stays as it was")
+        }
+        None => {}
     }
     for key in changed_keys(running, &new) {
         tracing::warn!(

@@ -1,12 +1,13 @@
 //! The io_uring server core: one tokio-uring runtime per thread, each with its own
 //! `SO_REUSEPORT` listener and one task per connection; a connection cap shared by all
-//! threads; graceful shutdown (stop accepting, let in-flight requests finish within
+//! threads (and a second listener per thread for `tls_listen`); graceful shutdown (stop accepting, let in-flight requests finish within
 //! `shutdown_timeout_ms`). It knows the [`Handler`] trait and nothing of what requests mean.
 //!
 //! | file | owns |
 //! |---|---|
 //! | `mod.rs` | threads, accept loops, the connection cap, shutdown |
-//! | `transport.rs` | [`Transport`]: the bytes under a connection (TCP; in memory for tests) |
+//! | `transport.rs` | [`Transport`]: the bytes under a connection (TCP, TLS; in memory for tests) |
+//! | `tls.rs` | TLS with rustls over a tokio-uring stream; the certificate and its SIGHUP reload |
 //! | `memory.rs` | the in-memory transport's two ends |
 //! | `connection.rs` | one connection's state and I/O: reads, writes, responses, closes |
 //! | `driver.rs` | the request loop: head, handler, response, keep-alive or close |
@@ -25,6 +26,7 @@ mod ingest;
 mod linger;
 mod listener;
 pub mod memory;
+pub mod tls;
 mod transport;
 mod write_behind;
 
@@ -67,6 +69,8 @@ impl ThreadCtx {
 /// A running node.
 pub struct ServerHandle {
     addr: SocketAddr,
+    /// The HTTPS listener's address and settings (`tls_listen`).
+    tls: Option<(SocketAddr, Arc<tls::TlsConfig>)>,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -75,6 +79,17 @@ impl ServerHandle {
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTPS listener's bound address, with `tls_listen`.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Reads `tls_cert` and `tls_key` again (SIGHUP): new connections get the new certificate;
+    /// on an error the old one stays and the error is returned.
+    pub fn reload_tls(&self) -> Option<Result<(), String>> {
+        self.tls.as_ref().map(|(_, t)| t.reload())
     }
 
     /// Stops accepting, lets in-flight requests finish (up to `shutdown_timeout_ms`), and
@@ -96,12 +111,24 @@ where
     let count = config.thread_count();
     let listeners = listener::bind_all(config.listen, count)?;
     let addr = listeners[0].local_addr()?;
+    // HTTPS beside HTTP: the same threads, one more listener each.
+    let (mut tls_listeners, tls) = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+        (Some(at), Some(cert), Some(key)) => {
+            let settings = Arc::new(tls::TlsConfig::load(cert, key).map_err(io::Error::other)?);
+            let all = listener::bind_all(*at, count)?;
+            let bound = all[0].local_addr()?;
+            (all.into_iter().map(Some).collect(), Some((bound, settings)))
+        }
+        _ => (Vec::new(), None),
+    };
     let config = Arc::new(config);
     let make_handler = Arc::new(make_handler);
     let (tx, rx) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::with_capacity(count);
     for (i, std_listener) in listeners.into_iter().enumerate() {
+        let tls_listener = tls_listeners.get_mut(i).and_then(Option::take);
+        let tls_settings = tls.as_ref().map(|(_, t)| t.clone());
         let config = config.clone();
         let rx = rx.clone();
         let open = open.clone();
@@ -118,13 +145,21 @@ where
                         refusing: Cell::new(0),
                     });
                     let handler = Rc::new(make_handler());
-                    accept_loop(std_listener, ctx, handler).await;
+                    let plain = accept_loop(std_listener, ctx.clone(), handler.clone(), None);
+                    match (tls_listener, tls_settings) {
+                        (Some(l), Some(t)) => {
+                            let secure = accept_loop(l, ctx, handler, Some(t));
+                            tokio::join!(plain, secure);
+                        }
+                        _ => plain.await,
+                    }
                 })
             })?;
         threads.push(thread);
     }
     Ok(ServerHandle {
         addr,
+        tls,
         shutdown: tx,
         threads,
     })
@@ -170,6 +205,7 @@ async fn accept_loop<H: Handler>(
     std_listener: std::net::TcpListener,
     ctx: Rc<ThreadCtx>,
     handler: Rc<H>,
+    tls: Option<Arc<tls::TlsConfig>>,
 ) {
     let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
     let listener = tokio_uring::net::TcpListener::from_std(std_listener);
@@ -196,7 +232,16 @@ async fn accept_loop<H: Handler>(
                 continue;
             }
         };
-        let stream = Transport::Tcp(stream);
+        let stream = match &tls {
+            None => Transport::Tcp(stream),
+            Some(settings) => match tls::TlsStream::new(stream, settings) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => {
+                    tracing::warn!(error = %e, %peer, "TLS session not created");
+                    continue;
+                }
+            },
+        };
         stream.set_nodelay();
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);

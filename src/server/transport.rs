@@ -5,10 +5,8 @@
 //! | transport | `raw_fd` | used by |
 //! |---|---|---|
 //! | [`Transport::Tcp`] | the socket: splice and registered buffers | every plain connection |
+//! | [`Transport::Tls`] | none: the socket's bytes are records, decrypted into the connection's buffer | connections on `tls_listen` ([`super::tls`]) |
 //! | [`Transport::Memory`] | none: bytes go through the connection's buffer | tests of the whole flow without sockets |
-//!
-//! A TLS stream is the next variant: its bytes are not the socket's, so it answers `None` and
-//! the body path decrypts into buffers instead of splicing.
 //!
 //! A closed set dispatched by `match`, not a trait object: io_uring futures are `!Send` and
 //! async trait methods are not object-safe, and the enum keeps every call static on the hot
@@ -23,10 +21,12 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use super::memory::MemoryStream;
+use super::tls::TlsStream;
 
 /// One connection's byte stream.
 pub enum Transport {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Memory(MemoryStream),
 }
 
@@ -37,7 +37,7 @@ impl Transport {
     pub fn raw_fd(&self) -> Option<RawFd> {
         match self {
             Transport::Tcp(s) => Some(s.as_raw_fd()),
-            Transport::Memory(_) => None,
+            Transport::Tls(_) | Transport::Memory(_) => None,
         }
     }
 
@@ -50,6 +50,7 @@ impl Transport {
                 let (res, slice) = s.read(buf.slice(len..)).await;
                 (res, slice.into_inner())
             }
+            Transport::Tls(t) => t.read(buf).await,
             Transport::Memory(m) => m.read(buf).await,
         }
     }
@@ -58,6 +59,7 @@ impl Transport {
     pub async fn write_all(&self, bytes: Bytes) -> io::Result<()> {
         match self {
             Transport::Tcp(s) => s.write_all(bytes).await.0,
+            Transport::Tls(t) => t.write_all(&bytes).await,
             Transport::Memory(m) => m.write_all(&bytes),
         }
     }
@@ -66,6 +68,7 @@ impl Transport {
     pub async fn write_all_vec(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         match self {
             Transport::Tcp(s) => s.write_all(buf).await,
+            Transport::Tls(t) => (t.write_all(&buf).await, buf),
             Transport::Memory(m) => (m.write_all(&buf), buf),
         }
     }
@@ -74,6 +77,7 @@ impl Transport {
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Transport::Tcp(s) => crate::storage::ops::readable(s.as_raw_fd()).await,
+            Transport::Tls(t) => t.readable().await,
             Transport::Memory(m) => {
                 m.readable().await;
                 Ok(())
@@ -84,6 +88,7 @@ impl Transport {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Transport::Tcp(s) => s.shutdown(how),
+            Transport::Tls(t) => t.shutdown(how),
             Transport::Memory(m) => {
                 m.shutdown(how);
                 Ok(())
@@ -92,8 +97,14 @@ impl Transport {
     }
 
     pub fn set_nodelay(&self) {
-        if let Transport::Tcp(s) = self {
-            let _ = s.set_nodelay(true);
+        match self {
+            Transport::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+            }
+            Transport::Tls(t) => {
+                let _ = t.tcp().set_nodelay(true);
+            }
+            Transport::Memory(_) => {}
         }
     }
 }
