@@ -240,3 +240,75 @@ pub fn check_etcd_watch(data: &[u8]) {
         .unwrap_or_else(|e| panic!("{message:?} re-encoded does not read: {e}"));
     assert_eq!(again, message, "the message changed through its encoding");
 }
+
+/// The fuzz target's certificate and key (self-signed ECDSA P-256, for nothing but this).
+const FUZZ_CERT: &str = r"-----BEGIN CERTIFICATE-----
+MIIBkzCCATqgAwIBAgIURxT2wgpclOltvmaG95wUFdJyH/IwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLdXBnYXRlLWZ1enowIBcNMjYxMjA1MjIzNjE2WhgPMjEyNjEx
+MTEyMjM2MTZaMBYxFDASBgNVBAMMC3VwZ2F0ZS1mdXp6MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEcQzUoBzBeGz4Jynu3lGJFcHB6Sb9HX2ov0q5dz3CGOcEGnqx
+E6YtB599TXwxLB8C/Q3yDMTe0nSQ7zySE3K+QKNkMGIwHQYDVR0OBBYEFDSorelj
+EXDp3B3HFtP+PPzE7NHWMB8GA1UdIwQYMBaAFDSoreljEXDp3B3HFtP+PPzE7NHW
+MA8GA1UdEwEB/wQFMAMBAf8wDwYDVR0RBAgwBocEfwAAATAKBggqhkjOPQQDAgNH
+ADBEAiB6l77307qBKN2ZNHMeq7hAk/b2vgOxP1tL3HzMX5jR4QIgZbSTOUCktuZo
+EQGYky3TkHuyVEQ5LwjtQR6dDKFKcHw=
+-----END CERTIFICATE-----
+";
+const FUZZ_KEY: &str = r"-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjb+S9RRYz5roPyLA
+vN2z/P9la8QzRtoDuOOeLevU4lyhRANCAARxDNSgHMF4bPgnKe7eUYkVwcHpJv0d
+fai/Srl3PcIY5wQaerETpi0Hn31NfDEsHwL9DfIMxN7SdJDvPJITcr5A
+-----END PRIVATE KEY-----
+";
+
+/// Bytes a client sends to `tls_listen` (`server::tls`), from arbitrary bytes: byte 0 picks
+/// where the rest is cut in two reads (TCP segments it as it likes). Never panics; what the
+/// node's TLS session makes of the bytes (the error it refuses them with, or that it is
+/// still in its handshake, or done) does not depend on the cut; a refused session stays
+/// refused; and no plaintext reaches the HTTP engine before the handshake is done.
+pub fn check_tls_bytes(data: &[u8]) {
+    use std::sync::OnceLock;
+    static CONFIG: OnceLock<std::sync::Arc<rustls::ServerConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        crate::server::tls::config_from_pem(FUZZ_CERT.as_bytes(), FUZZ_KEY.as_bytes())
+            .expect("the fuzz certificate loads")
+    });
+    let Some((&first, bytes)) = data.split_first() else {
+        return;
+    };
+    let cut = first as usize * bytes.len() / 255;
+    let outcome = |pieces: &[&[u8]]| {
+        let mut conn = rustls::ServerConnection::new(config.clone()).expect("a session");
+        let mut refused = None;
+        for piece in pieces {
+            let mut rest = *piece;
+            while !rest.is_empty() && refused.is_none() {
+                if conn.read_tls(&mut rest).is_err() {
+                    refused = Some("read_tls refused the bytes".to_string());
+                    break;
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    refused = Some(e.to_string());
+                }
+            }
+        }
+        if let Some(e) = &refused {
+            // Refused for good: asking again changes nothing.
+            assert!(
+                conn.process_new_packets().is_err(),
+                "{e}: the session recovered"
+            );
+        }
+        if conn.is_handshaking() {
+            let mut plain = [0u8; 64];
+            assert!(
+                !matches!(std::io::Read::read(&mut conn.reader(), &mut plain), Ok(n) if n > 0),
+                "plaintext before the handshake finished"
+            );
+        }
+        (refused, conn.is_handshaking())
+    };
+    let whole = outcome(&[bytes]);
+    let split = outcome(&[&bytes[..cut], &bytes[cut..]]);
+    assert_eq!(whole, split, "the cut at {cut} changed the outcome");
+}

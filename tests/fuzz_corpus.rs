@@ -145,6 +145,11 @@ fn etcd_watch_seeds_hold_the_watch_invariants() {
     replay("etcd_watch", upgate::checks::check_etcd_watch);
 }
 
+#[test]
+fn tls_bytes_seeds_hold_the_tls_invariants() {
+    replay("tls_bytes", upgate::checks::check_tls_bytes);
+}
+
 /// The new targets' invariants only bite on accepted inputs: some seeds must be accepted, and
 /// the traversal and SSRF shapes refused, so the seeds cover both sides.
 #[test]

@@ -328,6 +328,30 @@ fn bad_bytes_on_the_tls_port_close_cleanly_and_the_node_stays_up() {
     let cacert = cert.to_str().unwrap();
     let (code, _, _) = curl(&["--cacert", cacert, &format!("https://{tls}/healthz")]);
     assert_eq!(code, 200);
+
+    // /metrics counts each outcome (other tests of this binary add to the same counters).
+    let metrics = String::from_utf8(
+        exchange(
+            node.local_addr(),
+            b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        .0
+        .body,
+    )
+    .unwrap();
+    let count = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+    };
+    for reason in ["bad_record", "no_common_parameters", "incomplete"] {
+        let series = format!("upgate_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+        assert!(count(&series) >= 1, "{series}");
+    }
+    assert!(count("upgate_tls_handshakes_total{version=\"1.3\"}") >= 1);
 }
 
 #[test]

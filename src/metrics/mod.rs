@@ -175,6 +175,29 @@ labels! {
     }
 }
 
+labels! {
+    /// The TLS version a handshake agreed (`version` label).
+    TlsVersion {
+        V13 => "1.3",
+        V12 => "1.2",
+    }
+}
+
+labels! {
+    /// Why a TLS handshake did not complete (`reason` label).
+    TlsFailure {
+        /// The client offered nothing the node accepts (cipher suites, versions, groups).
+        NoCommonParameters => "no_common_parameters",
+        /// Bytes that are not TLS, or a record or message the node could not read.
+        BadRecord => "bad_record",
+        /// The client sent an alert (it refused the certificate, say).
+        PeerAlert => "peer_alert",
+        /// The connection ended or timed out before the handshake finished.
+        Incomplete => "incomplete",
+        Other => "other",
+    }
+}
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Every series of the process.
@@ -192,6 +215,9 @@ pub struct Metrics {
     pub resumable_expired: Counter,
     /// Uploads refused by an app's quota, by quota.
     pub quota_refusals: [Counter; QuotaKind::COUNT],
+    /// TLS handshakes completed, by version, and failed, by reason.
+    pub tls_handshakes: [Counter; TlsVersion::COUNT],
+    pub tls_failures: [Counter; TlsFailure::COUNT],
     /// Files deleted through the management API (`DELETE /{appid}/{path}`).
     pub files_deleted: Counter,
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
@@ -239,6 +265,8 @@ impl Metrics {
             resumable_completed: Counter::new(),
             resumable_expired: Counter::new(),
             quota_refusals: [const { Counter::new() }; QuotaKind::COUNT],
+            tls_handshakes: [const { Counter::new() }; TlsVersion::COUNT],
+            tls_failures: [const { Counter::new() }; TlsFailure::COUNT],
             files_deleted: Counter::new(),
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
@@ -334,6 +362,16 @@ pub fn timeout(kind: TimeoutKind) {
 /// An app's quota refused an upload.
 pub fn quota_refused(kind: QuotaKind) {
     METRICS.quota_refusals[kind as usize].inc();
+}
+
+/// A TLS handshake completed.
+pub fn tls_handshake(version: TlsVersion) {
+    METRICS.tls_handshakes[version as usize].inc();
+}
+
+/// A TLS handshake failed.
+pub fn tls_failure(reason: TlsFailure) {
+    METRICS.tls_failures[reason as usize].inc();
 }
 
 /// An upload was stored (its size in bytes).

@@ -115,6 +115,24 @@ pub fn render() -> String {
     );
     labeled_counter(
         o,
+        "upgate_tls_handshakes_total",
+        "TLS handshakes completed on tls_listen, by the version agreed.",
+        "version",
+        TlsVersion::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.tls_handshakes[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
+        "upgate_tls_handshake_failures_total",
+        "TLS handshakes that did not complete, by reason.",
+        "reason",
+        TlsFailure::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.tls_failures[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
         "upgate_open_file_cache_total",
         "Download opens, by result: hit (the thread's open-file cache) or miss (opened).",
         "result",

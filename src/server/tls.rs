@@ -72,6 +72,22 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     }
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+    config_of(chain, key)
+}
+
+/// [`server_config`] from PEM text (the fuzz target's fixed certificate).
+pub fn config_from_pem(cert: &[u8], key: &[u8]) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("key: {e}"))?;
+    config_of(chain, key)
+}
+
+fn config_of(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, String> {
     // ring: it builds in a minute with gcc alone; it has no post-quantum key exchange yet
     // (docs/operations.md, "TLS").
     #[allow(deprecated)]
@@ -95,6 +111,8 @@ pub struct TlsStream {
     ended: Cell<bool>,
     /// The buffer socket reads go into, kept between reads.
     scratch: RefCell<Option<Vec<u8>>>,
+    /// The handshake's end was counted (`upgate_tls_handshakes_total` or a failure).
+    counted: Cell<bool>,
 }
 
 impl TlsStream {
@@ -105,6 +123,7 @@ impl TlsStream {
             conn: RefCell::new(conn),
             ended: Cell::new(false),
             scratch: RefCell::new(None),
+            counted: Cell::new(false),
         })
     }
 
@@ -160,10 +179,38 @@ impl TlsStream {
         buf.clear();
         *self.scratch.borrow_mut() = Some(buf);
         if let Some(e) = refused {
+            self.count_failure(failure_of(&e));
             let _ = self.flush().await;
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
+        self.count_handshake();
         Ok(true)
+    }
+
+    /// Counts a completed handshake once, by its version.
+    fn count_handshake(&self) {
+        if self.counted.get() {
+            return;
+        }
+        let conn = self.conn.borrow();
+        if conn.is_handshaking() {
+            return;
+        }
+        self.counted.set(true);
+        match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => {
+                crate::metrics::tls_handshake(crate::metrics::TlsVersion::V12)
+            }
+            _ => crate::metrics::tls_handshake(crate::metrics::TlsVersion::V13),
+        }
+    }
+
+    /// Counts a failed handshake once (errors after it are not handshake failures).
+    fn count_failure(&self, reason: crate::metrics::TlsFailure) {
+        if !self.counted.get() && self.conn.borrow().is_handshaking() {
+            self.counted.set(true);
+            crate::metrics::tls_failure(reason);
+        }
     }
 
     /// Plaintext into `buf`'s spare capacity (after its length); 0 at the end of the stream.
@@ -258,6 +305,37 @@ impl TlsStream {
             }
         }
         self.tcp.shutdown(how)
+    }
+}
+
+impl Drop for TlsStream {
+    /// A connection that ends (closed, timed out) in the middle of its handshake.
+    fn drop(&mut self) {
+        self.count_failure(crate::metrics::TlsFailure::Incomplete);
+    }
+}
+
+/// The `reason` label of a handshake that rustls refused.
+fn failure_of(e: &rustls::Error) -> crate::metrics::TlsFailure {
+    use crate::metrics::TlsFailure;
+    use rustls::{Error, PeerIncompatible};
+    match e {
+        Error::PeerIncompatible(
+            PeerIncompatible::NoCipherSuitesInCommon
+            | PeerIncompatible::NoKxGroupsInCommon
+            | PeerIncompatible::NoSignatureSchemesInCommon
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::Tls13RequiredForQuic,
+        ) => TlsFailure::NoCommonParameters,
+        Error::PeerIncompatible(_) => TlsFailure::NoCommonParameters,
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::DecryptError
+        | Error::PeerMisbehaved(_) => TlsFailure::BadRecord,
+        Error::AlertReceived(_) => TlsFailure::PeerAlert,
+        _ => TlsFailure::Other,
     }
 }
 
