@@ -149,34 +149,45 @@ impl TlsStream {
         }
     }
 
-    /// Reads TLS bytes from the socket and lets rustls process them. False at the socket's end.
-    /// A record rustls refuses is answered with its alert, then an `InvalidData` error.
+    /// Gives rustls TLS bytes — those a previous call kept back first, else one socket read —
+    /// and lets it process them. It stops feeding once plaintext is waiting (rustls holds a
+    /// bounded amount; the caller reads it, the rest is kept for the next call). False at the
+    /// socket's end. A record rustls refuses is answered with its alert, then an
+    /// `InvalidData` error.
     async fn fill(&self) -> io::Result<bool> {
         let mut buf = self
             .scratch
             .borrow_mut()
             .take()
             .unwrap_or_else(|| Vec::with_capacity(TLS_READ));
-        buf.clear();
-        let (res, mut buf) = self.tcp.read(buf).await;
-        let n = res?;
-        if n == 0 {
-            self.ended.set(true);
-            return Ok(false);
+        if buf.is_empty() {
+            let (res, read) = self.tcp.read(buf).await;
+            buf = read;
+            let n = res?;
+            if n == 0 {
+                self.ended.set(true);
+                *self.scratch.borrow_mut() = Some(buf);
+                return Ok(false);
+            }
         }
-        let refused = {
+        let (used, refused) = {
             let mut conn = self.conn.borrow_mut();
-            let mut rest = &buf[..n];
+            let mut rest = &buf[..];
             let mut refused = None;
             while !rest.is_empty() && refused.is_none() {
-                conn.read_tls(&mut rest)?;
-                if let Err(e) = conn.process_new_packets() {
-                    refused = Some(e);
+                if conn.read_tls(&mut rest)? == 0 {
+                    break;
+                }
+                match conn.process_new_packets() {
+                    Err(e) => refused = Some(e),
+                    Ok(state) if state.plaintext_bytes_to_read() > 0 => break,
+                    Ok(_) => {}
                 }
             }
-            refused
+            (buf.len() - rest.len(), refused)
         };
-        buf.clear();
+        // What rustls did not take waits in the buffer, at its front, for the next call.
+        buf.drain(..used);
         *self.scratch.borrow_mut() = Some(buf);
         if let Some(e) = refused {
             self.count_failure(failure_of(&e));
@@ -255,6 +266,13 @@ impl TlsStream {
         let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.conn.borrow_mut().writer().write(rest)?;
+            if n == 0 && !self.conn.borrow().wants_write() {
+                // rustls' plaintext buffer is full and nothing can leave (no handshake yet).
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "TLS session takes no more plaintext before its handshake",
+                ));
+            }
             rest = &rest[n..];
             // rustls holds at most its buffer limit of plaintext: send, then go on.
             self.flush().await?;
