@@ -8,7 +8,7 @@
 //! decrypted. The certificate and key are read at start and again on SIGHUP ([`TlsConfig`]).
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -227,25 +227,28 @@ impl TlsStream {
     /// Plaintext into `buf`'s spare capacity (after its length); 0 at the end of the stream.
     pub async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         loop {
-            let start = buf.len();
-            buf.resize(buf.capacity().max(start + 1), 0);
-            let got = self.conn.borrow_mut().reader().read(&mut buf[start..]);
-            match got {
-                Ok(n) => {
-                    buf.truncate(start + n);
-                    return (Ok(n), buf);
+            // rustls' own plaintext, copied once into the connection's buffer (no zeroing of
+            // spare capacity first, as `Read::read` into a slice would need).
+            let got = {
+                let mut conn = self.conn.borrow_mut();
+                let mut reader = conn.reader();
+                match reader.fill_buf() {
+                    Ok(chunk) => {
+                        let n = chunk.len().min((buf.capacity() - buf.len()).max(1));
+                        buf.extend_from_slice(&chunk[..n]);
+                        reader.consume(n);
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf.truncate(start),
+            };
+            match got {
+                Ok(n) => return (Ok(n), buf),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The socket ended without `close_notify`: the end of the stream all the same
                 // (the HTTP layer knows whether a message was cut).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    buf.truncate(start);
-                    return (Ok(0), buf);
-                }
-                Err(e) => {
-                    buf.truncate(start);
-                    return (Err(e), buf);
-                }
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return (Ok(0), buf),
+                Err(e) => return (Err(e), buf),
             }
             if let Err(e) = self.flush().await {
                 return (Err(e), buf);
