@@ -274,6 +274,15 @@ impl ChangeLog {
     }
 }
 
+/// How many times a put retries its compare-and-swap (sled) or transaction (etcd) against
+/// concurrent writers.
+pub(super) const CAS_ATTEMPTS: usize = 64;
+
+/// A stored record (sled's value, etcd's value): the same JSON in every store.
+pub(super) fn decode(bytes: &[u8]) -> Result<AppRecord, AppStoreError> {
+    serde_json::from_slice(bytes).map_err(|e| AppStoreError::Corrupt(format!("app record: {e}")))
+}
+
 /// [`AppStoreError::BadAppid`] unless `appid` is valid.
 pub(super) fn check_appid(appid: &str) -> Result<(), AppStoreError> {
     match valid_appid(appid) {

@@ -23,13 +23,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::apps::{check_appid, next_record};
+use super::apps::{check_appid, decode, next_record, CAS_ATTEMPTS};
 use super::etcd_client::{EtcdClient, EtcdError, WatchEvent, WatchMessage};
 use super::record::{AppRecord, Registered, Registration};
 use super::{AppChanges, AppStore, AppStoreError, Put, SledApps};
 
-/// How many times a put retries its transaction against concurrent writers.
-const CAS_ATTEMPTS: usize = 64;
 /// Waits between attempts to reach etcd again (doubling up to the last).
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -471,8 +469,4 @@ impl AppStore for EtcdApps {
     fn subscribe(&self) -> AppChanges {
         self.inner.cache.subscribe()
     }
-}
-
-fn decode(bytes: &[u8]) -> Result<AppRecord, AppStoreError> {
-    serde_json::from_slice(bytes).map_err(|e| AppStoreError::Corrupt(format!("app record: {e}")))
 }

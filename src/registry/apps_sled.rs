@@ -4,12 +4,11 @@
 use std::io;
 use std::sync::Arc;
 
-use super::apps::{check_appid, delete_change, next_record, put_change, ChangeLog};
+use super::apps::{
+    check_appid, decode, delete_change, next_record, put_change, ChangeLog, CAS_ATTEMPTS,
+};
 use super::record::{AppRecord, Registered, Registration};
 use super::{AppChange, AppChanges, AppStore, AppStoreError, Put, SledDb};
-
-/// How many times a put retries its compare-and-swap against concurrent writers.
-const CAS_ATTEMPTS: usize = 64;
 
 /// The sled app store (cheap to clone; clones share the tree and the subscribers).
 #[derive(Clone)]
@@ -181,8 +180,4 @@ impl AppStore for SledApps {
     fn subscribe(&self) -> AppChanges {
         self.changes.subscribe()
     }
-}
-
-fn decode(bytes: &[u8]) -> Result<AppRecord, AppStoreError> {
-    serde_json::from_slice(bytes).map_err(|e| AppStoreError::Corrupt(format!("app record: {e}")))
 }

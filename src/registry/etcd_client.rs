@@ -105,26 +105,29 @@ impl EtcdClient {
         }
     }
 
-    /// POSTs `body` to `path` at the first member that answers.
-    fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+    /// POSTs `body` to `path` with `agent`, at each member in turn from the one that answered
+    /// last: the first answer. A 5xx (no leader, stopping) or a failed connection moves on to
+    /// the next member; another status is etcd refusing the request.
+    fn post(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: &Value,
+    ) -> Result<ureq::Response, EtcdError> {
         let n = self.endpoints.len().max(1);
         let first = self.last_good.load(Ordering::Relaxed);
         let mut errors = Vec::new();
-        for i in 0..n {
-            let at = (first + i) % n;
+        for at in (0..n).map(|i| (first + i) % n) {
             let Some(base) = self.endpoints.get(at) else {
                 break;
             };
-            match self.agent.post(&format!("{base}{path}")).send_json(body) {
+            match agent.post(&format!("{base}{path}")).send_json(body) {
                 Ok(response) => {
                     self.last_good.store(at, Ordering::Relaxed);
-                    return response
-                        .into_json::<Value>()
-                        .map_err(|e| EtcdError::Protocol(format!("{path}: {e}")));
+                    return Ok(response);
                 }
                 Err(ureq::Error::Status(code, response)) => {
                     let text = response.into_string().unwrap_or_default();
-                    // 5xx: this member cannot serve (no leader, stopping): try the next one.
                     if code >= 500 {
                         errors.push(format!("{base}: {code} {}", text.trim()));
                         continue;
@@ -138,6 +141,13 @@ impl EtcdClient {
             }
         }
         Err(EtcdError::Unreachable(errors.join("; ")))
+    }
+
+    /// A key-value call: its JSON answer.
+    fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        self.post(&self.agent, path, body)?
+            .into_json::<Value>()
+            .map_err(|e| EtcdError::Protocol(format!("{path}: {e}")))
     }
 
     /// The value of `key` (with its revision) and the store's revision.
@@ -192,37 +202,18 @@ impl EtcdClient {
         Ok(succeeded.then_some(header_revision(&answer)?))
     }
 
-    /// Opens a watch on every key under `prefix` from `start_revision`: one member, the one
-    /// that answered last.
+    /// Opens a watch on every key under `prefix` from `start_revision`, at the member that
+    /// answered last (or the next that answers).
     pub fn watch(&self, prefix: &[u8], start_revision: i64) -> Result<Watch, EtcdError> {
-        let n = self.endpoints.len().max(1);
-        let first = self.last_good.load(Ordering::Relaxed);
         let body = json!({ "create_request": {
             "key": B64.encode(prefix),
             "range_end": B64.encode(prefix_end(prefix)),
             "start_revision": start_revision.to_string(),
         }});
-        let mut errors = Vec::new();
-        for i in 0..n {
-            let at = (first + i) % n;
-            let Some(base) = self.endpoints.get(at) else {
-                break;
-            };
-            match self
-                .watch_agent
-                .post(&format!("{base}/v3/watch"))
-                .send_json(&body)
-            {
-                Ok(response) => {
-                    self.last_good.store(at, Ordering::Relaxed);
-                    return Ok(Watch {
-                        lines: BufReader::new(Box::new(response.into_reader())),
-                    });
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        Err(EtcdError::Unreachable(errors.join("; ")))
+        let response = self.post(&self.watch_agent, "/v3/watch", &body)?;
+        Ok(Watch {
+            lines: BufReader::new(Box::new(response.into_reader())),
+        })
     }
 }
 
