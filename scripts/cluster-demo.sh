@@ -11,13 +11,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STEPS=8
-n=0
-if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
-step() {
-  n=$((n + 1))
-  printf '\n%s==> [%d/%d] %s%s\n' "$BOLD" "$n" "$STEPS" "$*" "$PLAIN"
-}
-indent() { sed 's/^/    /'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 step "Build upgate ($PROFILE) and find etcd"

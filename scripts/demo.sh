@@ -6,12 +6,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STEPS=9
-n=0
-if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
-step() {
-  n=$((n + 1))
-  printf '\n%s==> [%d/%d] %s%s\n' "$BOLD" "$n" "$STEPS" "$*" "$PLAIN"
-}
 # Shows a command as one would type it (upgate for the binary, files relative to the work dir).
 show() {
   local out='' arg
@@ -23,7 +17,6 @@ show() {
   done
   printf '    $%s\n' "$out"
 }
-indent() { sed 's/^/    /'; }
 upgate() { "$UPGATE" "$@"; }
 
 step "Build upgate ($PROFILE)"

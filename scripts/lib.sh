@@ -5,7 +5,7 @@
 # temporary directory, and stop everything this script started when it exits, whatever the
 # reason.
 #
-# Source it, then: build; start_node [extra TOML lines…]; start_app [demo-app flags…];
+# Source it, then: build; step TEXT and indent (narrated scripts); start_node [extra TOML lines…]; start_app [demo-app flags…];
 # start_static DIR [NAME], a static file server; chromium_run NAME [chromium flags…].
 # Afterwards NODE_URL, APP_URL, STATIC_URL, NODE_PID, APP_PID, STATIC_PID and WORK are set.
 
@@ -47,6 +47,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# step TEXT: the next numbered step of a narrated script (set STEPS to the number of steps).
+n=0
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
+step() {
+  n=$((n + 1))
+  printf '\n%s==> [%d/%d] %s%s\n' "$BOLD" "$n" "$STEPS" "$*" "$PLAIN"
+}
+# Indents what it reads by four spaces (command output under a step).
+indent() { sed 's/^/    /'; }
 
 die() {
   echo "error: $*" >&2

@@ -78,20 +78,7 @@ impl Drop for EtcdNode {
 }
 
 fn register(addr: SocketAddr, appid: &str, app: &CallbackApp, post_path: &str) -> Wire {
-    let body = format!(
-        r#"{{"appid":"{appid}","callback_url_pre":"{}","callback_url_post":"{}"}}"#,
-        app.url("/pre"),
-        app.url(post_path)
-    );
-    exchange(
-        addr,
-        format!(
-            "POST /upload/register HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .0
+    register_form(addr, appid, &app.url("/pre"), &app.url(post_path))
 }
 
 fn unregister(addr: SocketAddr, appid: &str) -> Wire {
