@@ -58,4 +58,5 @@ if [ ${#absent[@]} -gt 0 ]; then
   die "commands the tests need are not on PATH: ${names%, }"
 fi
 
+bash "$ROOT/scripts/garage-deps.sh"
 bash "$ROOT/scripts/interop-deps.sh"

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::callback::{CallbackPolicy, CallbackPool};
-use crate::config::{Config, RegistryKind};
+use crate::config::{Config, RegistryKind, StoreKind};
 use crate::registry::{Durability, EtcdSettings, Registry};
 use crate::storage::{LocalStore, Store};
 
@@ -24,6 +24,8 @@ pub struct App {
     pub outbox_wake: crate::notify::wake::Wake,
     /// The address actually bound (differs from `listen` when its port is 0).
     bound: OnceLock<SocketAddr>,
+    /// The S3 origin (`store = "s3"`), set once by [`App::open`].
+    origin: OnceLock<crate::origin::Origin>,
 }
 
 /// Why the node could not start.
@@ -67,8 +69,15 @@ impl App {
         // Quotas count the files stored now (recomputed at every start: see `crate::quota`).
         let stored = crate::quota::stored_bytes_by_app(&store)
             .map_err(|e| StartError(format!("store: counting stored bytes: {e}")))?;
+        let origin = match config.store {
+            StoreKind::Local => None,
+            StoreKind::S3 => Some(open_origin(&config)?),
+        };
         let app = App::new(config, registry, store, pool)?;
         app.quotas.set_stored(stored);
+        if let Some(origin) = origin {
+            let _ = app.origin.set(origin);
+        }
         Ok(app)
     }
 
@@ -95,7 +104,13 @@ impl App {
             policy: RwLock::new(Arc::new(policy)),
             outbox_wake: crate::notify::wake::Wake::default(),
             bound: OnceLock::new(),
+            origin: OnceLock::new(),
         }))
+    }
+
+    /// The S3 origin, with `store = "s3"`.
+    pub fn origin(&self) -> Option<&crate::origin::Origin> {
+        self.origin.get()
     }
 
     /// Records the bound address, for download URLs when `public_url` is not set.
@@ -124,4 +139,29 @@ impl App {
             *p = Arc::new(policy);
         }
     }
+}
+
+/// The origin of `store = "s3"`: credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+fn open_origin(config: &Config) -> Result<crate::origin::Origin, StartError> {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| StartError(format!("store = \"s3\": {name} is not set")))
+    };
+    let settings = crate::origin::OriginSettings {
+        s3: crate::origin::S3Settings {
+            endpoint: config.s3_endpoint.clone().unwrap_or_default(),
+            bucket: config.s3_bucket.clone(),
+            region: config.s3_region.clone(),
+            access_key: env("AWS_ACCESS_KEY_ID")?,
+            secret_key: env("AWS_SECRET_ACCESS_KEY")?,
+        },
+        write: config.origin_write,
+        node_id: config.node_id(),
+        data_dir: config.data_dir.clone(),
+        etcd: (config.registry == RegistryKind::Etcd)
+            .then(|| (config.etcd_endpoints.clone(), config.etcd_prefix.clone())),
+    };
+    crate::origin::Origin::start(settings).map_err(|e| StartError(format!("origin: {e}")))
 }

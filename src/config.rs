@@ -39,6 +39,26 @@ pub enum RegistryKind {
     Etcd,
 }
 
+/// Where committed files live (`store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Files under `data_dir` only.
+    Local,
+    /// Also on an S3-compatible origin; the local disk is this node's cache of it.
+    S3,
+}
+
+/// When a committed file is written to the origin (`origin_write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginWrite {
+    /// Before the post-callback and the `201`: the origin holds every file a client was told of.
+    BeforeCallback,
+    /// After the local commit, from a durable queue retried until the origin takes it.
+    Background,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,6 +122,16 @@ pub struct Config {
     pub etcd_endpoints: Vec<String>,
     /// Key prefix in etcd.
     pub etcd_prefix: String,
+    /// `local` or `s3`.
+    pub store: StoreKind,
+    /// The origin's S3 endpoint URL (`store = "s3"`), path-style requests.
+    pub s3_endpoint: Option<String>,
+    /// The origin's bucket.
+    pub s3_bucket: String,
+    /// The origin's region (signed into every request).
+    pub s3_region: String,
+    /// When the origin copy is made.
+    pub origin_write: OriginWrite,
     // Keys beyond the contract, documented in docs/operations.md.
     /// Header fields in one head.
     pub max_headers: usize,
@@ -156,6 +186,11 @@ impl Default for Config {
             registry: RegistryKind::Local,
             etcd_endpoints: vec!["http://127.0.0.1:2379".to_string()],
             etcd_prefix: "/upgate/".to_string(),
+            store: StoreKind::Local,
+            s3_endpoint: None,
+            s3_bucket: "upgate".to_string(),
+            s3_region: "us-east-1".to_string(),
+            origin_write: OriginWrite::BeforeCallback,
             max_headers: 100,
             max_target_bytes: 8192,
             shutdown_timeout_ms: 30_000,
@@ -391,6 +426,24 @@ impl Config {
         }
         if !self.etcd_prefix.starts_with('/') || !self.etcd_prefix.ends_with('/') {
             out.push(Invalid::new("etcd_prefix", "must start and end with '/'"));
+        }
+        if self.store == StoreKind::S3 {
+            match self.s3_endpoint.as_deref() {
+                None => out.push(Invalid::new(
+                    "s3_endpoint",
+                    "store = \"s3\" needs the origin's URL (http:// or https://)",
+                )),
+                Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
+                    out.push(Invalid::new(
+                        "s3_endpoint",
+                        format!("{e:?}: must be an http:// or https:// URL"),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if self.s3_bucket.is_empty() {
+                out.push(Invalid::new("s3_bucket", "must not be empty"));
+            }
         }
         if let Some(id) = &self.node_id {
             if id.is_empty()

@@ -21,6 +21,7 @@ pub fn healthz() -> Response {
 /// |---|---|
 /// | `registry` | a read of the sled registry succeeds |
 /// | `etcd` | (`registry = "etcd"` only) etcd answered the last call and holds the watch |
+/// | `origin` | (`store = "s3"`, `origin_write = "before_callback"` only) the last origin call succeeded |
 /// | `data_dir` | a file can be created, written and removed in `data_dir/tmp`, and `data_dir/files` exists |
 /// | `callback_pool` | at least one callback worker thread is running |
 /// | `draining` | the node is not shutting down (SIGTERM/SIGINT) |
@@ -46,6 +47,12 @@ pub async fn readyz(ex: &Exchange<'_>, app: &App) -> Response {
     );
     if let Some(health) = app.registry.remote_health() {
         record("etcd", health);
+    }
+    // Only where uploads wait for the origin: with `background` copies they go on without it.
+    if let Some(origin) = app.origin() {
+        if origin.write_mode() == crate::origin::OriginWrite::BeforeCallback {
+            record("origin", origin.health());
+        }
     }
     record("data_dir", probe_data_dir(app).await);
     record(

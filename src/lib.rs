@@ -54,6 +54,7 @@ pub mod manage;
 pub mod metrics;
 pub mod node;
 pub mod notify;
+pub mod origin;
 pub mod quota;
 pub mod register;
 pub mod registry;

@@ -91,5 +91,9 @@ impl Node {
         let _ = self.outbox.join();
         let _ = self.sweep.join();
         let _ = self.app.registry.flush();
+        // Queued origin copies stay queued on disk; the next start sends them.
+        if let Some(origin) = self.app.origin() {
+            origin.stop();
+        }
     }
 }

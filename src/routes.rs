@@ -208,7 +208,7 @@ impl Router {
             (Route::Health | Route::Ready | Route::Metrics, _) => not_allowed(ex, "GET, HEAD"),
             (Route::Outbox, _) => crate::manage::outbox::handle(ex, &self.app).await,
             (Route::Register, _) => {
-                let files = (&self.app.store, &*self.app.quotas);
+                let files = (&self.app.store, &*self.app.quotas, self.app.origin());
                 crate::register::handler::handle_with_files(ex, &self.app.registry, files).await
             }
             (Route::Files, Method::Get | Method::Head) => {

@@ -54,6 +54,19 @@ fn many_node_keys_are_checked_where_they_are_read() {
     assert_eq!(c.etcd_prefix, "/upgate/");
     assert_eq!(Config::default().registry, RegistryKind::Local);
     assert!(!Config::default().node_id().is_empty(), "the host name");
+    let c = Config::from_toml(
+        "store = \"s3\"\ns3_endpoint = \"http://127.0.0.1:3900\"\norigin_write = \"background\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.store, StoreKind::S3);
+    assert_eq!(c.origin_write, OriginWrite::Background);
+    assert_eq!(
+        (c.s3_bucket.as_str(), c.s3_region.as_str()),
+        ("upgate", "us-east-1")
+    );
+    assert_eq!(Config::default().store, StoreKind::Local);
+    assert_eq!(Config::default().origin_write, OriginWrite::BeforeCallback);
     for (toml, key) in [
         (
             "registry = \"etcd\"\netcd_endpoints = []\n",
@@ -67,6 +80,17 @@ fn many_node_keys_are_checked_where_they_are_read() {
         ("node_id = \"a b\"\n", "node_id"),
         ("node_id = \"\"\n", "node_id"),
         ("registry = \"zookeeper\"\n", "registry"),
+        ("store = \"s3\"\n", "s3_endpoint"),
+        (
+            "store = \"s3\"\ns3_endpoint = \"garage:3900\"\n",
+            "s3_endpoint",
+        ),
+        (
+            "store = \"s3\"\ns3_endpoint = \"http://g\"\ns3_bucket = \"\"\n",
+            "s3_bucket",
+        ),
+        ("store = \"nfs\"\n", "store"),
+        ("origin_write = \"later\"\n", "origin_write"),
     ] {
         let e = Config::from_toml(toml, "t.toml").unwrap_err();
         assert!(e.0.contains(key), "{toml:?}: {e}");

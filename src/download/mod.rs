@@ -12,6 +12,7 @@ pub mod signed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::{Method, Response, ResponseBody};
+use crate::origin::Origin;
 use crate::server::Exchange;
 use crate::storage::{mime, path, ObjectStore, Store};
 
@@ -29,6 +30,9 @@ pub enum DownloadError {
     /// The app's registration could not be read, so whether it needs a signature is unknown
     /// (500; never served on a guess).
     Registry(crate::registry::RegistryError),
+    /// The file is not on this node and the origin could not be asked (503
+    /// `origin_unavailable`: it may well exist).
+    Origin(crate::origin::OriginError),
     /// The range lies outside the file (416, with `Content-Range: bytes */size`).
     RangeNotSatisfiable {
         size: u64,
@@ -43,6 +47,7 @@ impl std::fmt::Display for DownloadError {
             DownloadError::NotFound => f.write_str("no such file"),
             DownloadError::BadSignature(e) => write!(f, "{e}"),
             DownloadError::Registry(e) => write!(f, "registry: {e}"),
+            DownloadError::Origin(e) => write!(f, "origin: {e}"),
             DownloadError::RangeNotSatisfiable { .. } => {
                 f.write_str("the range is outside the file")
             }
@@ -54,6 +59,7 @@ impl std::error::Error for DownloadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DownloadError::Registry(e) => Some(e),
+            DownloadError::Origin(e) => Some(e),
             _ => None,
         }
     }
@@ -81,13 +87,19 @@ pub async fn handle_registered(ex: &mut Exchange<'_>, app: &crate::app::App) -> 
         }
     };
     let inline = record.map(|r| r.inline_types).unwrap_or_default();
-    handle(ex, &app.store, &SafeServing::new(&inline)).await
+    handle(ex, &app.store, app.origin(), &SafeServing::new(&inline)).await
 }
 
 /// Answers a download request of an app served as `safe` says (its `inline_types`). Every
-/// answer, errors included, carries [`safety::NOSNIFF`].
-pub async fn handle(ex: &mut Exchange<'_>, store: &Store, safe: &SafeServing<'_>) -> Response {
-    let resp = match serve(ex, store, safe).await {
+/// answer, errors included, carries [`safety::NOSNIFF`]. With an `origin`, a file the local
+/// store misses is fetched from it into the local store first (then served like any other).
+pub async fn handle(
+    ex: &mut Exchange<'_>,
+    store: &Store,
+    origin: Option<&Origin>,
+    safe: &SafeServing<'_>,
+) -> Response {
+    let resp = match serve(ex, store, origin, safe).await {
         Ok(resp) => resp,
         Err(e) => crate::error::respond(ex.access(), &e),
     };
@@ -98,10 +110,17 @@ pub async fn handle(ex: &mut Exchange<'_>, store: &Store, safe: &SafeServing<'_>
 async fn serve(
     ex: &mut Exchange<'_>,
     store: &Store,
+    origin: Option<&Origin>,
     safe: &SafeServing<'_>,
 ) -> Result<Response, DownloadError> {
     let target = path::parse(ex.head().path_only()).map_err(DownloadError::BadPath)?;
-    let object = match store.open(&target).await {
+    let mut opened = store.open(&target).await;
+    if let (Ok(None), Some(origin)) = (&opened, origin) {
+        if origin.fetch(&target).await.map_err(DownloadError::Origin)? {
+            opened = store.open(&target).await;
+        }
+    }
+    let object = match opened {
         Ok(Some(object)) => object,
         // A file that cannot be opened is not served; to the client it does not exist.
         Ok(None) | Err(_) => return Err(DownloadError::NotFound),

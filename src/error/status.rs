@@ -249,7 +249,7 @@ impl Fault for FlowError {
             FlowError::BadForm(_) => 400,
             FlowError::DiskFull(_) => 507,
             FlowError::Storage(_) => 500,
-            FlowError::Unrecorded(_) => 503,
+            FlowError::Unrecorded(_) | FlowError::Origin(_) => 503,
             FlowError::Registry(_) | FlowError::Internal(_) => 500,
             FlowError::Resumable(r) => r.status(),
         }
@@ -266,6 +266,7 @@ impl Fault for FlowError {
             FlowError::DiskFull(_) => "insufficient_storage",
             FlowError::Storage(_) => "storage_failed",
             FlowError::Unrecorded(_) => "outbox_unavailable",
+            FlowError::Origin(_) => "origin_unavailable",
             FlowError::Registry(_) => "registry_error",
             FlowError::Internal(_) => "internal",
             FlowError::Resumable(r) => r.code(),
@@ -281,6 +282,7 @@ impl Fault for FlowError {
             FlowError::DiskFull(_)
             | FlowError::Storage(_)
             | FlowError::Unrecorded(_)
+            | FlowError::Origin(_)
             | FlowError::Registry(_) => Blame::Storage,
             FlowError::Internal(_) => Blame::Internal,
             FlowError::Resumable(_) => Blame::Client,
@@ -302,6 +304,9 @@ impl Fault for FlowError {
             FlowError::Unrecorded(_) => "the upload could not be recorded for its notification; \
                                          nothing was stored; retry later"
                 .into(),
+            FlowError::Origin(_) => "the origin store could not take the file; nothing was \
+                                     stored; retry later"
+                .into(),
             FlowError::Registry(_) | FlowError::Internal(_) => "internal error".into(),
             FlowError::Resumable(r) => r.message(),
         }
@@ -311,7 +316,7 @@ impl Fault for FlowError {
             FlowError::Resumable(r) => r.headers(),
             FlowError::Refused(r) => r.headers(),
             FlowError::Busy(p) => p.headers(),
-            FlowError::Unrecorded(_) => vec![("Retry-After", "5".into())],
+            FlowError::Unrecorded(_) | FlowError::Origin(_) => vec![("Retry-After", "5".into())],
             FlowError::Body(b) => b.headers(),
             _ => Vec::new(),
         }
@@ -321,6 +326,7 @@ impl Fault for FlowError {
             FlowError::Body(b) => Some(b),
             FlowError::DiskFull(e) | FlowError::Storage(e) => Some(e),
             FlowError::Unrecorded(e) => Some(e),
+            FlowError::Origin(e) => Some(e),
             FlowError::Registry(e) => Some(e),
             FlowError::Veto(v) => Some(v),
             _ => None,
@@ -494,6 +500,7 @@ impl Fault for DownloadError {
             DownloadError::NotFound => 404,
             DownloadError::BadSignature(_) => 403,
             DownloadError::Registry(e) => e.status(),
+            DownloadError::Origin(_) => 503,
             DownloadError::RangeNotSatisfiable { .. } => 416,
         }
     }
@@ -503,18 +510,25 @@ impl Fault for DownloadError {
             DownloadError::NotFound => "not_found",
             DownloadError::BadSignature(_) => "bad_signature",
             DownloadError::Registry(e) => e.code(),
+            DownloadError::Origin(_) => "origin_unavailable",
             DownloadError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
     fn blame(&self) -> Blame {
         match self {
             DownloadError::Registry(e) => e.blame(),
+            DownloadError::Origin(_) => Blame::Storage,
             _ => Blame::Client,
         }
     }
     fn message(&self) -> String {
         match self {
             DownloadError::Registry(_) => "the registry failed; retry later".into(),
+            DownloadError::Origin(_) => {
+                "the file is not on this node and the origin store could not be reached; retry \
+                 later"
+                    .into()
+            }
             _ => self.to_string(),
         }
     }
@@ -528,6 +542,7 @@ impl Fault for DownloadError {
                 h.push(("Content-Range", format!("bytes */{size}")));
                 h
             }
+            DownloadError::Origin(_) => vec![("Retry-After", "5".into())],
             _ => Vec::new(),
         }
     }
@@ -632,7 +647,7 @@ impl Fault for crate::manage::FilesError {
             E::BadQuery(_) | E::BadPath(_) => 400,
             E::NotFound => 404,
             E::Storage(_) => 500,
-            E::Unrecorded(_) => 503,
+            E::Unrecorded(_) | E::Origin(_) => 503,
         }
     }
     fn code(&self) -> &'static str {
@@ -645,6 +660,7 @@ impl Fault for crate::manage::FilesError {
             E::NotFound => "not_found",
             E::Storage(_) => "storage_failed",
             E::Unrecorded(_) => "outbox_unavailable",
+            E::Origin(_) => "origin_unavailable",
         }
     }
     fn blame(&self) -> Blame {
@@ -652,7 +668,7 @@ impl Fault for crate::manage::FilesError {
         match self {
             E::Manage(e) => e.blame(),
             E::BadQuery(_) | E::BadPath(_) | E::NotFound => Blame::Client,
-            E::Storage(_) | E::Unrecorded(_) => Blame::Storage,
+            E::Storage(_) | E::Unrecorded(_) | E::Origin(_) => Blame::Storage,
         }
     }
     fn message(&self) -> String {
@@ -660,6 +676,10 @@ impl Fault for crate::manage::FilesError {
         match self {
             E::Manage(e) => e.message(),
             E::Storage(_) => "the store failed; retry later".into(),
+            E::Origin(_) => {
+                "the origin store could not delete the file; nothing was deleted; retry later"
+                    .into()
+            }
             E::Unrecorded(_) => {
                 "the deletion could not be recorded for its notification; nothing was deleted; \
                  retry later"
@@ -672,7 +692,7 @@ impl Fault for crate::manage::FilesError {
         use crate::manage::FilesError as E;
         match self {
             E::Manage(e) => e.headers(),
-            E::Unrecorded(_) => vec![("Retry-After", "5".into())],
+            E::Unrecorded(_) | E::Origin(_) => vec![("Retry-After", "5".into())],
             _ => Vec::new(),
         }
     }

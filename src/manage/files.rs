@@ -50,6 +50,8 @@ pub enum FilesError {
     Storage(io::Error),
     /// 503 `outbox_unavailable`: the notification could not be recorded; nothing was deleted.
     Unrecorded(OutboxError),
+    /// 503 `origin_unavailable`: the origin could not delete its copy; nothing was deleted.
+    Origin(crate::origin::OriginError),
 }
 
 impl fmt::Display for FilesError {
@@ -61,6 +63,7 @@ impl fmt::Display for FilesError {
             FilesError::NotFound => f.write_str("no such file"),
             FilesError::Storage(e) => write!(f, "storage: {e}"),
             FilesError::Unrecorded(e) => write!(f, "outbox: {e}"),
+            FilesError::Origin(e) => write!(f, "origin: {e}"),
         }
     }
 }
@@ -71,6 +74,7 @@ impl std::error::Error for FilesError {
             FilesError::Manage(e) => Some(e),
             FilesError::Storage(e) => Some(e),
             FilesError::Unrecorded(e) => Some(e),
+            FilesError::Origin(e) => Some(e),
             _ => None,
         }
     }
@@ -204,7 +208,15 @@ async fn remove(ex: &mut Exchange<'_>, app: &App) -> Result<(), FilesError> {
     let target = path::parse(ex.head().path_only()).map_err(FilesError::BadPath)?;
     ex.access().appid = Some(target.appid.clone());
     let (_, record) = authenticate(ex, &app.registry, &target.appid)?;
-    let meta = match app.store.head(&target).await {
+    let mut head = app.store.head(&target).await;
+    // Many nodes: a file this node never cached is brought in first, so it is deleted (and
+    // announced) like any other.
+    if let (Ok(None), Some(origin)) = (&head, app.origin()) {
+        if origin.fetch(&target).await.map_err(FilesError::Origin)? {
+            head = app.store.head(&target).await;
+        }
+    }
+    let meta = match head {
         Ok(Some(meta)) => meta,
         Ok(None) => return Err(FilesError::NotFound),
         Err(e) => return Err(FilesError::Storage(e)),
@@ -213,6 +225,15 @@ async fn remove(ex: &mut Exchange<'_>, app: &App) -> Result<(), FilesError> {
         Some(url) => Some(record_deleted(app, &target, &meta, url).await?),
         None => None,
     };
+    // The origin's copy first: while it is there another node could serve it again.
+    if let Some(origin) = app.origin() {
+        if let Err(e) = origin.delete(&target).await {
+            if let Some(id) = &note {
+                let _ = app.registry.outbox().discard(id);
+            }
+            return Err(FilesError::Origin(e));
+        }
+    }
     let removed = app.store.delete(&target).await;
     let outbox = app.registry.outbox();
     match (&removed, &note) {

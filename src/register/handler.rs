@@ -90,9 +90,13 @@ pub async fn handle(ex: &mut Exchange<'_>, registry: &Registry) -> Response {
     serve(ex, registry, None).await
 }
 
-/// The app's files, where the node keeps them: its store, and the quota accounting of their
-/// bytes.
-pub type Files<'a> = (&'a Store, &'a crate::quota::Quotas);
+/// The app's files, where the node keeps them: its store, the quota accounting of their
+/// bytes, and the origin all nodes share (`store = "s3"`).
+pub type Files<'a> = (
+    &'a Store,
+    &'a crate::quota::Quotas,
+    Option<&'a crate::origin::Origin>,
+);
 
 /// [`handle`] for the node: deleting an app removes its files from `store` too (and their
 /// bytes from its quota usage).
@@ -395,13 +399,18 @@ async fn delete(
         (p, Some(_)) => p,
         (_, None) => return Err(RegistryError::UnknownAppid.into()),
     };
-    if let Some((store, quotas)) = files {
+    if let Some((store, quotas, origin)) = files {
         let had = store
             .delete_app(appid)
             .await
             .map_err(RegisterError::Files)?;
         quotas.forget_stored(appid);
         tracing::info!(appid, had_files = had, "application's files removed");
+        // The origin's copies go in the background (an app may have many); every other node
+        // removes its cached ones when it sees the deletion in etcd.
+        if let Some(origin) = origin {
+            origin.delete_app(appid);
+        }
     }
     match registry.delete_async(appid).await? {
         Some(_) => {

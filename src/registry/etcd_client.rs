@@ -179,6 +179,35 @@ impl EtcdClient {
         self.txn_if(key, expected, put)
     }
 
+    /// Writes `value` at `key` unconditionally, attached to `lease` (0: none), so that the key
+    /// goes when the lease expires. The revision of this write.
+    pub fn put(&self, key: &[u8], value: &[u8], lease: i64) -> Result<i64, EtcdError> {
+        let mut body = json!({ "key": B64.encode(key), "value": B64.encode(value) });
+        if lease != 0 {
+            body["lease"] = json!(lease.to_string());
+        }
+        header_revision(&self.call("/v3/kv/put", &body)?)
+    }
+
+    /// A new lease of `ttl_s` seconds: its id.
+    pub fn grant(&self, ttl_s: u64) -> Result<i64, EtcdError> {
+        let answer = self.call("/v3/lease/grant", &json!({ "TTL": ttl_s.to_string() }))?;
+        answer["ID"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| answer["ID"].as_i64())
+            .ok_or_else(|| EtcdError::Protocol(format!("lease grant: no ID in {answer}")))
+    }
+
+    /// The store's revision now.
+    pub fn revision(&self, prefix: &[u8]) -> Result<i64, EtcdError> {
+        let answer = self.call(
+            "/v3/kv/range",
+            &json!({ "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix)), "count_only": true }),
+        )?;
+        header_revision(&answer)
+    }
+
     /// Deletes `key` if its last change is still `expected`, in one transaction.
     pub fn delete_if(&self, key: &[u8], expected: i64) -> Result<Option<i64>, EtcdError> {
         let delete = json!({ "request_delete_range": { "key": B64.encode(key) } });

@@ -615,6 +615,11 @@ pub struct LocalUpload {
 }
 
 impl LocalUpload {
+    /// The temporary file the body is written to until the commit renames it into place.
+    pub fn staged_path(&self) -> &Path {
+        &self.tmp
+    }
+
     async fn new(file: File, tmp: PathBuf, root: PathBuf, written: u64) -> io::Result<Self> {
         // fstat of a file this thread just opened reads its in-memory inode: no path walk and
         // no I/O, so it runs inline instead of a round trip through io_uring's worker pool.

@@ -66,6 +66,30 @@ macro_rules! each {
     };
 }
 
+/// Marks every cached open of `path`, on every thread, stale: for changes made outside the
+/// store (the origin filling or dropping a cached copy).
+pub fn generation_bump(path: &std::path::Path) {
+    generation::bump(path)
+}
+
+/// Stores `content_type` with a file made outside the store (the origin filling the cache),
+/// as a commit stores it; false when it is not a type the store keeps or cannot be kept.
+pub fn set_stored_type(file: &std::fs::File, content_type: &str, path: &std::path::Path) -> bool {
+    mime::declared(content_type)
+        .is_some_and(|ct| xattr::set(std::os::fd::AsRawFd::as_raw_fd(file), ct, path))
+}
+
+impl Upload {
+    /// The file the body is staged in before its commit (the local store's); the origin
+    /// copies from it.
+    pub fn staged_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Upload::Local(u) => Some(u.staged_path()),
+            Upload::Memory(_) => None,
+        }
+    }
+}
+
 impl Store {
     /// Whether the resumable upload `upload_id` still has its partial body (startup, plain
     /// thread). The memory store answers yes: it loses everything with the process, as its

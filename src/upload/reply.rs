@@ -38,6 +38,9 @@ pub enum FlowError {
     Unrecorded(OutboxError),
     /// The registry could not be read (500).
     Registry(RegistryError),
+    /// `origin_write = "before_callback"` and the origin could not take the file; nothing was
+    /// stored (503 `origin_unavailable`).
+    Origin(crate::origin::OriginError),
     /// A bug or a vanished worker (500).
     Internal(String),
     /// A resumable upload's request that its protocol refuses (its own statuses).
@@ -70,6 +73,7 @@ impl fmt::Display for FlowError {
             FlowError::DiskFull(_) => f.write_str("no space left for the body"),
             FlowError::Storage(_) => f.write_str("storage failure"),
             FlowError::Unrecorded(_) => f.write_str("outbox write failed; upload dropped"),
+            FlowError::Origin(e) => write!(f, "origin write failed; upload dropped: {e}"),
             FlowError::Registry(_) => f.write_str("registry lookup failed"),
             FlowError::Internal(detail) => write!(f, "internal failure: {detail}"),
             FlowError::Resumable(e) => write!(f, "resumable upload: {e}"),

@@ -5,6 +5,7 @@
 
 pub mod callback_app;
 pub mod etcd;
+pub mod garage;
 pub mod pair;
 pub mod seeded;
 
@@ -244,9 +245,18 @@ pub fn register_form(addr: SocketAddr, appid: &str, pre: &str, post: &str) -> Wi
 /// Runs `upgate serve ARGS` as a child process and returns it with the address it printed on
 /// its first line of output.
 pub fn spawn_node(args: &[&std::ffi::OsStr]) -> (std::process::Child, SocketAddr) {
+    spawn_node_env(args, &[])
+}
+
+/// [`spawn_node`] with extra environment variables (an origin's credentials).
+pub fn spawn_node_env(
+    args: &[&std::ffi::OsStr],
+    env: &[(String, String)],
+) -> (std::process::Child, SocketAddr) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
         .arg("serve")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -276,6 +286,12 @@ pub struct ChildNode {
 impl ChildNode {
     pub fn spawn(config: &std::path::Path) -> ChildNode {
         let (child, addr) = spawn_node(&["--config".as_ref(), config.as_os_str()]);
+        ChildNode { child, addr }
+    }
+
+    /// [`ChildNode::spawn`] with extra environment variables.
+    pub fn spawn_env(config: &std::path::Path, env: &[(String, String)]) -> ChildNode {
+        let (child, addr) = spawn_node_env(&["--config".as_ref(), config.as_os_str()], env);
         ChildNode { child, addr }
     }
 

@@ -25,6 +25,16 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+
+    /// `n` bytes of this stream (a body that no two seeds share).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
 }
 
 /// A number from the environment (`UPGATE_SOAK_SEED`, `UPGATE_SOAK_KILLS`…), decimal or `0x` hex.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::callback::{SecondInfo, SuccessTrue};
 use crate::metrics;
+use crate::origin::{OriginError, OriginWrite};
 use crate::registry::{OutboxEntry, OutboxFile, OutboxJournal};
 use crate::storage::{
     path, CommitError, CommitOptions, ObjectStore, Target, Upload, UploadHandle, Version,
@@ -59,6 +60,17 @@ pub(crate) async fn commit(
         sink.abort().await;
         return Err(e);
     }
+    // Many nodes: the origin takes the file (or its queued copy) before it is visible here.
+    if let Err(e) = to_origin(app, req, &sink).await {
+        if let Some(note) = &note {
+            withdraw(app, note, &req.target).await;
+        }
+        if req.quota.is_some() {
+            app.quotas.removed(&req.target.appid, stored.size);
+        }
+        sink.abort().await;
+        return Err(e);
+    }
     let opts = CommitOptions {
         fsync: app.config.fsync,
         replace: app.config.overwrite,
@@ -72,10 +84,21 @@ pub(crate) async fn commit(
         if req.quota.is_some() {
             app.quotas.removed(&req.target.appid, stored.size);
         }
+        if let (Some(origin), CommitError::Io(_)) = (app.origin(), &e) {
+            if origin.write_mode() == OriginWrite::BeforeCallback {
+                // The origin took a file this node could not place: it must not be served
+                // from another node either (an `Exists` loser's copy is the race documented
+                // in docs/operations.md, "Many nodes").
+                let _ = origin.delete(&req.target).await;
+            }
+        }
         return Err(match e {
             CommitError::Exists => FlowError::Exists,
             CommitError::Io(e) => storage_error(e),
         });
+    }
+    if let Some(origin) = app.origin() {
+        origin.wake_copier();
     }
     if let Some(note) = &note {
         let _ = app.registry.outbox().placed(
@@ -85,6 +108,37 @@ pub(crate) async fn commit(
     }
     metrics::upload_stored(stored.size);
     Ok((stored, note))
+}
+
+/// `store = "s3"`: `before_callback` writes the staged body to the origin (503
+/// `origin_unavailable` when it cannot; 409 when `overwrite = false` and the origin holds the
+/// key already); `background` queues its copy durably. Nothing to do with a local store.
+async fn to_origin(app: &App, req: &UploadRequest, sink: &Upload) -> Result<(), FlowError> {
+    let Some(origin) = app.origin() else {
+        return Ok(());
+    };
+    let Some(staged) = sink.staged_path() else {
+        return Err(FlowError::Internal(
+            "the origin needs the local store".into(),
+        ));
+    };
+    let done = match origin.write_mode() {
+        OriginWrite::BeforeCallback => {
+            let absent = !app.config.overwrite;
+            origin
+                .put(&req.target, staged, &req.content_type, absent)
+                .await
+        }
+        OriginWrite::Background => {
+            origin
+                .queue(&req.target, staged, &sink.version().0, &req.content_type)
+                .await
+        }
+    };
+    done.map_err(|e| match e {
+        OriginError::Exists => FlowError::Exists,
+        e => FlowError::Origin(e),
+    })
 }
 
 /// Turns the upload's quota reservation into stored bytes (net of a file it replaces), or

@@ -1,0 +1,568 @@
+//! The S3 origin (`store = "s3"`): every committed file is also written to an S3-compatible
+//! store that all nodes share, and the local disk becomes this node's cache of it.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`Origin`]: the jobs the rings hand to the origin's threads, and their answers |
+//! | `s3.rs` | the S3 calls (`rust-s3`, blocking) |
+//! | `queue.rs` | the durable queue of copies made after the `201` (`origin_write = "background"`) |
+//! | `announce.rs` | telling the other nodes through etcd that a file changed, and dropping their changes from this node's cache |
+//!
+//! Where the patent's steps meet the origin (`upload::phases::commit`):
+//! - `before_callback`: the staged body goes to the origin *before* the local commit; when the
+//!   origin cannot take it the upload answers 503 `origin_unavailable` and nothing is visible,
+//!   here or at any node. The post-callback and the `201` follow a copy the origin holds.
+//! - `background`: a durable queue entry is written before the local commit; the copier
+//!   thread sends the file after it, retrying until the origin takes it.
+//!
+//! A download that misses the local disk asks [`Origin::fetch`]: one origin GET per file
+//! however many downloads miss it at once, into a temporary file, linked into place; then the
+//! download is served from the local file like any other (ranges included).
+//!
+//! None of this runs on a ring: S3 calls block, so they run on the origin's threads
+//! (`upgate-origin-*`) and the rings await their answers, as they await the callback pool's.
+
+mod announce;
+mod queue;
+mod s3;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use crate::config::OriginWrite;
+use crate::storage::Target;
+pub use s3::S3Settings;
+
+use announce::Announcer;
+use queue::{Entry, Next, Queue};
+use s3::{S3Error, S3};
+
+/// Threads that make the origin calls the rings wait for (puts, fetches, deletes): a large
+/// put holds one for its whole length, so a few, and fetches of other files go on meanwhile.
+const WORKERS: usize = 4;
+/// The copier waits this long between passes over the queue when nothing wakes it, and at
+/// most [`COPY_RETRY_MAX`] after a failure.
+const COPY_IDLE: Duration = Duration::from_secs(1);
+const COPY_RETRY_FIRST: Duration = Duration::from_millis(200);
+const COPY_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why the origin could not do what was asked.
+#[derive(Debug)]
+pub enum OriginError {
+    /// The origin could not be reached, refused, or the local side failed (503
+    /// `origin_unavailable`: nothing was stored or deleted).
+    Unavailable(String),
+    /// `overwrite = false` and the origin already holds an object at the key (409).
+    Exists,
+}
+
+impl std::fmt::Display for OriginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginError::Unavailable(why) => f.write_str(why),
+            OriginError::Exists => f.write_str("the origin already holds an object at this key"),
+        }
+    }
+}
+
+impl std::error::Error for OriginError {}
+
+impl From<S3Error> for OriginError {
+    fn from(e: S3Error) -> Self {
+        OriginError::Unavailable(e.to_string())
+    }
+}
+
+/// What the origin needs to start.
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    pub s3: S3Settings,
+    pub write: OriginWrite,
+    pub node_id: String,
+    /// `data_dir`: the local store's `files/` and `tmp/` are under it, the queue in `origin/`.
+    pub data_dir: PathBuf,
+    /// etcd's endpoints and prefix (`registry = "etcd"`): change announcements to every node.
+    pub etcd: Option<(Vec<String>, String)>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, OriginError>>;
+
+enum Job {
+    Put {
+        key: String,
+        from: PathBuf,
+        content_type: String,
+        absent: bool,
+        reply: Reply<()>,
+    },
+    Fetch {
+        key: String,
+    },
+    Delete {
+        key: String,
+        reply: Reply<()>,
+    },
+    DeleteApp {
+        appid: String,
+    },
+    Queue {
+        entry: Entry,
+        reply: Reply<()>,
+    },
+}
+
+/// The node's origin (cheap to clone; clones share the threads).
+#[derive(Clone)]
+pub struct Origin {
+    inner: Arc<Inner>,
+    jobs: crossbeam_channel::Sender<Job>,
+}
+
+struct Inner {
+    s3: S3,
+    write: OriginWrite,
+    files_root: PathBuf,
+    tmp_dir: PathBuf,
+    queue: Queue,
+    announcer: Option<Arc<Announcer>>,
+    /// Downloads waiting for the fetch of a key (single flight: the first one's job serves
+    /// all).
+    fetching: Mutex<HashMap<String, Vec<Reply<bool>>>>,
+    /// Wakes the copier (a copy queued, or the node stopping).
+    wake: (Mutex<bool>, Condvar),
+    stop: Arc<AtomicBool>,
+    /// The last origin failure, until a call succeeds (`/readyz`).
+    failing: Mutex<Option<String>>,
+}
+
+fn key_of(t: &Target) -> String {
+    format!("{}/{}", t.appid, t.rel)
+}
+
+fn fetch_seq() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Origin {
+    /// Starts the origin's threads. Fails when the settings cannot make a client (a bad
+    /// endpoint); an origin that does not answer yet is no reason not to start.
+    pub fn start(s: OriginSettings) -> Result<Origin, String> {
+        let s3 = S3::new(&s.s3)?;
+        let queue = Queue::open(s.data_dir.join("origin").join("queue"))
+            .map_err(|e| format!("origin queue: {e}"))?;
+        let announcer = s
+            .etcd
+            .as_ref()
+            .map(|(endpoints, prefix)| Arc::new(Announcer::new(endpoints, prefix, &s.node_id)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let inner = Arc::new(Inner {
+            s3,
+            write: s.write,
+            files_root: s.data_dir.join("files"),
+            tmp_dir: s.data_dir.join("tmp"),
+            queue,
+            announcer: announcer.clone(),
+            fetching: Mutex::new(HashMap::new()),
+            wake: (Mutex::new(false), Condvar::new()),
+            stop: stop.clone(),
+            failing: Mutex::new(None),
+        });
+        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
+        for n in 0..WORKERS {
+            let (inner, rx) = (inner.clone(), rx.clone());
+            thread::Builder::new()
+                .name(format!("upgate-origin-{n}"))
+                .spawn(move || {
+                    for job in rx {
+                        inner.run(job);
+                    }
+                })
+                .map_err(|e| format!("origin thread: {e}"))?;
+        }
+        let copier = inner.clone();
+        thread::Builder::new()
+            .name("upgate-origin-copy".into())
+            .spawn(move || copier.copy_forever())
+            .map_err(|e| format!("origin copier: {e}"))?;
+        if let Some(a) = announcer {
+            let files = s.data_dir.join("files");
+            let state = s.data_dir.join("origin").join("watch-revision");
+            thread::Builder::new()
+                .name("upgate-origin-watch".into())
+                .spawn(move || a.watch_forever(files, state, stop))
+                .map_err(|e| format!("origin watch: {e}"))?;
+        }
+        Ok(Origin { inner, jobs })
+    }
+
+    /// When the origin copy is made.
+    pub fn write_mode(&self) -> OriginWrite {
+        self.inner.write
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, OriginError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(job(tx))
+            .map_err(|_| OriginError::Unavailable("the origin's threads are gone".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(OriginError::Unavailable("origin thread ended".into())))
+    }
+
+    /// `before_callback`: writes the staged body of an upload to the origin as `key`. With
+    /// `absent` (`overwrite = false`), an object already at the origin's key is
+    /// [`OriginError::Exists`].
+    pub async fn put(
+        &self,
+        key: &Target,
+        staged: &Path,
+        content_type: &str,
+        absent: bool,
+    ) -> Result<(), OriginError> {
+        let (key, from, content_type) = (key_of(key), staged.to_owned(), content_type.to_owned());
+        self.ask(|reply| Job::Put {
+            key,
+            from,
+            content_type,
+            absent,
+            reply,
+        })
+        .await
+    }
+
+    /// `background`: queues the copy of the upload staged at `staged` (whose version the
+    /// commit keeps) durably, before the commit.
+    pub async fn queue(
+        &self,
+        key: &Target,
+        staged: &Path,
+        version: &str,
+        content_type: &str,
+    ) -> Result<(), OriginError> {
+        let entry = Entry {
+            key: key_of(key),
+            version: version.to_owned(),
+            content_type: content_type.to_owned(),
+            staged: staged.to_owned(),
+            queued_at_ms: crate::clock::unix_ms(),
+        };
+        self.ask(|reply| Job::Queue { entry, reply }).await
+    }
+
+    /// Tells the copier that a queued copy's commit is done.
+    pub fn wake_copier(&self) {
+        self.inner.wake_copier();
+    }
+
+    /// Fills the local cache with the origin's object at `key`: true when it is there now,
+    /// false when the origin has none. Concurrent calls for one key share one fetch.
+    pub async fn fetch(&self, key: &Target) -> Result<bool, OriginError> {
+        let key = key_of(key);
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut waiting = self
+                .inner
+                .fetching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let list = waiting.entry(key.clone()).or_default();
+            list.push(tx);
+            list.len() == 1
+        };
+        if first && self.jobs.send(Job::Fetch { key: key.clone() }).is_err() {
+            self.inner.answer_fetch(&key, || {
+                Err(OriginError::Unavailable(
+                    "the origin's threads are gone".into(),
+                ))
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(OriginError::Unavailable("origin thread ended".into())))
+    }
+
+    /// Deletes `key` at the origin and tells the other nodes.
+    pub async fn delete(&self, key: &Target) -> Result<(), OriginError> {
+        let key = key_of(key);
+        self.ask(|reply| Job::Delete { key, reply }).await
+    }
+
+    /// Deletes every object of `appid` at the origin, in the background (an app's
+    /// registration deleted at this node).
+    pub fn delete_app(&self, appid: &str) {
+        let _ = self.jobs.send(Job::DeleteApp {
+            appid: appid.to_owned(),
+        });
+    }
+
+    /// `Err` with the last failure while the origin is failing (`/readyz`).
+    pub fn health(&self) -> Result<(), String> {
+        match &*self
+            .inner
+            .failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Copies waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.inner.queue.len()
+    }
+}
+
+/// Stops the copier and the watch when the node stops (the workers end with the channel, when
+/// the last [`Origin`] clone goes).
+impl Origin {
+    pub fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.wake_copier();
+    }
+}
+
+impl Inner {
+    fn outcome<T>(&self, r: Result<T, S3Error>) -> Result<T, OriginError> {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match r {
+            Ok(v) => {
+                *failing = None;
+                Ok(v)
+            }
+            Err(e) => {
+                *failing = Some(e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    fn run(&self, job: Job) {
+        match job {
+            Job::Put {
+                key,
+                from,
+                content_type,
+                absent,
+                reply,
+            } => {
+                let r = self.put(&key, &from, &content_type, absent);
+                if let Err(e) = &r {
+                    tracing::warn!(%key, error = %e, "origin: upload not written to the origin");
+                }
+                let _ = reply.send(r);
+            }
+            Job::Fetch { key } => {
+                let r = self.fetch(&key);
+                match &r {
+                    Ok(true) => tracing::info!(%key, "origin: cache miss filled from the origin"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(%key, error = %e, "origin: cache miss not filled"),
+                }
+                self.answer_fetch(&key, move || match &r {
+                    Ok(b) => Ok(*b),
+                    Err(OriginError::Exists) => Err(OriginError::Exists),
+                    Err(OriginError::Unavailable(w)) => Err(OriginError::Unavailable(w.clone())),
+                });
+            }
+            Job::Delete { key, reply } => {
+                let r = self.outcome(self.s3.delete(&key));
+                if r.is_ok() {
+                    self.announce(&key, true);
+                }
+                let _ = reply.send(r);
+            }
+            Job::DeleteApp { appid } => {
+                match self.outcome(self.s3.delete_prefix(&format!("{appid}/"))) {
+                    Ok(n) => {
+                        tracing::info!(%appid, objects = n, "origin: deleted application's objects removed")
+                    }
+                    Err(e) => {
+                        tracing::error!(%appid, error = %e, "origin: could not remove a deleted application's objects")
+                    }
+                }
+            }
+            Job::Queue { entry, reply } => {
+                let r = self
+                    .queue
+                    .push(&entry)
+                    .map(|_| ())
+                    .map_err(|e| OriginError::Unavailable(format!("origin queue: {e}")));
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn announce(&self, key: &str, deleted: bool) {
+        if let Some(a) = &self.announcer {
+            a.announce(key, deleted);
+        }
+    }
+
+    fn put(&self, key: &str, from: &Path, ct: &str, absent: bool) -> Result<(), OriginError> {
+        if absent && self.outcome(self.s3.head(key))?.is_some() {
+            return Err(OriginError::Exists);
+        }
+        self.outcome(self.s3.put_file(key, from, ct))?;
+        self.announce(key, false);
+        Ok(())
+    }
+
+    fn answer_fetch(&self, key: &str, result: impl Fn() -> Result<bool, OriginError>) {
+        let waiters = self
+            .fetching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key)
+            .unwrap_or_default();
+        for w in waiters {
+            let _ = w.send(result());
+        }
+    }
+
+    /// GETs `key` into a temporary file, then links it into place: a download never sees a
+    /// partial file, and a local commit that came first keeps its file.
+    fn fetch(&self, key: &str) -> Result<bool, OriginError> {
+        let Some(head) = self.outcome(self.s3.head(key))? else {
+            return Ok(false);
+        };
+        let tmp = self.tmp_dir.join(format!(
+            "origin-{}-{}.part",
+            std::process::id(),
+            fetch_seq()
+        ));
+        let got = (|| {
+            let mut file = std::fs::File::create(&tmp).map_err(S3Error::Local)?;
+            if !self.s3.get_to(key, &mut file)? {
+                return Ok(false);
+            }
+            let len = file.metadata().map_err(S3Error::Local)?.len();
+            if len != head.size {
+                return Err(S3Error::Unavailable(format!(
+                    "GET brought {len} bytes, HEAD said {}",
+                    head.size
+                )));
+            }
+            if let Some(ct) = head.content_type.as_deref() {
+                crate::storage::set_stored_type(&file, ct, &tmp);
+            }
+            Ok(true)
+        })();
+        let got = self.outcome(got);
+        if !matches!(got, Ok(true)) {
+            let _ = std::fs::remove_file(&tmp);
+            return got;
+        }
+        let dest = self.files_root.join(key);
+        let placed = dest
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::hard_link(&tmp, &dest));
+        let _ = std::fs::remove_file(&tmp);
+        match placed {
+            Ok(()) => {
+                crate::storage::generation_bump(&dest);
+                Ok(true)
+            }
+            // An upload committed here meanwhile: its file is the newer one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+            Err(e) => Err(OriginError::Unavailable(format!(
+                "placing the fetched file: {e}"
+            ))),
+        }
+    }
+
+    fn wake_copier(&self) {
+        let (lock, cv) = &self.wake;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_one();
+    }
+
+    /// The copier thread: passes over the queue, oldest first, until the node stops.
+    fn copy_forever(&self) {
+        let mut backoff = COPY_RETRY_FIRST;
+        let mut streak = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            let wait = match self.copy_pass() {
+                Ok(()) => {
+                    if streak > 0 {
+                        tracing::info!(
+                            failures = streak,
+                            "origin: reachable again; queued copies resumed"
+                        );
+                    }
+                    streak = 0;
+                    backoff = COPY_RETRY_FIRST;
+                    COPY_IDLE
+                }
+                Err(e) => {
+                    if streak == 0 {
+                        tracing::warn!(error = %e, queued = self.queue.len(), "origin: queued copies wait for the origin");
+                    }
+                    streak += 1;
+                    let w = backoff;
+                    backoff = (backoff * 2).min(COPY_RETRY_MAX);
+                    w
+                }
+            };
+            let (lock, cv) = &self.wake;
+            let mut woken = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            if !*woken {
+                woken = cv
+                    .wait_timeout(woken, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            *woken = false;
+        }
+    }
+
+    /// One pass; stops at the first origin failure (the rest would fail the same way).
+    fn copy_pass(&self) -> Result<(), S3Error> {
+        let entries = self.queue.entries().map_err(S3Error::Local)?;
+        for (name, entry) in entries {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match queue::next(&entry, &self.files_root, local_version) {
+                Next::Later => {}
+                Next::Drop => self.queue.remove(&name),
+                Next::Copy(path) => {
+                    match self.s3.put_file(&entry.key, &path, &entry.content_type) {
+                        Ok(()) => {
+                            self.queue.remove(&name);
+                            *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                            self.announce(&entry.key, false);
+                            tracing::debug!(key = %entry.key, "origin: queued copy written");
+                        }
+                        // The file went between the check and the read: the next pass drops it.
+                        Err(S3Error::Local(e)) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            *self.failing.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(e.to_string());
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The local store's version of the file at `path` (its inode), `None` when it is not a file.
+fn local_version(path: &Path) -> Option<String> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.ino().to_string())
+}
