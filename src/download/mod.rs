@@ -12,7 +12,7 @@ pub mod signed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::{Method, Response, ResponseBody};
-use crate::origin::Origin;
+use crate::origin::{Fetched, Origin};
 use crate::server::Exchange;
 use crate::storage::{mime, path, ObjectStore, Store};
 
@@ -116,9 +116,15 @@ async fn serve(
     let target = path::parse(ex.head().path_only()).map_err(DownloadError::BadPath)?;
     let mut opened = store.open(&target).await;
     if let (Ok(None), Some(origin)) = (&opened, origin) {
-        if origin.fetch(&target).await.map_err(DownloadError::Origin)? {
-            opened = store.open(&target).await;
-        }
+        opened = match origin.fetch(&target).await.map_err(DownloadError::Origin)? {
+            Fetched::Absent => Ok(None),
+            Fetched::Cached => store.open(&target).await,
+            Fetched::Filling(f) => match crate::origin::open_filling(&f).await {
+                Some(object) => Ok(Some(object)),
+                // The fetch ended in between: the file is in place, or not at all.
+                None => store.open(&target).await,
+            },
+        };
     }
     let object = match opened {
         Ok(Some(object)) => object,

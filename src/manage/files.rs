@@ -209,12 +209,9 @@ async fn remove(ex: &mut Exchange<'_>, app: &App) -> Result<(), FilesError> {
     ex.access().appid = Some(target.appid.clone());
     let (_, record) = authenticate(ex, &app.registry, &target.appid)?;
     let mut head = app.store.head(&target).await;
-    // Many nodes: a file this node never cached is brought in first, so it is deleted (and
-    // announced) like any other.
+    // Many nodes: a file this node never cached is the origin's to describe.
     if let (Ok(None), Some(origin)) = (&head, app.origin()) {
-        if origin.fetch(&target).await.map_err(FilesError::Origin)? {
-            head = app.store.head(&target).await;
-        }
+        head = Ok(origin.head(&target).await.map_err(FilesError::Origin)?);
     }
     let meta = match head {
         Ok(Some(meta)) => meta,
@@ -235,27 +232,32 @@ async fn remove(ex: &mut Exchange<'_>, app: &App) -> Result<(), FilesError> {
         }
     }
     let removed = app.store.delete(&target).await;
+    // With an origin, its copy is what was deleted; the local one was only a cache.
+    let gone = match &removed {
+        Ok(true) => true,
+        Ok(false) => app.origin().is_some(),
+        Err(_) => false,
+    };
     let outbox = app.registry.outbox();
-    match (&removed, &note) {
-        (Ok(true), Some(id)) => {
+    if let Some(id) = &note {
+        if gone {
             // Due now: the file is gone. Not flushed: lost in a crash, it waits out the hold.
             let _ = outbox.reschedule(id, 0, crate::clock::unix_ms(), None);
-        }
-        (Ok(true), None) => {}
-        (Ok(false) | Err(_), Some(id)) => {
+        } else {
             let _ = outbox.discard(id);
         }
-        (Ok(false) | Err(_), None) => {}
     }
     match removed {
-        Ok(true) => {
-            app.quotas.removed(&target.appid, meta.size);
+        _ if gone => {
+            if removed.is_ok_and(|local| local) {
+                app.quotas.removed(&target.appid, meta.size);
+            }
             crate::metrics::file_deleted();
             tracing::info!(appid = %target.appid, path = %target.rel, size = meta.size, "file deleted");
             Ok(())
         }
         // Something else at the path (a directory), or deleted by a concurrent request.
-        Ok(false) => Err(FilesError::NotFound),
+        Ok(_) => Err(FilesError::NotFound),
         Err(e) => Err(FilesError::Storage(e)),
     }
 }

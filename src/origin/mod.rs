@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use crate::config::OriginWrite;
-use crate::storage::Target;
+use crate::storage::{FillProgress, Object, ObjectBody, ObjectMeta, Target, Version};
 pub use s3::S3Settings;
 
 use announce::Announcer;
@@ -95,6 +95,31 @@ pub struct OriginSettings {
 
 type Reply<T> = oneshot::Sender<Result<T, OriginError>>;
 
+/// What a download that missed the local disk gets from [`Origin::fetch`].
+pub enum Fetched {
+    /// The origin has no object at the key.
+    Absent,
+    /// The file is in the local store now.
+    Cached,
+    /// The file is being copied into the local store: serve it from there as it grows.
+    Filling(Arc<Filling>),
+}
+
+/// A fetch under way: the temporary file the origin's object is written into, what the origin
+/// said of it, and how far the copy has got.
+pub struct Filling {
+    pub path: PathBuf,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub progress: Arc<FillProgress>,
+}
+
+/// A key's fetch: downloads waiting for the origin's first answer, then the copy they share.
+enum InFlight {
+    Waiting(Vec<Reply<Fetched>>),
+    Filling(Arc<Filling>),
+}
+
 enum Job {
     Put {
         key: String,
@@ -105,6 +130,10 @@ enum Job {
     },
     Fetch {
         key: String,
+    },
+    Head {
+        key: String,
+        reply: Reply<Option<ObjectMeta>>,
     },
     Delete {
         key: String,
@@ -133,9 +162,9 @@ struct Inner {
     tmp_dir: PathBuf,
     queue: Queue,
     announcer: Option<Arc<Announcer>>,
-    /// Downloads waiting for the fetch of a key (single flight: the first one's job serves
-    /// all).
-    fetching: Mutex<HashMap<String, Vec<Reply<bool>>>>,
+    /// Fetches under way by key (single flight: the first miss's job serves every download
+    /// of the key until the file is in place).
+    fetching: Mutex<HashMap<String, InFlight>>,
     /// Wakes the copier (a copy queued, or the node stopping).
     wake: (Mutex<bool>, Condvar),
     stop: Arc<AtomicBool>,
@@ -263,30 +292,49 @@ impl Origin {
         self.inner.wake_copier();
     }
 
-    /// Fills the local cache with the origin's object at `key`: true when it is there now,
-    /// false when the origin has none. Concurrent calls for one key share one fetch.
-    pub async fn fetch(&self, key: &Target) -> Result<bool, OriginError> {
+    /// Brings the origin's object at `key` into the local store, for a download that missed
+    /// it. Every download of the key while this goes on shares one origin GET, and each is
+    /// answered as soon as the GET starts ([`Fetched::Filling`]), not when it ends.
+    pub async fn fetch(&self, key: &Target) -> Result<Fetched, OriginError> {
         let key = key_of(key);
         let (tx, rx) = oneshot::channel();
         let first = {
-            let mut waiting = self
+            let mut fetching = self
                 .inner
                 .fetching
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let list = waiting.entry(key.clone()).or_default();
-            list.push(tx);
-            list.len() == 1
+            match fetching.get_mut(&key) {
+                Some(InFlight::Filling(f)) => return Ok(Fetched::Filling(f.clone())),
+                Some(InFlight::Waiting(list)) => {
+                    list.push(tx);
+                    false
+                }
+                None => {
+                    fetching.insert(key.clone(), InFlight::Waiting(vec![tx]));
+                    true
+                }
+            }
         };
         if first && self.jobs.send(Job::Fetch { key: key.clone() }).is_err() {
-            self.inner.answer_fetch(&key, || {
-                Err(OriginError::Unavailable(
-                    "the origin's threads are gone".into(),
-                ))
-            });
+            self.inner
+                .fetching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+            return Err(OriginError::Unavailable(
+                "the origin's threads are gone".into(),
+            ));
         }
         rx.await
             .unwrap_or_else(|_| Err(OriginError::Unavailable("origin thread ended".into())))
+    }
+
+    /// What the origin holds at `key`: size and content type (a delete of a file this node
+    /// never cached).
+    pub async fn head(&self, key: &Target) -> Result<Option<ObjectMeta>, OriginError> {
+        let key = key_of(key);
+        self.ask(|reply| Job::Head { key, reply }).await
     }
 
     /// Deletes `key` at the origin and tells the other nodes.
@@ -368,11 +416,33 @@ impl Inner {
                     Ok(false) => {}
                     Err(e) => tracing::warn!(%key, error = %e, "origin: cache miss not filled"),
                 }
-                self.answer_fetch(&key, move || match &r {
-                    Ok(b) => Ok(*b),
-                    Err(OriginError::Exists) => Err(OriginError::Exists),
-                    Err(OriginError::Unavailable(w)) => Err(OriginError::Unavailable(w.clone())),
+                // Downloads still waiting (the fetch ended before it started filling) get the
+                // outcome; those served from the filling file already have their answer.
+                let waiting = self
+                    .fetching
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&key);
+                if let Some(InFlight::Waiting(list)) = waiting {
+                    for w in list {
+                        let _ = w.send(match &r {
+                            Ok(true) => Ok(Fetched::Cached),
+                            Ok(false) => Ok(Fetched::Absent),
+                            Err(e) => Err(OriginError::Unavailable(e.to_string())),
+                        });
+                    }
+                }
+            }
+            Job::Head { key, reply } => {
+                let r = self.outcome(self.s3.head(&key)).map(|h| {
+                    h.map(|h| ObjectMeta {
+                        size: h.size,
+                        version: Version(String::new()),
+                        modified: std::time::SystemTime::now(),
+                        content_type: h.content_type,
+                    })
                 });
+                let _ = reply.send(r);
             }
             Job::Delete { key, reply } => {
                 let r = self.outcome(self.s3.delete(&key));
@@ -417,21 +487,25 @@ impl Inner {
         Ok(())
     }
 
-    fn answer_fetch(&self, key: &str, result: impl Fn() -> Result<bool, OriginError>) {
-        let waiters = self
-            .fetching
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key)
-            .unwrap_or_default();
-        for w in waiters {
-            let _ = w.send(result());
+    /// The downloads waiting for `key` are answered with `filling`, and later ones join it.
+    fn start_filling(&self, key: &str, filling: Arc<Filling>) {
+        let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = fetching.insert(key.to_owned(), InFlight::Filling(filling.clone()));
+        if let Some(InFlight::Waiting(list)) = before {
+            for w in list {
+                let _ = w.send(Ok(Fetched::Filling(filling.clone())));
+            }
         }
     }
 
-    /// GETs `key` into a temporary file, then links it into place: a download never sees a
-    /// partial file, and a local commit that came first keeps its file.
+    /// GETs `key` into a temporary file that downloads serve from as it grows, then links it
+    /// into place: a later download never sees a partial file, and a local commit that came
+    /// first keeps its file. True when the file is in the local store at the end.
     fn fetch(&self, key: &str) -> Result<bool, OriginError> {
+        let dest = self.files_root.join(key);
+        if local_version(&dest).is_some() {
+            return Ok(true); // filled (or uploaded here) since the download missed
+        }
         let Some(head) = self.outcome(self.s3.head(key))? else {
             return Ok(false);
         };
@@ -440,10 +514,28 @@ impl Inner {
             std::process::id(),
             fetch_seq()
         ));
+        let mut file = std::fs::File::create(&tmp)
+            .map_err(|e| OriginError::Unavailable(format!("cache file: {e}")))?;
+        if let Some(ct) = head.content_type.as_deref() {
+            crate::storage::set_stored_type(&file, ct, &tmp);
+        }
+        let filling = Arc::new(Filling {
+            path: tmp.clone(),
+            size: head.size,
+            content_type: head.content_type.clone(),
+            progress: Arc::new(FillProgress::default()),
+        });
+        self.start_filling(key, filling.clone());
+        let progress = &filling.progress;
         let got = (|| {
-            let mut file = std::fs::File::create(&tmp).map_err(S3Error::Local)?;
-            if !self.s3.get_to(key, &mut file)? {
-                return Ok(false);
+            let mut counted = Counted {
+                file: &mut file,
+                progress,
+            };
+            if !self.s3.get_to(key, &mut counted)? {
+                return Err(S3Error::Unavailable(
+                    "the object went during the fetch".into(),
+                ));
             }
             let len = file.metadata().map_err(S3Error::Local)?.len();
             if len != head.size {
@@ -452,33 +544,25 @@ impl Inner {
                     head.size
                 )));
             }
-            if let Some(ct) = head.content_type.as_deref() {
-                crate::storage::set_stored_type(&file, ct, &tmp);
-            }
-            Ok(true)
+            Ok(())
         })();
-        let got = self.outcome(got);
-        if !matches!(got, Ok(true)) {
-            let _ = std::fs::remove_file(&tmp);
-            return got;
-        }
-        let dest = self.files_root.join(key);
-        let placed = dest
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::hard_link(&tmp, &dest));
+        drop(file);
+        let placed = self.outcome(got).and_then(|()| {
+            dest.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::hard_link(&tmp, &dest))
+                .or_else(|e| match e.kind() {
+                    // An upload committed here meanwhile: its file is the newer one.
+                    io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| OriginError::Unavailable(format!("placing the fetched file: {e}")))
+        });
+        progress.finish(placed.is_ok());
         let _ = std::fs::remove_file(&tmp);
-        match placed {
-            Ok(()) => {
-                crate::storage::generation_bump(&dest);
-                Ok(true)
-            }
-            // An upload committed here meanwhile: its file is the newer one.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
-            Err(e) => Err(OriginError::Unavailable(format!(
-                "placing the fetched file: {e}"
-            ))),
-        }
+        placed?;
+        crate::storage::generation_bump(&dest);
+        Ok(true)
     }
 
     fn wake_copier(&self) {
@@ -557,6 +641,39 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// A file that counts what is written to it, for the downloads reading it meanwhile.
+struct Counted<'a> {
+    file: &'a mut std::fs::File,
+    progress: &'a FillProgress,
+}
+
+impl io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Opens the file a fetch is filling, on the download's ring: the object to serve from it, or
+/// `None` when the fetch is already over (the file is linked into the local store, or failed).
+pub async fn open_filling(f: &Filling) -> Option<Object> {
+    let file = tokio_uring::fs::File::open(&f.path).await.ok()?;
+    Some(Object {
+        meta: ObjectMeta {
+            size: f.size,
+            version: Version(String::new()),
+            modified: std::time::SystemTime::now(),
+            content_type: f.content_type.clone(),
+        },
+        body: ObjectBody::Growing(std::rc::Rc::new(file), f.progress.clone()),
+    })
 }
 
 /// The local store's version of the file at `path` (its inode), `None` when it is not a file.

@@ -136,7 +136,11 @@ impl S3 {
     }
 
     /// Streams the object at `key` into `to`; false when the origin has none.
-    pub fn get_to(&self, key: &str, to: &mut File) -> Result<bool, S3Error> {
+    pub fn get_to(
+        &self,
+        key: &str,
+        to: &mut (impl std::io::Write + Send),
+    ) -> Result<bool, S3Error> {
         let code = self.bucket.get_object_to_writer(key, to).map_err(failed)?;
         if code == 404 {
             return Ok(false);

@@ -23,6 +23,9 @@ use crate::storage::{ObjectBody, SMALL_BODY};
 
 /// Free space offered per read inside a body.
 const BODY_READ: usize = 64 * 1024;
+/// How often a response waits to see more of a file still being written (a cache miss
+/// filled from the origin): at loopback speeds a 2 ms wait moves a few MiB.
+const GROWING_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// One accepted connection.
 pub(super) struct Connection {
@@ -190,17 +193,73 @@ impl Connection {
                 return self.write(b.slice(offset as usize..end)).await;
             }
             ObjectBody::File(file) => file,
+            ObjectBody::Growing(file, progress) => {
+                let sent = self.send_growing(&file, &progress, offset, len).await;
+                ObjectBody::File(file).close().await;
+                return sent;
+            }
         };
+        let sent = self.send_file(&file, offset, len).await;
+        ObjectBody::File(file).close().await;
+        sent
+    }
+
+    /// A file range, spliced or copied (`zero_copy`).
+    async fn send_file(
+        &mut self,
+        file: &tokio_uring::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
         let socket = self
             .transport
             .raw_fd()
             .filter(|_| self.ctx.config.zero_copy);
-        let sent = match socket {
-            Some(fd) => self.splice_file(&file, offset, len, fd).await,
-            None => self.copy_file(&file, offset, len).await,
-        };
-        ObjectBody::File(file).close().await;
-        sent
+        match socket {
+            Some(fd) => self.splice_file(file, offset, len, fd).await,
+            None => self.copy_file(file, offset, len).await,
+        }
+    }
+
+    /// A file range of a file another thread is still writing: each part as soon as it is
+    /// written, the same way as a whole file. The writer failing, or writing nothing for the
+    /// body idle timeout, ends the response (the client sees a short body, as with any
+    /// failure after the head).
+    async fn send_growing(
+        &mut self,
+        file: &tokio_uring::fs::File,
+        progress: &crate::storage::FillProgress,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        use crate::storage::FillState;
+        let end = offset + len;
+        let mut at = offset;
+        let mut last = Instant::now();
+        while at < end {
+            let (written, state) = progress.available();
+            let upto = written.min(end);
+            if upto > at {
+                self.send_file(file, at, upto - at).await?;
+                at = upto;
+                last = Instant::now();
+                continue;
+            }
+            match state {
+                FillState::Failed => return Err(io::Error::other("the origin fetch failed")),
+                FillState::Done => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the fetched file is shorter than announced",
+                    ))
+                }
+                FillState::Filling if last.elapsed() > self.ctx.config.body_idle_timeout() => {
+                    return Err(write_timed_out())
+                }
+                FillState::Filling => tokio::time::sleep(GROWING_POLL).await,
+            }
+        }
+        Ok(())
     }
 
     /// A file range file → pipe → socket (`zero_copy`).

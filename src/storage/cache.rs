@@ -228,7 +228,7 @@ pub fn put(path: PathBuf, generation: u64, expires: Instant, object: &Object) {
     }
     let bytes = match &object.body {
         ObjectBody::Bytes(b) => b.len(),
-        ObjectBody::File(_) => 0,
+        ObjectBody::File(_) | ObjectBody::Growing(..) => 0,
     };
     let cached = CACHE.with(|c| {
         c.borrow_mut()

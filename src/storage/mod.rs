@@ -38,8 +38,8 @@ use bytes::Bytes;
 pub use local::{LocalStore, LocalUpload, SMALL_BODY};
 pub use memory::{MemoryStore, MemoryUpload};
 pub use object::{
-    is_disk_full, CommitError, CommitOptions, ListPage, ListQuery, Object, ObjectBody, ObjectMeta,
-    ObjectStore, UploadHandle, Version,
+    is_disk_full, CommitError, CommitOptions, FillProgress, FillState, ListPage, ListQuery, Object,
+    ObjectBody, ObjectMeta, ObjectStore, UploadHandle, Version,
 };
 pub use path::Target;
 

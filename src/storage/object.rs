@@ -10,6 +10,8 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -70,17 +72,59 @@ pub enum ObjectBody {
     /// Bytes in memory: a small local file read whole (sent with the response head in one
     /// write), or the in-memory store's object.
     Bytes(Bytes),
+    /// A file another thread is still writing (the origin filling this node's cache on a
+    /// miss): sent as far as [`FillProgress`] says it is written, waiting for the rest.
+    Growing(Rc<tokio_uring::fs::File>, Arc<FillProgress>),
 }
 
 impl ObjectBody {
     /// Releases what the body holds once it is sent or not needed: closes a file unless the
     /// cache (or another response) still holds it.
     pub async fn close(self) {
-        if let ObjectBody::File(f) = self {
+        if let ObjectBody::File(f) | ObjectBody::Growing(f, _) = self {
             if let Some(f) = Rc::into_inner(f) {
                 let _ = f.close().await;
             }
         }
+    }
+}
+
+/// How far a file being written by another thread has got: its writer advances it after
+/// each write and finishes it; readers send up to [`FillProgress::available`].
+#[derive(Debug, Default)]
+pub struct FillProgress {
+    written: AtomicU64,
+    state: AtomicU8,
+}
+
+/// Where a fill stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillState {
+    Filling,
+    Done,
+    Failed,
+}
+
+impl FillProgress {
+    /// `n` more bytes are written (and readable through another descriptor).
+    pub fn advance(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Release);
+    }
+
+    /// The writer is done: every byte is there (`ok`), or it gave up.
+    pub fn finish(&self, ok: bool) {
+        self.state.store(if ok { 1 } else { 2 }, Ordering::Release);
+    }
+
+    /// Bytes readable now, and whether more will come.
+    pub fn available(&self) -> (u64, FillState) {
+        // The state first: a writer that finished wrote every byte before it said so.
+        let state = match self.state.load(Ordering::Acquire) {
+            0 => FillState::Filling,
+            1 => FillState::Done,
+            _ => FillState::Failed,
+        };
+        (self.written.load(Ordering::Acquire), state)
     }
 }
 

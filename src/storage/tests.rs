@@ -56,7 +56,7 @@ async fn read_all(store: &Store, k: &Target) -> Option<Vec<u8>> {
     let object = store.open(k).await.unwrap()?;
     let bytes = match object.body {
         ObjectBody::Bytes(b) => b.to_vec(),
-        ObjectBody::File(f) => {
+        ObjectBody::File(f) | ObjectBody::Growing(f, _) => {
             let buf = Vec::with_capacity(object.meta.size as usize);
             let (res, buf) = f.read_at(buf, 0).await;
             res.unwrap();

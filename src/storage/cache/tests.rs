@@ -190,7 +190,7 @@ async fn open(store: &Store, rel: &str) -> Option<(Vec<u8>, ObjectBody)> {
     let object = store.open(&key(rel)).await.unwrap()?;
     let bytes = match &object.body {
         ObjectBody::Bytes(b) => b.to_vec(),
-        ObjectBody::File(f) => {
+        ObjectBody::File(f) | ObjectBody::Growing(f, _) => {
             let buf = Vec::with_capacity(object.meta.size as usize);
             let (res, buf) = f.read_at(buf, 0).await;
             res.unwrap();
