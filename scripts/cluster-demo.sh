@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# `make cluster-demo`: several upgate nodes sharing one registry in etcd, on loopback, step by
-# step. An application registers once, at one node; every node takes its uploads; etcd goes
-# away and comes back. Starts from nothing (etcd on free ports in a temporary directory; the
-# Debian package etcd-server is installed when missing), leaves nothing behind (every process
-# stopped by PID). docs/operations.md, "Many nodes", explains what is shown.
-#
-# Not shown yet: a file uploaded at one node downloaded from another, which needs the S3
-# origin (`store = "s3"`, not built yet).
+# `make cluster-demo`: three upgate nodes sharing one registry in etcd and one S3 origin
+# (Garage), on loopback, step by step. An application registers once, at one node; every node
+# takes its uploads; a file uploaded at one node downloads from the others (a miss there: from
+# the origin); etcd goes away and comes back. Starts from nothing (etcd and Garage on free ports
+# in a temporary directory; the Debian package etcd-server is installed when missing, Garage by
+# scripts/garage-deps.sh), leaves nothing behind (every process stopped by PID).
+# docs/operations.md, "Many nodes", explains what is shown.
 # shellcheck source=lib.sh source-path=SCRIPTDIR disable=SC2119
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-STEPS=8
+STEPS=10
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 step "Build upgate ($PROFILE) and find etcd"
@@ -21,7 +20,14 @@ if ! command -v etcd >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >"$WORK/apt.log" 2>&1 ||
     die "apt-get install etcd-server failed"
 fi
-echo "    ok: $UPGATE, $(etcd --version | head -1)"
+bash "$(dirname "${BASH_SOURCE[0]}")/garage-deps.sh" >"$WORK/garage-deps.log" 2>&1 ||
+  die "garage is missing and could not be installed: $(tail -3 "$WORK/garage-deps.log")"
+GARAGE=$(command -v garage || true)
+for candidate in "$HOME/.cargo/bin/garage" "$(dirname "${BASH_SOURCE[0]}")/../target/tools/bin/garage"; do
+  [ -z "$GARAGE" ] && [ -x "$candidate" ] && GARAGE=$candidate
+done
+[ -n "$GARAGE" ] || die "garage not found after scripts/garage-deps.sh"
+echo "    ok: $UPGATE, $(etcd --version | head -1), $("$GARAGE" --version 2>&1 | head -1)"
 
 ETCD_CLIENT=$(free_port)
 ETCD_PEER=$(free_port)
@@ -45,7 +51,54 @@ step "Start etcd (one member) on $ETCD_URL"
 start_etcd
 echo "    etcd pid $ETCD_PID, healthy: $(curl -s "$ETCD_URL/health")"
 
-step "Start three upload nodes, each with its own data dir, sharing the registry in etcd"
+step "Start Garage (one node) as the S3 origin, with a bucket and a key for upgate"
+GARAGE_RPC=$(free_port)
+GARAGE_S3=$(free_port)
+S3_URL="http://127.0.0.1:$GARAGE_S3"
+# Fixed demo credentials (Garage: "GK" + 24 hex digits, and 64 hex digits).
+export AWS_ACCESS_KEY_ID=GK00000000000000000000dead
+export AWS_SECRET_ACCESS_KEY=00000000000000000000000000000000000000000000000000000000000dead
+cat >"$WORK/garage.toml" <<EOF
+metadata_dir = "$WORK/garage/meta"
+data_dir = "$WORK/garage/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$GARAGE_RPC"
+rpc_public_addr = "127.0.0.1:$GARAGE_RPC"
+rpc_secret = "$(printf '%064d' 1)"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$GARAGE_S3"
+root_domain = ".s3.garage.localhost"
+EOF
+g() { "$GARAGE" -c "$WORK/garage.toml" "$@"; }
+RUST_LOG=garage=warn "$GARAGE" -c "$WORK/garage.toml" server >"$WORK/garage.log" 2>&1 &
+GARAGE_PID=$!
+STARTED+=("$GARAGE_PID")
+for _ in $(seq 200); do
+  g status >/dev/null 2>&1 && break
+  sleep 0.05
+done
+g status >/dev/null 2>&1 || die "garage did not start: $(tail -3 "$WORK/garage.log")"
+{
+  g layout assign -z dc1 -c 1G "$(g node id -q | cut -d@ -f1)"
+  g layout apply --version 1
+  g key import --yes -n demo "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
+  g bucket create upgate
+  g bucket allow --read --write --owner upgate --key demo
+} >"$WORK/garage-setup.log" 2>&1 || die "garage setup failed: $(tail -3 "$WORK/garage-setup.log")"
+s3() {
+  curl -sS --aws-sigv4 "aws:amz:garage:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+}
+for _ in $(seq 100); do
+  [ "$(s3 -o /dev/null -w '%{http_code}' -I "$S3_URL/upgate")" = 200 ] && break
+  sleep 0.05
+done
+echo "    garage pid $GARAGE_PID, S3 API on $S3_URL, bucket upgate"
+
+step "Start three upload nodes, each with its own data dir, sharing the registry in etcd and the origin in Garage"
 NODE_URLS=()
 for i in 1 2 3; do
   cat >"$WORK/node$i.toml" <<EOF
@@ -55,6 +108,11 @@ threads = 1
 node_id = "node$i"
 registry = "etcd"
 etcd_endpoints = ["$ETCD_URL"]
+store = "s3"
+s3_endpoint = "$S3_URL"
+s3_region = "garage"
+origin_write = "before_callback"
+public_url = "http://uploads.example"
 EOF
   "$UPGATE" serve --config "$WORK/node$i.toml" >"$WORK/node$i.out" 2>"$WORK/node$i.log" &
   pid=$!
@@ -89,6 +147,17 @@ for i in 2 3; do
   echo "    node$i serves the same $(stat -c %s "back$i.bin") bytes"
 done
 
+step "Download node2's file from node3 and node1: a miss there, streamed from the origin"
+echo "    the origin holds it: $(s3 -I "$S3_URL/upgate/demo/cluster/from-node2.bin" | grep -i '^content-length' | tr -d '\r')"
+for i in 3 1; do
+  url=${NODE_URLS[$((i - 1))]}
+  [ -e "$WORK/node$i/files/demo/cluster/from-node2.bin" ] && die "node$i had the file before"
+  curl -sS -o "node2-via-node$i.bin" "$url/demo/cluster/from-node2.bin"
+  cmp -s from-node2.bin "node2-via-node$i.bin" || die "node$i served other bytes"
+  echo "    node$i serves node2's $(stat -c %s "node2-via-node$i.bin") bytes, and now holds them in its cache"
+done
+curl -sS "${NODE_URLS[2]}/metrics" | grep '^upgate_origin_fetches_total' | indent
+
 step "Stop etcd: uploads for the known app go on; registration answers 503"
 stop "$ETCD_PID"
 sleep 0.3
@@ -119,5 +188,3 @@ grep -h "etcd reachable again" "$WORK"/node*.log | indent || true
 step "Stop everything"
 for pid in "${STARTED[@]}"; do stop "$pid"; done
 echo "    every process stopped; $WORK is removed on exit"
-echo
-echo "Not shown yet: downloading node2's file from node3 (the S3 origin, store = \"s3\", is not built)."

@@ -99,6 +99,9 @@ pub fn metrics(app: &App) -> Response {
     let mut resp = Response::new(200).header("Content-Type", metrics::CONTENT_TYPE);
     let mut text = metrics::render();
     metrics::render_node_info(&mut text, &app.node_id);
+    if let Some(origin) = app.origin() {
+        metrics::render_origin_queue(&mut text, origin.queued());
+    }
     let usage = app.quotas.snapshot();
     let usage: Vec<metrics::AppUsage<'_>> = usage
         .iter()

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::error::blame::Blame;
-pub use render::{render, render_app_usage, render_node_info, AppUsage, CONTENT_TYPE};
+pub use render::{
+    render, render_app_usage, render_node_info, render_origin_queue, AppUsage, CONTENT_TYPE,
+};
 pub use series::{Counter, Gauge, Histogram};
 
 /// Upload sizes: 1 KiB … 16 GiB, ×4 per bucket.
@@ -184,6 +186,25 @@ labels! {
 }
 
 labels! {
+    /// How an origin write went (`result` label): a `before_callback` PUT, or a queued copy.
+    OriginWrite {
+        Ok => "ok",
+        Failed => "failed",
+    }
+}
+
+labels! {
+    /// How a download's miss at the origin went (`result` label).
+    OriginFetch {
+        /// The origin had it: served while it filled the local disk.
+        Filled => "filled",
+        /// The origin has nothing at the key (the download is 404).
+        Absent => "absent",
+        Failed => "failed",
+    }
+}
+
+labels! {
     /// Why a TLS handshake did not complete (`reason` label).
     TlsFailure {
         /// The client offered nothing the node accepts (cipher suites, versions, groups).
@@ -221,6 +242,9 @@ pub struct Metrics {
     /// Files deleted through the management API (`DELETE /{appid}/{path}`).
     pub files_deleted: Counter,
     pub open_file_cache: [Counter; OpenCacheResult::COUNT],
+    /// Origin writes and fetches (`store = "s3"`).
+    pub origin_writes: [Counter; OriginWrite::COUNT],
+    pub origin_fetches: [Counter; OriginFetch::COUNT],
     pub upload_size: Histogram,
     pub callback_seconds: [[Histogram; CallbackOutcome::COUNT]; CallbackKind::COUNT],
     pub callback_rejections: [Counter; CallbackKind::COUNT],
@@ -269,6 +293,8 @@ impl Metrics {
             tls_failures: [const { Counter::new() }; TlsFailure::COUNT],
             files_deleted: Counter::new(),
             open_file_cache: [const { Counter::new() }; OpenCacheResult::COUNT],
+            origin_writes: [const { Counter::new() }; OriginWrite::COUNT],
+            origin_fetches: [const { Counter::new() }; OriginFetch::COUNT],
             upload_size: Histogram::new(SIZE_BOUNDS, 1.0),
             callback_seconds: [const { latency_row() }; CallbackKind::COUNT],
             callback_rejections: [const { Counter::new() }; CallbackKind::COUNT],
@@ -347,6 +373,16 @@ pub fn file_deleted() {
 /// A download looked in its thread's open-file cache.
 pub fn open_file_cache(result: OpenCacheResult) {
     METRICS.open_file_cache[result as usize].inc();
+}
+
+/// An origin write (PUT of an upload, or a queued copy) ended.
+pub fn origin_write(result: OriginWrite) {
+    METRICS.origin_writes[result as usize].inc();
+}
+
+/// A download's miss asked the origin.
+pub fn origin_fetch(result: OriginFetch) {
+    METRICS.origin_fetches[result as usize].inc();
 }
 
 /// An error response was sent; `blame` says whose fault it was.

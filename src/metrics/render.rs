@@ -133,6 +133,24 @@ pub fn render() -> String {
     );
     labeled_counter(
         o,
+        "upgate_origin_writes_total",
+        "Writes to the S3 origin (store = \"s3\"): uploads before their callback, and queued copies, by result.",
+        "result",
+        OriginWrite::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.origin_writes[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
+        "upgate_origin_fetches_total",
+        "Downloads that missed this node's disk and asked the origin, by result.",
+        "result",
+        OriginFetch::ALL
+            .iter()
+            .map(|k| (k.as_str(), m.origin_fetches[*k as usize].get())),
+    );
+    labeled_counter(
+        o,
         "upgate_open_file_cache_total",
         "Download opens, by result: hit (the thread's open-file cache) or miss (opened).",
         "result",
@@ -397,6 +415,17 @@ pub fn render_node_info(o: &mut String, node_id: &str) {
         "Always 1; this node's node_id is a label.",
     );
     line(o, "upgate_node_info", &[("node_id", node_id)], 1);
+}
+
+/// `upgate_origin_queue` (appended by the `/metrics` handler with `store = "s3"`): origin
+/// copies queued and not yet written (`origin_write = "background"`).
+pub fn render_origin_queue(o: &mut String, queued: u64) {
+    gauge(
+        o,
+        "upgate_origin_queue",
+        "Origin copies queued on this node and not yet at the origin.",
+        queued as i64,
+    );
 }
 
 /// Per-app usage (appended to [`render`] by the `/metrics` handler, which holds the node's

@@ -38,6 +38,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use crate::config::OriginWrite;
+use crate::metrics::{self, OriginFetch};
 use crate::storage::{FillProgress, Object, ObjectBody, ObjectMeta, Target, Version};
 pub use s3::S3Settings;
 
@@ -170,6 +171,8 @@ struct Inner {
     stop: Arc<AtomicBool>,
     /// The last origin failure, until a call succeeds (`/readyz`).
     failing: Mutex<Option<String>>,
+    /// Copies in the queue (`upgate_origin_queue`), counted as they come and go.
+    queued: AtomicU64,
 }
 
 fn key_of(t: &Target) -> String {
@@ -193,6 +196,7 @@ impl Origin {
             .as_ref()
             .map(|(endpoints, prefix)| Arc::new(Announcer::new(endpoints, prefix, &s.node_id)));
         let stop = Arc::new(AtomicBool::new(false));
+        let queued = AtomicU64::new(queue.len() as u64);
         let inner = Arc::new(Inner {
             s3,
             write: s.write,
@@ -204,6 +208,7 @@ impl Origin {
             wake: (Mutex::new(false), Condvar::new()),
             stop: stop.clone(),
             failing: Mutex::new(None),
+            queued,
         });
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         for n in 0..WORKERS {
@@ -365,8 +370,8 @@ impl Origin {
     }
 
     /// Copies waiting in the queue.
-    pub fn queued(&self) -> usize {
-        self.inner.queue.len()
+    pub fn queued(&self) -> u64 {
+        self.inner.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -404,17 +409,29 @@ impl Inner {
                 reply,
             } => {
                 let r = self.put(&key, &from, &content_type, absent);
-                if let Err(e) = &r {
-                    tracing::warn!(%key, error = %e, "origin: upload not written to the origin");
+                match &r {
+                    Ok(()) => metrics::origin_write(metrics::OriginWrite::Ok),
+                    Err(OriginError::Exists) => {}
+                    Err(e) => {
+                        metrics::origin_write(metrics::OriginWrite::Failed);
+                        tracing::warn!(%key, error = %e, "origin: upload not written to the origin");
+                    }
                 }
                 let _ = reply.send(r);
             }
             Job::Fetch { key } => {
                 let r = self.fetch(&key);
                 match &r {
-                    Ok(true) => tracing::info!(%key, "origin: cache miss filled from the origin"),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(%key, error = %e, "origin: cache miss not filled"),
+                    Ok(Some(true)) => {
+                        metrics::origin_fetch(OriginFetch::Filled);
+                        tracing::info!(%key, "origin: cache miss filled from the origin");
+                    }
+                    Ok(Some(false)) => {}
+                    Ok(None) => metrics::origin_fetch(OriginFetch::Absent),
+                    Err(e) => {
+                        metrics::origin_fetch(OriginFetch::Failed);
+                        tracing::warn!(%key, error = %e, "origin: cache miss not filled");
+                    }
                 }
                 // Downloads still waiting (the fetch ended before it started filling) get the
                 // outcome; those served from the filling file already have their answer.
@@ -426,8 +443,8 @@ impl Inner {
                 if let Some(InFlight::Waiting(list)) = waiting {
                     for w in list {
                         let _ = w.send(match &r {
-                            Ok(true) => Ok(Fetched::Cached),
-                            Ok(false) => Ok(Fetched::Absent),
+                            Ok(Some(_)) => Ok(Fetched::Cached),
+                            Ok(None) => Ok(Fetched::Absent),
                             Err(e) => Err(OriginError::Unavailable(e.to_string())),
                         });
                     }
@@ -465,7 +482,9 @@ impl Inner {
                 let r = self
                     .queue
                     .push(&entry)
-                    .map(|_| ())
+                    .map(|_| {
+                        self.queued.fetch_add(1, Ordering::Relaxed);
+                    })
                     .map_err(|e| OriginError::Unavailable(format!("origin queue: {e}")));
                 let _ = reply.send(r);
             }
@@ -500,14 +519,16 @@ impl Inner {
 
     /// GETs `key` into a temporary file that downloads serve from as it grows, then links it
     /// into place: a later download never sees a partial file, and a local commit that came
-    /// first keeps its file. True when the file is in the local store at the end.
-    fn fetch(&self, key: &str) -> Result<bool, OriginError> {
+    /// first keeps its file. `Some(true)` when the origin's object was copied here,
+    /// `Some(false)` when the file was here already (filled or uploaded since the download
+    /// missed), `None` when the origin has none.
+    fn fetch(&self, key: &str) -> Result<Option<bool>, OriginError> {
         let dest = self.files_root.join(key);
         if local_version(&dest).is_some() {
-            return Ok(true); // filled (or uploaded here) since the download missed
+            return Ok(Some(false));
         }
         let Some(head) = self.outcome(self.s3.head(key))? else {
-            return Ok(false);
+            return Ok(None);
         };
         let tmp = self.tmp_dir.join(format!(
             "origin-{}-{}.part",
@@ -562,7 +583,7 @@ impl Inner {
         let _ = std::fs::remove_file(&tmp);
         placed?;
         crate::storage::generation_bump(&dest);
-        Ok(true)
+        Ok(Some(true))
     }
 
     fn wake_copier(&self) {
@@ -590,7 +611,7 @@ impl Inner {
                 }
                 Err(e) => {
                     if streak == 0 {
-                        tracing::warn!(error = %e, queued = self.queue.len(), "origin: queued copies wait for the origin");
+                        tracing::warn!(error = %e, queued = self.queued.load(Ordering::Relaxed), "origin: queued copies wait for the origin");
                     }
                     streak += 1;
                     let w = backoff;
@@ -610,6 +631,13 @@ impl Inner {
         }
     }
 
+    fn unqueue(&self, name: &str) {
+        self.queue.remove(name);
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     /// One pass; stops at the first origin failure (the rest would fail the same way).
     fn copy_pass(&self) -> Result<(), S3Error> {
         let entries = self.queue.entries().map_err(S3Error::Local)?;
@@ -619,11 +647,12 @@ impl Inner {
             }
             match queue::next(&entry, &self.files_root, local_version) {
                 Next::Later => {}
-                Next::Drop => self.queue.remove(&name),
+                Next::Drop => self.unqueue(&name),
                 Next::Copy(path) => {
                     match self.s3.put_file(&entry.key, &path, &entry.content_type) {
                         Ok(()) => {
-                            self.queue.remove(&name);
+                            self.unqueue(&name);
+                            metrics::origin_write(metrics::OriginWrite::Ok);
                             *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
                             self.announce(&entry.key, false);
                             tracing::debug!(key = %entry.key, "origin: queued copy written");
@@ -631,6 +660,7 @@ impl Inner {
                         // The file went between the check and the read: the next pass drops it.
                         Err(S3Error::Local(e)) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) => {
+                            metrics::origin_write(metrics::OriginWrite::Failed);
                             *self.failing.lock().unwrap_or_else(PoisonError::into_inner) =
                                 Some(e.to_string());
                             return Err(e);
