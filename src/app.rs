@@ -162,6 +162,7 @@ fn open_origin(config: &Config) -> Result<crate::origin::Origin, StartError> {
         data_dir: config.data_dir.clone(),
         etcd: (config.registry == RegistryKind::Etcd)
             .then(|| (config.etcd_endpoints.clone(), config.etcd_prefix.clone())),
+        fsync: config.fsync,
     };
     crate::origin::Origin::start(settings).map_err(|e| StartError(format!("origin: {e}")))
 }

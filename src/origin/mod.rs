@@ -92,6 +92,8 @@ pub struct OriginSettings {
     pub data_dir: PathBuf,
     /// etcd's endpoints and prefix (`registry = "etcd"`): change announcements to every node.
     pub etcd: Option<(Vec<String>, String)>,
+    /// `fsync`: a fetched file is synced before it is linked into place, as a commit is.
+    pub fsync: bool,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, OriginError>>;
@@ -159,6 +161,7 @@ pub struct Origin {
 struct Inner {
     s3: S3,
     write: OriginWrite,
+    fsync: bool,
     files_root: PathBuf,
     tmp_dir: PathBuf,
     queue: Queue,
@@ -200,6 +203,7 @@ impl Origin {
         let inner = Arc::new(Inner {
             s3,
             write: s.write,
+            fsync: s.fsync,
             files_root: s.data_dir.join("files"),
             tmp_dir: s.data_dir.join("tmp"),
             queue,
@@ -557,6 +561,9 @@ impl Inner {
                 return Err(S3Error::Unavailable(
                     "the object went during the fetch".into(),
                 ));
+            }
+            if self.fsync {
+                file.sync_all().map_err(S3Error::Local)?;
             }
             let len = file.metadata().map_err(S3Error::Local)?.len();
             if len != head.size {

@@ -6,6 +6,7 @@
 pub mod callback_app;
 pub mod etcd;
 pub mod garage;
+pub mod origin_node;
 pub mod pair;
 pub mod seeded;
 
