@@ -98,6 +98,29 @@ pub struct OriginSettings {
 
 type Reply<T> = oneshot::Sender<Result<T, OriginError>>;
 
+/// An upload staged for its commit, as the origin needs it.
+pub struct Staged<'a> {
+    /// The file its body is in.
+    pub path: &'a Path,
+    /// Its local version (kept by the commit's rename).
+    pub version: &'a str,
+    pub content_type: &'a str,
+    pub upload_id: &'a str,
+}
+
+impl Staged<'_> {
+    fn entry(&self, key: &Target) -> Entry {
+        Entry {
+            key: key_of(key),
+            version: self.version.to_owned(),
+            content_type: self.content_type.to_owned(),
+            staged: self.path.to_owned(),
+            queued_at_ms: crate::clock::unix_ms(),
+            upload_id: self.upload_id.to_owned(),
+        }
+    }
+}
+
 /// What a download that missed the local disk gets from [`Origin::fetch`].
 pub enum Fetched {
     /// The origin has no object at the key.
@@ -125,9 +148,7 @@ enum InFlight {
 
 enum Job {
     Put {
-        key: String,
-        from: PathBuf,
-        content_type: String,
+        entry: Entry,
         absent: bool,
         reply: Reply<()>,
     },
@@ -165,6 +186,8 @@ struct Inner {
     files_root: PathBuf,
     tmp_dir: PathBuf,
     queue: Queue,
+    /// Objects put before their local commit, until the commit is seen (`queue.rs`).
+    intents: Queue,
     announcer: Option<Arc<Announcer>>,
     /// Fetches under way by key (single flight: the first miss's job serves every download
     /// of the key until the file is in place).
@@ -192,8 +215,10 @@ impl Origin {
     /// endpoint); an origin that does not answer yet is no reason not to start.
     pub fn start(s: OriginSettings) -> Result<Origin, String> {
         let s3 = S3::new(&s.s3)?;
-        let queue = Queue::open(s.data_dir.join("origin").join("queue"))
+        let queue = Queue::open(s.data_dir.join("origin").join("queue"), s.fsync)
             .map_err(|e| format!("origin queue: {e}"))?;
+        let intents = Queue::open(s.data_dir.join("origin").join("intents"), s.fsync)
+            .map_err(|e| format!("origin intents: {e}"))?;
         let announcer = s
             .etcd
             .as_ref()
@@ -207,6 +232,7 @@ impl Origin {
             files_root: s.data_dir.join("files"),
             tmp_dir: s.data_dir.join("tmp"),
             queue,
+            intents,
             announcer: announcer.clone(),
             fetching: Mutex::new(HashMap::new()),
             wake: (Mutex::new(false), Condvar::new()),
@@ -256,43 +282,29 @@ impl Origin {
             .unwrap_or_else(|_| Err(OriginError::Unavailable("origin thread ended".into())))
     }
 
-    /// `before_callback`: writes the staged body of an upload to the origin as `key`. With
+    /// `before_callback`: writes the body `upload` staged to the origin as `key`, after an
+    /// intent that lets the copier delete it should the local commit never happen. With
     /// `absent` (`overwrite = false`), an object already at the origin's key is
     /// [`OriginError::Exists`].
     pub async fn put(
         &self,
         key: &Target,
-        staged: &Path,
-        content_type: &str,
+        upload: &Staged<'_>,
         absent: bool,
     ) -> Result<(), OriginError> {
-        let (key, from, content_type) = (key_of(key), staged.to_owned(), content_type.to_owned());
+        let entry = upload.entry(key);
         self.ask(|reply| Job::Put {
-            key,
-            from,
-            content_type,
+            entry,
             absent,
             reply,
         })
         .await
     }
 
-    /// `background`: queues the copy of the upload staged at `staged` (whose version the
-    /// commit keeps) durably, before the commit.
-    pub async fn queue(
-        &self,
-        key: &Target,
-        staged: &Path,
-        version: &str,
-        content_type: &str,
-    ) -> Result<(), OriginError> {
-        let entry = Entry {
-            key: key_of(key),
-            version: version.to_owned(),
-            content_type: content_type.to_owned(),
-            staged: staged.to_owned(),
-            queued_at_ms: crate::clock::unix_ms(),
-        };
+    /// `background`: queues the copy of the staged `upload` (whose version the commit keeps)
+    /// durably, before the commit.
+    pub async fn queue(&self, key: &Target, upload: &Staged<'_>) -> Result<(), OriginError> {
+        let entry = upload.entry(key);
         self.ask(|reply| Job::Queue { entry, reply }).await
     }
 
@@ -406,13 +418,12 @@ impl Inner {
     fn run(&self, job: Job) {
         match job {
             Job::Put {
-                key,
-                from,
-                content_type,
+                entry,
                 absent,
                 reply,
             } => {
-                let r = self.put(&key, &from, &content_type, absent);
+                let key = entry.key.clone();
+                let r = self.put(&entry, absent);
                 match &r {
                     Ok(()) => metrics::origin_write(metrics::OriginWrite::Ok),
                     Err(OriginError::Exists) => {}
@@ -501,12 +512,23 @@ impl Inner {
         }
     }
 
-    fn put(&self, key: &str, from: &Path, ct: &str, absent: bool) -> Result<(), OriginError> {
-        if absent && self.outcome(self.s3.head(key))?.is_some() {
+    fn put(&self, e: &Entry, absent: bool) -> Result<(), OriginError> {
+        if absent && self.outcome(self.s3.head(&e.key))?.is_some() {
             return Err(OriginError::Exists);
         }
-        self.outcome(self.s3.put_file(key, from, ct))?;
-        self.announce(key, false);
+        let intent = self
+            .intents
+            .push(e)
+            .map_err(|err| OriginError::Unavailable(format!("origin intent: {err}")))?;
+        let put = self
+            .s3
+            .put_file(&e.key, &e.staged, &e.content_type, &e.upload_id);
+        if put.is_err() {
+            // Nothing was written (a failed multipart upload is aborted): no intent to keep.
+            self.intents.remove(&intent);
+        }
+        self.outcome(put)?;
+        self.announce(&e.key, false);
         Ok(())
     }
 
@@ -645,8 +667,34 @@ impl Inner {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// Settles the intents of `before_callback` puts: committed ones go; those whose commit
+    /// never happened have their object deleted at the origin, unless a later upload replaced
+    /// it. Stops at the first origin failure.
+    fn settle_intents(&self) -> Result<(), S3Error> {
+        for (name, intent) in self.intents.entries().map_err(S3Error::Local)? {
+            match queue::next(&intent, &self.files_root, local_version) {
+                Next::Later => {}
+                Next::Copy(_) => self.intents.remove(&name),
+                Next::Drop => {
+                    let ours = self
+                        .s3
+                        .head(&intent.key)?
+                        .is_some_and(|h| h.upload_id.as_deref() == Some(intent.upload_id.as_str()));
+                    if ours {
+                        self.s3.delete(&intent.key)?;
+                        self.announce(&intent.key, true);
+                        tracing::warn!(key = %intent.key, upload_id = %intent.upload_id, "origin: object of an upload that was never committed (a crash or a failed commit) deleted");
+                    }
+                    self.intents.remove(&name);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One pass; stops at the first origin failure (the rest would fail the same way).
     fn copy_pass(&self) -> Result<(), S3Error> {
+        self.settle_intents()?;
         let entries = self.queue.entries().map_err(S3Error::Local)?;
         for (name, entry) in entries {
             if self.stop.load(Ordering::Relaxed) {
@@ -656,7 +704,10 @@ impl Inner {
                 Next::Later => {}
                 Next::Drop => self.unqueue(&name),
                 Next::Copy(path) => {
-                    match self.s3.put_file(&entry.key, &path, &entry.content_type) {
+                    match self
+                        .s3
+                        .put_file(&entry.key, &path, &entry.content_type, &entry.upload_id)
+                    {
                         Ok(()) => {
                             self.unqueue(&name);
                             metrics::origin_write(metrics::OriginWrite::Ok);

@@ -1,7 +1,13 @@
-//! The durable queue of origin copies (`origin_write = "background"`): one small JSON file per
-//! copy under `data_dir/origin/queue/`, written and synced (file, then directory) **before**
-//! the upload's local commit, so a `201` always has its copy queued, and a crash at any moment
-//! leaves either no entry or one the copier can finish.
+//! The durable queues of the origin, one small JSON file per entry:
+//! - `data_dir/origin/queue/`: copies to make (`origin_write = "background"`), written (and with
+//!   `fsync` synced, file then directory) **before** the upload's local commit, so a `201`
+//!   always has its copy queued, and a crash at any moment leaves either no entry or one the
+//!   copier can finish;
+//! - `data_dir/origin/intents/`: objects put at the origin before their local commit
+//!   (`before_callback`). Once the commit is seen the intent goes; an intent whose commit never
+//!   happened (a crash between the PUT and the rename, a failed rename) makes the copier delete
+//!   the object, if its `x-amz-meta-upload-id` still names this upload: no file is served
+//!   anywhere that no client was told of and no post-callback names.
 //!
 //! An entry names the object and the version (the local file's inode, which the commit's
 //! rename keeps) that must reach the origin. The copier takes entries oldest first and decides
@@ -30,17 +36,23 @@ pub struct Entry {
     /// The upload's temporary file while its commit is under way.
     pub staged: PathBuf,
     pub queued_at_ms: u64,
+    /// The upload (named in the origin object's metadata).
+    #[serde(default)]
+    pub upload_id: String,
 }
 
 /// The queue's directory.
 pub struct Queue {
     dir: PathBuf,
+    /// `fsync`: each entry synced (file and directory) before `push` returns. Without it an
+    /// entry survives a crash of the process, not of the machine, like the node's other writes.
+    sync: bool,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Queue {
-    pub fn open(dir: PathBuf) -> io::Result<Queue> {
+    pub fn open(dir: PathBuf, sync: bool) -> io::Result<Queue> {
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -48,7 +60,7 @@ impl Queue {
                 let _ = std::fs::remove_file(path);
             }
         }
-        Ok(Queue { dir })
+        Ok(Queue { dir, sync })
     }
 
     /// Adds `entry`, durably: the entry's name (returned) sorts after every earlier one.
@@ -62,10 +74,14 @@ impl Queue {
         let tmp = self.dir.join(format!("{name}.tmp"));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(entry).map_err(io::Error::other)?)?;
-        f.sync_all()?;
+        if self.sync {
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, self.dir.join(&name))?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
+        if self.sync {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
         Ok(name)
     }
 
@@ -166,13 +182,14 @@ mod tests {
         let staged = dir.path().join("u1.part");
         std::fs::write(&staged, b"abc").unwrap();
         let version = ino(&staged).unwrap();
-        let q = Queue::open(dir.path().join("queue")).unwrap();
+        let q = Queue::open(dir.path().join("queue"), true).unwrap();
         let e1 = Entry {
             key: "app/a.txt".into(),
             version: version.clone(),
             content_type: "text/plain".into(),
             staged: staged.clone(),
             queued_at_ms: 1,
+            upload_id: "u1".into(),
         };
         let e2 = Entry {
             key: "app/b.txt".into(),
@@ -181,7 +198,7 @@ mod tests {
         };
         let n2 = q.push(&e2).unwrap();
         let n1 = q.push(&e1).unwrap();
-        let q = Queue::open(dir.path().join("queue")).unwrap();
+        let q = Queue::open(dir.path().join("queue"), true).unwrap();
         let got = q.entries().unwrap();
         assert_eq!(got, vec![(n1.clone(), e1.clone()), (n2, e2)]);
         assert_eq!(q.len(), 2);

@@ -21,6 +21,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// read from the file one part at a time: never more than one part in memory.
 const SINGLE_PUT: u64 = s3::bucket::CHUNK_SIZE as u64;
 
+/// The object metadata naming the upload that wrote an object (`x-amz-meta-upload-id`): a
+/// node that finds, after a crash, an object it put but never committed deletes it only if
+/// no later upload replaced it.
+const UPLOAD_ID: &str = "upload-id";
+
 /// Why an origin call failed.
 #[derive(Debug)]
 pub enum S3Error {
@@ -48,6 +53,8 @@ impl std::fmt::Display for S3Error {
 pub struct Head {
     pub size: u64,
     pub content_type: Option<String>,
+    /// The upload that wrote the object (`x-amz-meta-upload-id`), when upgate wrote it.
+    pub upload_id: Option<String>,
 }
 
 /// Where the origin is and who we are to it.
@@ -101,22 +108,32 @@ impl S3 {
         Ok(S3 { bucket })
     }
 
-    /// Writes the file at `from` as `key`: one PUT for a small file, a multipart upload
-    /// streamed from the file for a large one (aborted at the origin if a part fails).
-    pub fn put_file(&self, key: &str, from: &Path, content_type: &str) -> Result<(), S3Error> {
+    /// Writes the file at `from` as `key`, naming `upload_id` in its metadata: one PUT for a
+    /// small file, a multipart upload streamed from the file for a large one (aborted at the
+    /// origin if a part fails).
+    pub fn put_file(
+        &self,
+        key: &str,
+        from: &Path,
+        content_type: &str,
+        upload_id: &str,
+    ) -> Result<(), S3Error> {
+        let mut headers = http::HeaderMap::new();
+        let value = http::HeaderValue::from_str(upload_id)
+            .map_err(|e| S3Error::Local(std::io::Error::other(e)))?;
+        headers.insert(http::HeaderName::from_static("x-amz-meta-upload-id"), value);
+        let bucket = self.bucket.with_extra_headers(headers).map_err(failed)?;
         let mut file = File::open(from).map_err(S3Error::Local)?;
         let size = file.metadata().map_err(S3Error::Local)?.len();
         if size < SINGLE_PUT {
             let mut body = Vec::with_capacity(size as usize);
             file.read_to_end(&mut body).map_err(S3Error::Local)?;
-            let r = self
-                .bucket
+            let r = bucket
                 .put_object_with_content_type(key, &body, content_type)
                 .map_err(failed)?;
             return status(r.status_code(), r.as_slice());
         }
-        let code = self
-            .bucket
+        let code = bucket
             .put_object_stream_with_content_type(&mut file, key, content_type)
             .map_err(failed)?;
         status(code, b"")
@@ -132,6 +149,7 @@ impl S3 {
         Ok(Some(Head {
             size: head.content_length.unwrap_or(0).max(0) as u64,
             content_type: head.content_type,
+            upload_id: head.metadata.and_then(|mut m| m.remove(UPLOAD_ID)),
         }))
     }
 

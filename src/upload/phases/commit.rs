@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::callback::{SecondInfo, SuccessTrue};
 use crate::metrics;
-use crate::origin::{OriginError, OriginWrite};
+use crate::origin::{OriginError, OriginWrite, Staged};
 use crate::registry::{OutboxEntry, OutboxFile, OutboxJournal};
 use crate::storage::{
     path, CommitError, CommitOptions, ObjectStore, Target, Upload, UploadHandle, Version,
@@ -122,18 +122,19 @@ async fn to_origin(app: &App, req: &UploadRequest, sink: &Upload) -> Result<(), 
             "the origin needs the local store".into(),
         ));
     };
+    let version = &sink.version().0;
+    let upload = Staged {
+        path: staged,
+        version,
+        content_type: &req.content_type,
+        upload_id: &req.upload_id,
+    };
     let done = match origin.write_mode() {
         OriginWrite::BeforeCallback => {
             let absent = !app.config.overwrite;
-            origin
-                .put(&req.target, staged, &req.content_type, absent)
-                .await
+            origin.put(&req.target, &upload, absent).await
         }
-        OriginWrite::Background => {
-            origin
-                .queue(&req.target, staged, &sink.version().0, &req.content_type)
-                .await
-        }
+        OriginWrite::Background => origin.queue(&req.target, &upload).await,
     };
     done.map_err(|e| match e {
         OriginError::Exists => FlowError::Exists,
