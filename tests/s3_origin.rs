@@ -101,6 +101,18 @@ fn three_nodes_one_origin_any_node_serves_any_file_and_changes_reach_every_node(
             "a concurrent miss failed"
         );
     }
+    // One origin GET per file at A, however many downloads missed it: big.bin's and
+    // clip.bin's (counted when each fetch ends; the range was answered before big.bin's did).
+    let filled = || {
+        let metrics = String::from_utf8(get(a.addr(), "/metrics", "").body).unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("upgate_origin_fetches_total{result=\"filled\"} "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+    };
+    eventually(Duration::from_secs(10), || filled() >= 2);
+    assert_eq!(filled(), 2, "origin GETs at A for two files");
 
     // An overwrite at A is not served stale by B or C (both hold a cached copy).
     let newer = body(4096, 11);
