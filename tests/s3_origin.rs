@@ -250,7 +250,8 @@ fn kill_9_of_the_node_that_took_an_upload_loses_nothing_the_others_serve_it() {
     let mut b = OriginNode::start("node-b", &setup);
     let c = OriginNode::start("node-c", &setup);
     register(b.addr(), "shop", &app);
-    let data = body(5 << 20, 3);
+    // An exact multiple of the 8 MiB part size: no empty last part (Garage refuses one).
+    let data = body(16 << 20, 3);
     let w = upload_expecting(b.addr(), "shop", "x/kept.bin", &data);
     assert_eq!(w.status, 201, "{}", String::from_utf8_lossy(&w.body));
     b.kill_9();

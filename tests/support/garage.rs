@@ -193,6 +193,20 @@ impl Garage {
         if self.child.is_none() {
             self.spawn();
         }
+        // Right after a kill, the old process's RPC socket may still hold its port for a
+        // moment, and Garage then exits at startup (a panic binding it): start it again.
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(100));
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if !exited {
+                break;
+            }
+            self.child = None;
+            self.spawn();
+        }
         self.wait_s3();
     }
 
