@@ -1,7 +1,7 @@
 # upgate — build, run, test. `make run` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart resumable_headers etcd_watch tls_bytes
+FUZZ_TARGETS ?= head chunked h1_conn path register_form callback_url callback_answer multipart resumable_headers etcd_watch tls_bytes tls_records
 
 .PHONY: stress-lifecycle build run test test-deps lint fmt doc bench bench-peers fuzz layering demo cluster-demo browser-check client-memory soak
 

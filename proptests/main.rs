@@ -12,6 +12,7 @@ mod multipart;
 mod pipeline;
 mod resumable;
 mod split;
+mod tls_records;
 
 use proptest::test_runner::Config;
 

@@ -262,11 +262,13 @@ fai/Srl3PcIY5wQaerETpi0Hn31NfDEsHwL9DfIMxN7SdJDvPJITcr5A
 ";
 
 /// Bytes a client sends to `tls_listen` (`server::tls`), from arbitrary bytes: byte 0 picks
-/// where the rest is cut in two reads (TCP segments it as it likes). Never panics; what the
-/// node's TLS session makes of the bytes (the error it refuses them with, or that it is
-/// still in its handshake, or done) does not depend on the cut; a refused session stays
-/// refused; and no plaintext reaches the HTTP engine before the handshake is done.
+/// where the rest is cut in two reads (TCP segments it as it likes), fed to the node's TLS
+/// session (`server::tls::session`, rustls' handshake and then the record layer). Never
+/// panics; what the session makes of the bytes (refused, still in its handshake, or done)
+/// does not depend on the cut; a refused session stays refused; and no plaintext reaches the
+/// HTTP engine before the handshake is done.
 pub fn check_tls_bytes(data: &[u8]) {
+    use crate::server::tls::session::Session;
     use std::sync::OnceLock;
     static CONFIG: OnceLock<std::sync::Arc<rustls::ServerConfig>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
@@ -278,37 +280,160 @@ pub fn check_tls_bytes(data: &[u8]) {
     };
     let cut = first as usize * bytes.len() / 255;
     let outcome = |pieces: &[&[u8]]| {
-        let mut conn = rustls::ServerConnection::new(config.clone()).expect("a session");
+        let mut session = Session::new(config.clone()).expect("a session");
         let mut refused = None;
+        let mut plain = bytes::BytesMut::with_capacity(64 * 1024);
         for piece in pieces {
-            let mut rest = *piece;
-            while !rest.is_empty() && refused.is_none() {
-                if conn.read_tls(&mut rest).is_err() {
-                    refused = Some("read_tls refused the bytes".to_string());
+            if refused.is_some() {
+                break;
+            }
+            session.receive(piece);
+            // Processing until nothing changes, as the driver does between reads.
+            loop {
+                let before = (session.unprocessed().len(), plain.len());
+                if let Err(e) = session.process(&mut plain) {
+                    refused = Some(e.to_string());
                     break;
                 }
-                if let Err(e) = conn.process_new_packets() {
-                    refused = Some(e.to_string());
+                let _ = session.take_outgoing();
+                if (session.unprocessed().len(), plain.len()) == before {
+                    break;
                 }
             }
         }
         if let Some(e) = &refused {
             // Refused for good: asking again changes nothing.
+            session.receive(b"\x17\x03\x03\x00\x01x");
             assert!(
-                conn.process_new_packets().is_err(),
+                session.process(&mut plain).is_err(),
                 "{e}: the session recovered"
             );
         }
-        if conn.is_handshaking() {
-            let mut plain = [0u8; 64];
-            assert!(
-                !matches!(std::io::Read::read(&mut conn.reader(), &mut plain), Ok(n) if n > 0),
-                "plaintext before the handshake finished"
-            );
+        if session.is_handshaking() {
+            assert!(plain.is_empty(), "plaintext before the handshake finished");
         }
-        (refused, conn.is_handshaking())
+        (refused, session.is_handshaking())
     };
     let whole = outcome(&[bytes]);
     let split = outcome(&[&bytes[..cut], &bytes[cut..]]);
     assert_eq!(whole, split, "the cut at {cut} changed the outcome");
+}
+
+/// The node's side and a peer's side of one connection's record layer after a handshake
+/// (`server::tls::records`), with fixed keys: each one's `tx` is the other's `rx`. `suite`
+/// picks TLS 1.3 or 1.2 with AES-256-GCM or ChaCha20-Poly1305 (keys rustls lets a caller
+/// make are 32 bytes).
+pub fn records_pair(
+    suite: usize,
+) -> (
+    crate::server::tls::records::Records,
+    crate::server::tls::records::Records,
+) {
+    use crate::server::tls::records::Records;
+    use rustls::crypto::cipher::{AeadKey, Iv};
+    use rustls::crypto::ring::cipher_suite as suites;
+    use rustls::ConnectionTrafficSecrets;
+    let (suite, chacha) = [
+        (suites::TLS13_AES_256_GCM_SHA384, false),
+        (suites::TLS13_CHACHA20_POLY1305_SHA256, true),
+        (suites::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, false),
+        (suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true),
+    ][suite % 4];
+    let secrets = |seed: u8| {
+        let key = AeadKey::from([seed; 32]);
+        let iv = Iv::new([seed ^ 0x5a; 12]);
+        match chacha {
+            true => ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv },
+            false => ConnectionTrafficSecrets::Aes256Gcm { key, iv },
+        }
+    };
+    let node = Records::new(suite, (0, secrets(1)), (0, secrets(2)), None);
+    let peer = Records::new(suite, (0, secrets(2)), (0, secrets(1)), None);
+    (node.expect("node keys"), peer.expect("peer keys"))
+}
+
+/// TLS records after the handshake (`server::tls::records`), from arbitrary bytes: byte 0
+/// picks the suite, byte 1 where the wire is cut in two reads; the rest is a plan of what
+/// the peer sends: records it seals (plaintext from the input), raw bytes, a flipped bit in
+/// what was sent so far, or `close_notify`. Never panics; the outcome (plaintext delivered,
+/// bytes used, refused or not, closed or not) does not depend on the cut; what is delivered
+/// is always a prefix of what the peer sealed, and all of it when nothing was damaged.
+pub fn check_tls_records(data: &[u8]) {
+    let [suite, cut, plan @ ..] = data else {
+        return;
+    };
+    let (_, mut peer) = records_pair(*suite as usize);
+    let mut wire = Vec::new();
+    let mut sealed = Vec::new();
+    let mut damaged = false;
+    let mut closed = false;
+    let mut rest = plan;
+    while let [op, len, tail @ ..] = rest {
+        let n = (*len as usize).min(tail.len());
+        let (arg, after) = tail.split_at(n);
+        rest = after;
+        match op % 4 {
+            0 if !closed => {
+                peer.seal(arg, &mut wire).expect("seal");
+                sealed.extend_from_slice(arg);
+            }
+            1 => {
+                wire.extend_from_slice(arg);
+                damaged = true;
+            }
+            2 if !wire.is_empty() => {
+                let at = (*len as usize * 131 + arg.len()) % wire.len();
+                wire[at] ^= 1 << (op % 8);
+                damaged = true;
+            }
+            3 if !closed => {
+                peer.alert(None, &mut wire);
+                closed = true;
+            }
+            _ => {}
+        }
+    }
+    let cut = *cut as usize * wire.len() / 255;
+    let outcome = |pieces: &[&[u8]]| {
+        let (mut node, _) = records_pair(*suite as usize);
+        let mut buf = Vec::new();
+        let mut plain = Vec::new();
+        let (mut used, mut ended, mut refused) = (0, false, false);
+        'pieces: for piece in pieces {
+            buf.extend_from_slice(piece);
+            loop {
+                match node.open(&mut buf, usize::MAX, |b, _| plain.extend_from_slice(b)) {
+                    Err(_) => {
+                        refused = true;
+                        break 'pieces;
+                    }
+                    Ok(o) => {
+                        buf.drain(..o.used);
+                        used += o.used;
+                        if o.closed {
+                            ended = true;
+                            break 'pieces;
+                        }
+                        if o.used == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        (plain, used, refused, ended)
+    };
+    let whole = outcome(&[&wire]);
+    let split = outcome(&[&wire[..cut], &wire[cut..]]);
+    assert_eq!(whole, split, "the cut at {cut} changed the outcome");
+    let (plain, used, refused, ended) = whole;
+    assert!(sealed.starts_with(&plain), "a byte no record carried");
+    if !damaged {
+        assert_eq!(plain, sealed);
+        assert!(!refused);
+        assert_eq!(ended, closed);
+        if !closed {
+            assert_eq!(used, wire.len());
+        }
+    }
 }

@@ -150,6 +150,11 @@ fn tls_bytes_seeds_hold_the_tls_invariants() {
     replay("tls_bytes", upgate::checks::check_tls_bytes);
 }
 
+#[test]
+fn tls_records_seeds_hold_the_record_invariants() {
+    replay("tls_records", upgate::checks::check_tls_records);
+}
+
 /// The new targets' invariants only bite on accepted inputs: some seeds must be accepted, and
 /// the traversal and SSRF shapes refused, so the seeds cover both sides.
 #[test]

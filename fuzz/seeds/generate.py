@@ -323,6 +323,28 @@ TLS_BYTES = {
     "truncated_record": b'\x10\x16\x03\x01\x02\x00\x01\x00\x01\xfc',
 }
 
+# The record layer after a handshake (check_tls_records): byte 0 the suite (TLS 1.3 or 1.2,
+# AES-256-GCM or ChaCha20-Poly1305), byte 1 the cut; then a plan of (op, len, bytes): op % 4 is
+# 0 seal a record of the bytes, 1 raw bytes, 2 flip a bit in what was sent, 3 close_notify.
+def plan(*steps):
+    out = b""
+    for op, arg in steps:
+        out += bytes([op, len(arg)]) + arg
+    return out
+
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+TLS_RECORDS = {}
+for suite in range(4):
+    TLS_RECORDS[f"request_{suite}"] = bytes([suite, 100]) + plan((0, REQUEST))
+    TLS_RECORDS[f"two_records_close_{suite}"] = bytes([suite, 37]) + plan((0, REQUEST), (0, b"x" * 200), (3, b""))
+    TLS_RECORDS[f"flipped_{suite}"] = bytes([suite, 200]) + plan((0, REQUEST), (2, b"\x05"), (0, b"y" * 10))
+TLS_RECORDS["raw_after_record"] = bytes([0, 128]) + plan((0, REQUEST), (1, b"\x17\x03\x03\x00\x20" + b"z" * 32))
+TLS_RECORDS["oversized_header"] = bytes([1, 10]) + plan((1, b"\x17\x03\x03\x48\x01"))
+TLS_RECORDS["handshake_type_tls12"] = bytes([2, 3]) + plan((1, b"\x16\x03\x03\x00\x20" + b"h" * 32))
+TLS_RECORDS["empty_records"] = bytes([3, 250]) + plan((0, b""), (0, b""), (0, b"a"))
+TLS_RECORDS["data_after_close"] = bytes([0, 90]) + plan((0, REQUEST), (3, b""), (0, REQUEST))
+
+
 def write(target, seeds):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -341,3 +363,4 @@ write("multipart", MULTIPART)
 write("resumable_headers", RESUMABLE_HEADERS)
 write("etcd_watch", ETCD_WATCH)
 write("tls_bytes", TLS_BYTES)
+write("tls_records", TLS_RECORDS)
