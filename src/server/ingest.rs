@@ -135,14 +135,14 @@ impl From<SpliceError> for ReceiveError {
     }
 }
 
-fn external_error(e: ExternalError) -> ReceiveError {
+pub(super) fn external_error(e: ExternalError) -> ReceiveError {
     ReceiveError::Body(match e {
         ExternalError::Protocol(e) => BodyError::Protocol(e),
         ExternalError::WrongState(e) => BodyError::WrongState(e),
     })
 }
 
-fn idle_timeout() -> ReceiveError {
+pub(super) fn idle_timeout() -> ReceiveError {
     metrics::timeout(TimeoutKind::Body);
     ReceiveError::Body(BodyError::IdleTimeout)
 }
@@ -390,6 +390,19 @@ impl Exchange<'_> {
                     }
                 }
             }
+            if let (true, Some(file), Some(pool)) =
+                (self.tls_fixed_ready(), sink.splice_target(), fixed::pool())
+            {
+                let demux = demux.map(|d| d.demux);
+                let mut behind = WriteBehind::default();
+                let limit = plan.limit;
+                let received = self
+                    .tls_fixed_into(&pool, file, sink, limit, seen, demux, &mut behind)
+                    .await;
+                // Every write ends first: the caller closes or removes the file next.
+                let written = behind.finish().await.map_err(ReceiveError::File);
+                return received.and(written);
+            }
             match fds.and_then(|fds| Some((fds, fixed::pool()?))) {
                 Some(((socket, file), pool)) => {
                     let demux = demux.map(|d| d.demux);
@@ -498,6 +511,7 @@ impl Exchange<'_> {
             };
             // The file's bytes in this buffer, each with its offset in the file.
             let mut pieces = Vec::new();
+            let mut held = Vec::new();
             let mut ended = false;
             loop {
                 let at = buf.pending_start();
@@ -509,38 +523,9 @@ impl Exchange<'_> {
                 match piece {
                     Piece::Data(r) => {
                         let range = at + r.start..at + r.end;
-                        match demux.as_mut() {
-                            None => {
-                                let file_at = claim(sink, limit, seen, buf.bytes(range.clone()))?;
-                                pieces.push((range, file_at));
-                            }
-                            Some(d) => {
-                                let mut held = Vec::new();
-                                demux_each(&mut **d, buf.bytes(range.clone()), |found| {
-                                    match found {
-                                        Demuxed::File(f) => {
-                                            let f = range.start + f.start..range.start + f.end;
-                                            let at =
-                                                claim(sink, limit, seen, buf.bytes(f.clone()))?;
-                                            pieces.push((f, at));
-                                            Ok(())
-                                        }
-                                        // A few bytes the demux held back: their own write.
-                                        Demuxed::Held(b) => {
-                                            let at = claim(sink, limit, seen, &b)?;
-                                            held.push((b, at));
-                                            Ok(())
-                                        }
-                                        Demuxed::Nothing => Ok(()),
-                                    }
-                                })?;
-                                for (bytes, offset) in held {
-                                    ops::write_all_at(file, bytes, offset)
-                                        .await
-                                        .map_err(ReceiveError::File)?;
-                                }
-                            }
-                        }
+                        let d = demux.as_deref_mut();
+                        file_bytes(&buf, range, d, sink, limit, seen, &mut pieces, &mut held)?;
+                        write_held(file, &mut held).await?;
                         buf.consume(used);
                     }
                     Piece::NeedData => {
@@ -583,6 +568,56 @@ impl Exchange<'_> {
             });
         }
     }
+}
+
+/// The file's bytes among the body bytes at `range` of `buf`: the ranges of `buf` to write go
+/// to `pieces`, the few bytes a demux held back to `held` (the caller writes them with
+/// [`write_held`]), each with its offset in the file.
+// The body's state is these values; a struct for two private callers would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn file_bytes(
+    buf: &BodyBuf,
+    range: Range<usize>,
+    demux: Option<&mut (dyn Demux + '_)>,
+    sink: &mut Upload,
+    limit: u64,
+    seen: &mut dyn FnMut(&[u8]),
+    pieces: &mut Vec<(Range<usize>, u64)>,
+    held: &mut Vec<(Bytes, u64)>,
+) -> Result<(), ReceiveError> {
+    let Some(d) = demux else {
+        let file_at = claim(sink, limit, seen, buf.bytes(range.clone()))?;
+        pieces.push((range, file_at));
+        return Ok(());
+    };
+    demux_each(d, buf.bytes(range.clone()), |found| match found {
+        Demuxed::File(f) => {
+            let f = range.start + f.start..range.start + f.end;
+            let at = claim(sink, limit, seen, buf.bytes(f.clone()))?;
+            pieces.push((f, at));
+            Ok(())
+        }
+        // A few bytes the demux held back: their own write.
+        Demuxed::Held(b) => {
+            let at = claim(sink, limit, seen, &b)?;
+            held.push((b, at));
+            Ok(())
+        }
+        Demuxed::Nothing => Ok(()),
+    })
+}
+
+/// Writes (and empties) the held-back file bytes of [`file_bytes`].
+pub(super) async fn write_held(
+    file: RawFd,
+    held: &mut Vec<(Bytes, u64)>,
+) -> Result<(), ReceiveError> {
+    for (bytes, offset) in held.drain(..) {
+        ops::write_all_at(file, bytes, offset)
+            .await
+            .map_err(ReceiveError::File)?;
+    }
+    Ok(())
 }
 
 /// Claims `bytes`, the next file bytes of a body read into registered buffers, within `limit`:

@@ -23,6 +23,7 @@ mod driver;
 mod exchange;
 mod handler;
 mod ingest;
+mod ingest_tls;
 mod linger;
 mod listener;
 pub mod memory;

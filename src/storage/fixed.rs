@@ -115,6 +115,11 @@ impl BodyBuf {
         &self.buf[self.start..self.end]
     }
 
+    /// Bytes read and not used yet, to change in place (TLS records decrypted where they lie).
+    pub fn pending_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
     /// Where [`BodyBuf::pending`] starts in the buffer.
     pub fn pending_start(&self) -> usize {
         self.start

@@ -42,6 +42,20 @@ const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 2048;
 pub const MAX_RECORD: usize = HEADER_LEN + MAX_CIPHERTEXT;
 
 const KEY_UPDATE: u8 = 24;
+/// `KeyUpdate`s accepted in a row without application data between them.
+const MAX_UPDATES_WITHOUT_DATA: u32 = 32;
+
+/// Whether `bytes` begin with a whole record (or a header no record may have: opening it
+/// fails at once, so no more bytes are needed).
+pub fn whole_record(bytes: &[u8]) -> bool {
+    match bytes {
+        [_, _, _, hi, lo, body @ ..] => {
+            let len = u16::from_be_bytes([*hi, *lo]) as usize;
+            len > MAX_CIPHERTEXT || body.len() >= len
+        }
+        _ => false,
+    }
+}
 
 /// What opening the records at the front of a buffer found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -67,6 +81,9 @@ pub struct Records {
     /// Records for the peer produced while reading (our `KeyUpdate`), sent before anything
     /// else.
     pending: Vec<u8>,
+    /// `KeyUpdate`s since the last application data: each costs a key derivation (and, when
+    /// asked, a record back), so a peer may not send them without end (rustls' own bound).
+    updates_without_data: u32,
 }
 
 impl Records {
@@ -88,6 +105,7 @@ impl Records {
             tx_seq: tx.0,
             kernel,
             pending: Vec::new(),
+            updates_without_data: 0,
         })
     }
 
@@ -150,6 +168,7 @@ impl Records {
             let range = start..start + plain.payload.len();
             match plain.typ {
                 ContentType::ApplicationData => {
+                    self.updates_without_data = 0;
                     opened += range.len();
                     if !range.is_empty() {
                         plaintext(plain.payload, range);
@@ -175,6 +194,12 @@ impl Records {
                 },
                 ContentType::Handshake if self.tls13 => {
                     let request = key_update_request(plain.payload)?;
+                    self.updates_without_data += 1;
+                    if self.updates_without_data > MAX_UPDATES_WITHOUT_DATA {
+                        return Err(Error::PeerMisbehaved(
+                            PeerMisbehaved::TooManyKeyUpdateRequests,
+                        ));
+                    }
                     self.update_rx()?;
                     if request {
                         self.send_key_update()?;
