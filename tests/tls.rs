@@ -14,41 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::callback_app::{Answer, CallbackApp};
+use support::tls::make_cert;
 use support::*;
 use upgate::config::Config;
-
-/// A self-signed ECDSA P-256 certificate for `127.0.0.1` and `localhost`, made by `openssl`,
-/// as `dir/<name>.cert.pem` and `dir/<name>.key.pem`.
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}.cert.pem")),
-        dir.join(format!("{name}.key.pem")),
-    );
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (make test-deps installs it)");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    (cert, key)
-}
 
 fn tls_config(app: &CallbackApp, cert: &Path, key: &Path) -> Config {
     Config {
