@@ -43,6 +43,9 @@ const APPID: &str = "app1";
 // ---------------------------------------------------------------------------------------------
 // Listeners that must (or may) be contacted by the node.
 
+/// What a [`RawServer`] answers to a request for a path (`None`: close without answering).
+type Answer = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A raw TCP listener that counts connections and answers each request with `answer(path)`
 /// (or closes without answering when it returns `None`).
 struct RawServer {
@@ -52,7 +55,7 @@ struct RawServer {
 }
 
 impl RawServer {
-    fn start(ip: &str, answer: fn(&str) -> Option<String>) -> RawServer {
+    fn start(ip: &str, answer: Answer) -> RawServer {
         let listener = TcpListener::bind((ip, 0)).expect("bind a loopback listener");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -64,7 +67,8 @@ impl RawServer {
                 match listener.accept() {
                     Ok((s, _)) => {
                         h.fetch_add(1, Ordering::SeqCst);
-                        std::thread::spawn(move || answer_one(s, answer));
+                        let answer = answer.clone();
+                        std::thread::spawn(move || answer_one(s, &*answer));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -84,7 +88,7 @@ impl Drop for RawServer {
     }
 }
 
-fn answer_one(mut s: TcpStream, answer: fn(&str) -> Option<String>) {
+fn answer_one(mut s: TcpStream, answer: &(dyn Fn(&str) -> Option<String> + Send + Sync)) {
     s.set_nonblocking(false).ok();
     s.set_read_timeout(Some(WAIT)).ok();
     let mut buf = Vec::new();
@@ -118,24 +122,23 @@ fn answer_one(mut s: TcpStream, answer: fn(&str) -> Option<String>) {
 }
 
 /// Never answers: a node that reaches it has already failed the test.
-fn trap(_: &str) -> Option<String> {
-    None
+fn trap() -> Answer {
+    Arc::new(|_| None)
 }
 
-/// Port of the 127.0.0.2 trap, for the redirect target (set once before the redirect app runs).
-static TRAP2_PORT: AtomicUsize = AtomicUsize::new(0);
-
-/// An allowed callback target that answers with a redirect to the 127.0.0.2 trap; the status
-/// is the path's last segment (`/r302` → 302).
-fn redirect(path: &str) -> Option<String> {
-    let status: u16 = path.trim_start_matches("/r").parse().unwrap_or(302);
-    let port = TRAP2_PORT.load(Ordering::SeqCst);
-    let body = r#"{"success":"true"}"#;
-    Some(format!(
-        "HTTP/1.1 {status} Redirect\r\nLocation: http://127.0.0.2:{port}/stolen\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ))
+/// An allowed callback target that answers with a redirect to the 127.0.0.2 trap on `port`;
+/// the status is the path's last segment (`/r302` → 302). The port is the closure's, not a
+/// global's: batteries running side by side in one process each have their own trap.
+fn redirect_to(port: u16) -> Answer {
+    Arc::new(move |path| {
+        let status: u16 = path.trim_start_matches("/r").parse().unwrap_or(302);
+        let body = r#"{"success":"true"}"#;
+        Some(format!(
+            "HTTP/1.1 {status} Redirect\r\nLocation: http://127.0.0.2:{port}/stolen\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -942,10 +945,9 @@ fn node_config(allow: Vec<String>) -> Config {
 fn adversarial_battery() {
     let started = Instant::now();
     let app = CallbackApp::accepting();
-    let trap1 = RawServer::start("127.0.0.1", trap);
-    let trap2 = RawServer::start("127.0.0.2", trap);
-    TRAP2_PORT.store(trap2.addr.port() as usize, Ordering::SeqCst);
-    let redirect_app = RawServer::start("127.0.0.1", redirect);
+    let trap1 = RawServer::start("127.0.0.1", trap());
+    let trap2 = RawServer::start("127.0.0.2", trap());
+    let redirect_app = RawServer::start("127.0.0.1", redirect_to(trap2.addr.port()));
     let config = node_config(vec![app.addr.to_string(), redirect_app.addr.to_string()]);
     let data_dir = config.data_dir.clone();
     let node = support::start(config);
