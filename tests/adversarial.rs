@@ -20,6 +20,23 @@
 //! which must not be followed. Two trap listeners (127.0.0.1 on a port that is not allow-listed,
 //! and 127.0.0.2) must see zero connections. The node only ever talks to 127.0.0.1 / 127.0.0.2:
 //! other addresses appear only as text in headers that the policy refuses without dialling.
+//!
+//! Two transports, one battery (contract "TLS": the same routes, limits and flow on
+//! `tls_listen`). `adversarial_battery` sends every row over plain TCP, and
+//! `adversarial_battery_over_tls` sends every row, and every `/healthz` check (on the row's
+//! connection and on a fresh one), over TLS through a rustls client. Both build the same rows
+//! from the same functions ([`all_cases`]), start the same [`Bench`] (a node with both
+//! listeners, its callback app, traps and redirecting app) and run them with the same [`run`];
+//! only the [`Dial`] differs. The node has both listeners in both tests, so the transport is
+//! the one thing that changes between them; the plain listener also serves the set-up (the
+//! registration of `app1`, which is not under test). Each test has its own node and data dir,
+//! so the rows that store files (and the 409 on one of them) mean the same in both.
+//!
+//! No row expects anything different over TLS: none depends on TCP itself (a node that closes
+//! sends `close_notify` and the socket ends; [`support::closed_by_server`] takes either, or a
+//! reset), and none on the client's address (no `X-Forwarded-For`; both transports come from
+//! 127.0.0.1). A row that had to differ would be adjusted in `battery`, next to the dial, with
+//! its reason.
 
 mod support;
 
@@ -32,7 +49,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::callback_app::CallbackApp;
-use support::{closed_by_server, connect, read_response, register_form, Wire};
+use support::tls::make_cert;
+use support::{closed_by_server, read_response, register_form, Dial, Stream, Wire};
 use upgate::config::Config;
 
 /// Longest wait for any single read or for the node to close a connection.
@@ -43,6 +61,9 @@ const APPID: &str = "app1";
 // ---------------------------------------------------------------------------------------------
 // Listeners that must (or may) be contacted by the node.
 
+/// What a [`RawServer`] answers to a request for a path (`None`: close without answering).
+type Answer = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A raw TCP listener that counts connections and answers each request with `answer(path)`
 /// (or closes without answering when it returns `None`).
 struct RawServer {
@@ -52,7 +73,7 @@ struct RawServer {
 }
 
 impl RawServer {
-    fn start(ip: &str, answer: fn(&str) -> Option<String>) -> RawServer {
+    fn start(ip: &str, answer: Answer) -> RawServer {
         let listener = TcpListener::bind((ip, 0)).expect("bind a loopback listener");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -64,7 +85,8 @@ impl RawServer {
                 match listener.accept() {
                     Ok((s, _)) => {
                         h.fetch_add(1, Ordering::SeqCst);
-                        std::thread::spawn(move || answer_one(s, answer));
+                        let answer = answer.clone();
+                        std::thread::spawn(move || answer_one(s, &*answer));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -84,7 +106,7 @@ impl Drop for RawServer {
     }
 }
 
-fn answer_one(mut s: TcpStream, answer: fn(&str) -> Option<String>) {
+fn answer_one(mut s: TcpStream, answer: &(dyn Fn(&str) -> Option<String> + Send + Sync)) {
     s.set_nonblocking(false).ok();
     s.set_read_timeout(Some(WAIT)).ok();
     let mut buf = Vec::new();
@@ -118,24 +140,23 @@ fn answer_one(mut s: TcpStream, answer: fn(&str) -> Option<String>) {
 }
 
 /// Never answers: a node that reaches it has already failed the test.
-fn trap(_: &str) -> Option<String> {
-    None
+fn trap() -> Answer {
+    Arc::new(|_| None)
 }
 
-/// Port of the 127.0.0.2 trap, for the redirect target (set once before the redirect app runs).
-static TRAP2_PORT: AtomicUsize = AtomicUsize::new(0);
-
-/// An allowed callback target that answers with a redirect to the 127.0.0.2 trap; the status
-/// is the path's last segment (`/r302` → 302).
-fn redirect(path: &str) -> Option<String> {
-    let status: u16 = path.trim_start_matches("/r").parse().unwrap_or(302);
-    let port = TRAP2_PORT.load(Ordering::SeqCst);
-    let body = r#"{"success":"true"}"#;
-    Some(format!(
-        "HTTP/1.1 {status} Redirect\r\nLocation: http://127.0.0.2:{port}/stolen\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ))
+/// An allowed callback target that answers with a redirect to the 127.0.0.2 trap on `port`;
+/// the status is the path's last segment (`/r302` → 302). The port is the closure's, not a
+/// global's: batteries running side by side in one process each have their own trap.
+fn redirect_to(port: u16) -> Answer {
+    Arc::new(move |path| {
+        let status: u16 = path.trim_start_matches("/r").parse().unwrap_or(302);
+        let body = r#"{"success":"true"}"#;
+        Some(format!(
+            "HTTP/1.1 {status} Redirect\r\nLocation: http://127.0.0.2:{port}/stolen\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -770,14 +791,14 @@ fn expected_after(
 }
 
 struct Ctx<'a> {
-    addr: SocketAddr,
+    dial: &'a Dial,
     data_dir: &'a Path,
     app: &'a CallbackApp,
     redirect: &'a RawServer,
 }
 
 /// Reads the head of a response to `HEAD` (its `Content-Length` announces no body bytes).
-fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
+fn read_head<S: Read + ?Sized>(s: &mut S, buf: &mut Vec<u8>) -> Option<Wire> {
     let mut chunk = [0u8; 4096];
     let end = loop {
         if let Some(end) = support::find(buf, b"\r\n\r\n") {
@@ -803,14 +824,22 @@ fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
     })
 }
 
-fn healthz_on(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
+fn healthz_on<S: Read + Write + ?Sized>(s: &mut S, buf: &mut Vec<u8>) -> Result<(), String> {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
         .map_err(|e| format!("healthz write: {e}"))?;
     match read_response(s, buf) {
         Some(w) if w.status == 200 => Ok(()),
         Some(w) => Err(format!("healthz answered {}", w.status)),
-        None => Err("healthz: no answer".into()),
+        None => Err(format!("healthz: no answer ({})", support::last_read_end())),
     }
+}
+
+/// A fresh connection through `dial` with the battery's bounded waits.
+fn open(dial: &Dial) -> Box<dyn Stream> {
+    let s = dial.connect();
+    s.tcp().set_read_timeout(Some(WAIT)).unwrap();
+    s.tcp().set_write_timeout(Some(WAIT)).unwrap();
+    s
 }
 
 fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
@@ -819,9 +848,8 @@ fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
     let calls_before = ctx.app.received().len();
     let redirects_before = ctx.redirect.hits();
 
-    let mut s = connect(ctx.addr);
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.set_write_timeout(Some(WAIT)).unwrap();
+    let mut conn = open(ctx.dial);
+    let s = &mut *conn;
     // The node may answer and stop reading before a large request is written: a failed write
     // is not an error as long as the answer arrives.
     let _ = s.write_all(&case.raw);
@@ -830,9 +858,9 @@ fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
     let head_only = case.raw.starts_with(b"HEAD ");
     let wire: Option<Wire> = loop {
         let next = if head_only {
-            read_head(&mut s, &mut buf)
+            read_head(s, &mut buf)
         } else {
-            read_response(&mut s, &mut buf)
+            read_response(s, &mut buf)
         };
         match next {
             Some(w) if w.status == 100 => interim = true,
@@ -840,7 +868,7 @@ fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
         }
     };
     let Some(wire) = wire else {
-        errs.push("no final answer".into());
+        errs.push(format!("no final answer ({})", support::last_read_end()));
         return errs;
     };
     if wire.status != case.status {
@@ -883,15 +911,15 @@ fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
         if !says_close {
             errs.push("no Connection: close".into());
         }
-        if !closed_by_server(&mut s, WAIT) {
+        if !closed_by_server(s, WAIT) {
             errs.push("the node kept the connection open".into());
         }
     } else if says_close {
         errs.push("unexpected Connection: close".into());
-    } else if let Err(e) = healthz_on(&mut s, &mut buf) {
+    } else if let Err(e) = healthz_on(s, &mut buf) {
         errs.push(format!("connection not reusable: {e}"));
     }
-    drop(s);
+    drop(conn);
 
     // Storage: exactly the expected change (temporary files are removed right after the
     // answer; allow a moment for that).
@@ -922,43 +950,105 @@ fn run(ctx: &Ctx, case: &Case) -> Vec<String> {
         ));
     }
 
-    let mut h = connect(ctx.addr);
-    h.set_read_timeout(Some(WAIT)).unwrap();
-    if let Err(e) = healthz_on(&mut h, &mut Vec::new()) {
+    // The node still serves a fresh connection on the same transport.
+    if let Err(e) = healthz_on(&mut *open(ctx.dial), &mut Vec::new()) {
         errs.push(format!("node stopped serving: {e}"));
     }
     errs
 }
 
-fn node_config(allow: Vec<String>) -> Config {
-    Config {
-        callback_allow: allow,
-        callback_timeout_ms: 2000,
-        ..support::test_config()
+// ---------------------------------------------------------------------------------------------
+// One battery: the same node, application, traps and rows for either transport.
+
+/// How the rows reach the node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Transport {
+    Plain,
+    Tls,
+}
+
+/// Everything a battery talks to, started and registered the same way for both transports: a
+/// node with both listeners, the callback app, the two traps and the redirecting app.
+struct Bench {
+    node: upgate::node::Node,
+    data_dir: PathBuf,
+    cert_dir: PathBuf,
+    /// The node's self-signed certificate: the only root the TLS client trusts.
+    ca: PathBuf,
+    app: CallbackApp,
+    trap1: RawServer,
+    trap2: RawServer,
+    redirect_app: RawServer,
+}
+
+impl Bench {
+    fn start() -> Bench {
+        let app = CallbackApp::accepting();
+        let trap1 = RawServer::start("127.0.0.1", trap());
+        let trap2 = RawServer::start("127.0.0.2", trap());
+        let redirect_app = RawServer::start("127.0.0.1", redirect_to(trap2.addr.port()));
+        let base = support::test_config();
+        let cert_dir = base.data_dir.with_extension("certs");
+        let (ca, key) = make_cert(&cert_dir, "node");
+        let config = Config {
+            callback_allow: vec![app.addr.to_string(), redirect_app.addr.to_string()],
+            callback_timeout_ms: 2000,
+            tls_listen: Some("127.0.0.1:0".parse().unwrap()),
+            tls_cert: Some(ca.clone()),
+            tls_key: Some(key),
+            ..base
+        };
+        let data_dir = config.data_dir.clone();
+        let node = support::start(config);
+        // Set-up, not under test: registration over the plain listener.
+        let reg = register_form(
+            node.local_addr(),
+            APPID,
+            &app.url("/reg/pre"),
+            &app.url("/reg/post"),
+        );
+        assert_eq!(reg.status, 200, "{:?}", String::from_utf8_lossy(&reg.body));
+        Bench {
+            node,
+            data_dir,
+            cert_dir,
+            ca,
+            app,
+            trap1,
+            trap2,
+            redirect_app,
+        }
+    }
+
+    fn ports(&self) -> Ports {
+        Ports {
+            app: self.app.addr.port(),
+            trap1: self.trap1.addr.port(),
+            trap2: self.trap2.addr.port(),
+            redirect: self.redirect_app.addr.port(),
+        }
+    }
+
+    fn dial(&self, transport: Transport) -> Dial {
+        match transport {
+            Transport::Plain => Dial::Plain(self.node.local_addr()),
+            Transport::Tls => Dial::Tls(
+                self.node.tls_addr().expect("a TLS listener"),
+                support::tls::client_config(&self.ca),
+            ),
+        }
+    }
+
+    fn stop(self) {
+        self.node.shutdown();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_dir_all(&self.cert_dir);
     }
 }
 
-#[test]
-fn adversarial_battery() {
-    let started = Instant::now();
-    let app = CallbackApp::accepting();
-    let trap1 = RawServer::start("127.0.0.1", trap);
-    let trap2 = RawServer::start("127.0.0.2", trap);
-    TRAP2_PORT.store(trap2.addr.port() as usize, Ordering::SeqCst);
-    let redirect_app = RawServer::start("127.0.0.1", redirect);
-    let config = node_config(vec![app.addr.to_string(), redirect_app.addr.to_string()]);
-    let data_dir = config.data_dir.clone();
-    let node = support::start(config);
-    let addr = node.local_addr();
-    let reg = register_form(addr, APPID, &app.url("/reg/pre"), &app.url("/reg/post"));
-    assert_eq!(reg.status, 200, "{:?}", String::from_utf8_lossy(&reg.body));
-
-    let ports = Ports {
-        app: app.addr.port(),
-        trap1: trap1.addr.port(),
-        trap2: trap2.addr.port(),
-        redirect: redirect_app.addr.port(),
-    };
+/// Every row, in order (some depend on earlier ones: a 409 on a file a control row stored, a
+/// download of it).
+fn all_cases(ports: &Ports) -> Vec<Case> {
     let mut cases = Vec::new();
     cases.extend(smuggling_cases());
     cases.extend(chunk_cases());
@@ -970,16 +1060,26 @@ fn adversarial_battery() {
     cases.extend(upload_path_cases());
     cases.extend(expect_cases());
     cases.extend(download_path_cases());
-    cases.extend(ssrf_cases(&ports));
-    cases.extend(redirect_cases(&ports));
-    cases.extend(order_cases(&ports));
-    cases.extend(control_cases(&ports));
+    cases.extend(ssrf_cases(ports));
+    cases.extend(redirect_cases(ports));
+    cases.extend(order_cases(ports));
+    cases.extend(control_cases(ports));
+    cases
+}
+
+/// Starts a [`Bench`], sends every row through `transport`, checks the traps, and prints one
+/// line of totals.
+fn battery(transport: Transport) {
+    let started = Instant::now();
+    let bench = Bench::start();
+    let dial = bench.dial(transport);
+    let cases = all_cases(&bench.ports());
 
     let ctx = Ctx {
-        addr,
-        data_dir: &data_dir,
-        app: &app,
-        redirect: &redirect_app,
+        dial: &dial,
+        data_dir: &bench.data_dir,
+        app: &bench.app,
+        redirect: &bench.redirect_app,
     };
     let mut failures = Vec::new();
     for case in &cases {
@@ -990,14 +1090,17 @@ fn adversarial_battery() {
 
     // Nothing ever reached the traps; a late connection would show here too.
     std::thread::sleep(Duration::from_millis(100));
-    if trap1.hits() != 0 {
+    if bench.trap1.hits() != 0 {
         failures.push(format!(
             "127.0.0.1 trap (not allow-listed) got {} connections",
-            trap1.hits()
+            bench.trap1.hits()
         ));
     }
-    if trap2.hits() != 0 {
-        failures.push(format!("127.0.0.2 trap got {} connections", trap2.hits()));
+    if bench.trap2.hits() != 0 {
+        failures.push(format!(
+            "127.0.0.2 trap got {} connections",
+            bench.trap2.hits()
+        ));
     }
     let mut names = BTreeSet::new();
     for case in &cases {
@@ -1009,8 +1112,9 @@ fn adversarial_battery() {
     }
     assert!(
         failures.is_empty(),
-        "{} failures:\n{}",
+        "{} failures over {}:\n{}",
         failures.len(),
+        dial.name(),
         failures.join("\n")
     );
     assert!(cases.len() >= 100, "only {} rows", cases.len());
@@ -1027,12 +1131,22 @@ fn adversarial_battery() {
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
     println!(
-        "adversarial battery: {} cases sent, by expected status {}; by category {}; 0 failures, 0 stray files, 0 connections to trap listeners, node healthy after every case ({:.1} s)",
+        "adversarial battery ({}): {} cases sent, by expected status {}; by category {}; 0 failures, 0 stray files, 0 connections to trap listeners, node healthy after every case ({:.1} s)",
+        dial.name(),
         cases.len(),
         statuses.join(" "),
         categories.join(", "),
         started.elapsed().as_secs_f64()
     );
-    node.shutdown();
-    let _ = std::fs::remove_dir_all(&data_dir);
+    bench.stop();
+}
+
+#[test]
+fn adversarial_battery() {
+    battery(Transport::Plain);
+}
+
+#[test]
+fn adversarial_battery_over_tls() {
+    battery(Transport::Tls);
 }

@@ -14,43 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::callback_app::{Answer, CallbackApp};
+use support::tls::make_cert;
 use support::*;
 use upgate::config::Config;
-
-/// A self-signed ECDSA P-256 certificate for `127.0.0.1` and `localhost`, made by `openssl`,
-/// as `dir/<name>.cert.pem` and `dir/<name>.key.pem`.
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}.cert.pem")),
-        dir.join(format!("{name}.key.pem")),
-    );
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        // A leaf, not a CA: rustls (webpki) refuses a CA certificate as the server's own.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (make test-deps installs it)");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    (cert, key)
-}
 
 fn tls_config(app: &CallbackApp, cert: &Path, key: &Path) -> Config {
     Config {
@@ -463,27 +429,14 @@ print(get(), flush=True)
 // The record layer after the handshake (`server::tls::records`): records opened in place, body
 // bytes through registered buffers.
 
-/// A rustls client on a loopback socket to `addr`, trusting `cert`; reads time out.
+/// A rustls client on a loopback socket to `addr`, trusting `cert`, with its session and
+/// socket in reach (to update keys, or to forge a record); reads time out.
 fn rustls_client(
     addr: SocketAddr,
     cert: &Path,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    // The node's provider (ring); deprecated only for lacking post-quantum key exchange.
-    #[allow(deprecated)]
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let conn = rustls::ClientConnection::new(support::tls::client_config(cert), name).unwrap();
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

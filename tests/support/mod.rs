@@ -9,6 +9,7 @@ pub mod garage;
 pub mod origin_node;
 pub mod pair;
 pub mod seeded;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -101,6 +102,48 @@ impl Wire {
     }
 }
 
+/// A client connection as the raw-socket helpers see it: bytes both ways over one TCP socket,
+/// directly or through TLS ([`tls::TlsStream`]); timeouts and shutdown are the socket's.
+pub trait Stream: Read + Write {
+    /// The TCP socket under the bytes.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Stream for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// How a test reaches the node: plain TCP to its `listen` address, or TLS to its `tls_listen`
+/// address trusting the roots of `config` ([`tls::client_config`]).
+#[derive(Clone)]
+pub enum Dial {
+    Plain(SocketAddr),
+    Tls(SocketAddr, std::sync::Arc<rustls::ClientConfig>),
+}
+
+impl Dial {
+    /// A fresh connection with the timeouts of [`connect`]; over TLS, after the handshake.
+    pub fn connect(&self) -> Box<dyn Stream> {
+        match self {
+            Dial::Plain(addr) => Box::new(connect(*addr)),
+            Dial::Tls(addr, config) => Box::new(
+                tls::TlsStream::handshake(connect(*addr), *addr, config.clone())
+                    .unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}")),
+            ),
+        }
+    }
+
+    /// `plain` or `TLS`, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dial::Plain(_) => "plain",
+            Dial::Tls(..) => "TLS",
+        }
+    }
+}
+
 /// Connects with read/write timeouts so no test can hang.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -110,13 +153,17 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Reads one response (head plus Content-Length body) from `s`; `buf` keeps bytes that follow.
-pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Wire> {
+pub fn read_response<S: Read + ?Sized>(s: &mut S, buf: &mut Vec<u8>) -> Option<Wire> {
     read_response_to(s, buf, false)
 }
 
 /// Reads one response to a request that was (`to_head`) or was not a `HEAD`: a response to
 /// `HEAD` carries a Content-Length but never a body (RFC 9110 §9.3.2).
-pub fn read_response_to(s: &mut TcpStream, buf: &mut Vec<u8>, to_head: bool) -> Option<Wire> {
+pub fn read_response_to<S: Read + ?Sized>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    to_head: bool,
+) -> Option<Wire> {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -165,7 +212,7 @@ pub fn last_read_end() -> String {
     LAST_READ_END.with(|w| w.borrow().clone())
 }
 
-fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+fn fill<S: Read + ?Sized>(s: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
     let read = s.read(&mut chunk);
     if let Ok(0) | Err(_) = &read {
@@ -184,10 +231,14 @@ fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-/// True when the server closes the connection (EOF or reset) within `within`.
-pub fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+/// True when the server closes the connection within `within`: the end of the stream (over
+/// TLS with or without `close_notify`), a reset, or any other read error, such as a TLS alert
+/// or a record cut short by the close. Only the read timeout is not a close: bytes that still
+/// arrive are skipped, and the wait goes on to `within`.
+pub fn closed_by_server<S: Stream + ?Sized>(s: &mut S, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    s.set_read_timeout(Some(Duration::from_millis(100)))
+    s.tcp()
+        .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let mut chunk = [0u8; 4096];
     while Instant::now() < deadline {
