@@ -2,7 +2,9 @@
 //! requests are small JSON exchanges, so ureq carries them; for an `https://` node ureq hands
 //! the socket to [`Connector`], which runs the same rustls session as uploads do (`tls.rs`),
 //! so both kinds of command trust the same CAs and explain a refused certificate the same way.
+//! A failed call becomes a [`ClientError`] here too ([`from_ureq`]).
 
+use std::io;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +12,11 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::error::ClientError;
+use super::error::{ClientError, Refusal};
 use super::tls::TlsStream;
+use super::tls_error::TlsFailure;
 use super::trust::Trust;
+use super::wire::MAX_BODY;
 
 /// `server` as a node's URL: `http://host[:port]` or `https://…` (any path is the caller's to
 /// replace). `flag` names the argument in the error (`--server`).
@@ -60,7 +64,7 @@ impl ureq::TlsConnector for Connector {
         let host = dns_name.trim_start_matches('[').trim_end_matches(']');
         match TlsStream::handshake(&self.trust, host, io, None) {
             Ok(tls) => Ok(Box::new(tls)),
-            // `error::from_ureq` finds the failure again behind the io::Error.
+            // `from_ureq` below finds the failure again behind the io::Error.
             Err(failure) => Err(failure.into_io().into()),
         }
     }
@@ -70,6 +74,47 @@ impl ureq::ReadWrite for TlsStream<Box<dyn ureq::ReadWrite>> {
     fn socket(&self) -> Option<&TcpStream> {
         self.get_ref().socket()
     }
+}
+
+/// A failed ureq call of the control-plane clients (`register`, `outbox`) as a [`ClientError`]:
+/// the node's refusal with its JSON, or the connection's failure (`during` says what the call
+/// was doing).
+pub(super) fn from_ureq(e: ureq::Error, target: String, during: &'static str) -> ClientError {
+    match e {
+        ureq::Error::Status(status, resp) => {
+            let body = read_body(resp).unwrap_or_default();
+            ClientError::Refused(Refusal::from_answer(status, body.as_bytes(), true))
+        }
+        ureq::Error::Transport(t) => {
+            // A failed handshake of our connector (`agent.rs`): keep its actionable message.
+            let tls = std::error::Error::source(&t)
+                .and_then(|s| s.downcast_ref::<io::Error>())
+                .and_then(TlsFailure::from_io);
+            if let Some(failure) = tls {
+                return ClientError::Tls {
+                    target,
+                    failure: failure.clone(),
+                };
+            }
+            let source = io::Error::other(t.to_string());
+            match t.kind() {
+                ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
+                    ClientError::Connect { target, source }
+                }
+                _ => ClientError::Network { during, source },
+            }
+        }
+    }
+}
+
+/// An answer's body, at most [`MAX_BODY`] bytes of it.
+pub(super) fn read_body(resp: ureq::Response) -> io::Result<String> {
+    use std::io::Read;
+    let mut body = String::new();
+    resp.into_reader()
+        .take(MAX_BODY as u64)
+        .read_to_string(&mut body)?;
+    Ok(body)
 }
 
 #[cfg(test)]

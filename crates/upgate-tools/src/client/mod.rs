@@ -22,14 +22,15 @@
 //! | file | holds |
 //! |---|---|
 //! | `upload.rs` | [`upload`], [`UploadOptions`], [`Completion`] |
+//! | `target.rs` | `Target`: scheme, address, `Host` and appid from the URL |
 //! | `resumable.rs` | [`upload_resumable`], [`ResumableOptions`]: tus appends, retries with backoff, resumption from `HEAD` |
 //! | `tus.rs` | the tus requests (creation, `HEAD`, `PATCH`), one connection each |
 //! | `sendfile.rs` | the `sendfile(2)` loop and the read + write copy (its fallback, and TLS's way) |
 //! | `transport.rs` | `Conn`: plain TCP or TLS by the URL's scheme, and how a body leaves on each |
 //! | `tls.rs` | `TlsStream`: a rustls client session over a blocking socket |
 //! | `trust.rs` | [`Trust`]: the CAs an `https://` node must chain to (`--cacert` or the system's) |
-//! | `tls_error.rs` | [`TlsFailure`]: a failed handshake told as what to do (`--cacert`, the name, `http://`) |
-//! | `agent.rs` | [`agent()`]: the ureq agent of `register`, `outbox` and `files`, TLS through `tls.rs` |
+//! | `tls_error.rs` | [`TlsFailure`]: a failed handshake told as what to do (`--cacert`, the name, `http://`); [`TrustSource`] |
+//! | `agent.rs` | [`agent()`]: the ureq agent of `register`, `outbox` and `files`, TLS through `tls.rs`; their errors |
 //! | `wire.rs` | response heads and bodies off a blocking connection, with deadlines |
 //! | `progress.rs` | [`Progress`], [`Bar`] (indicatif), [`Quiet`], [`RetryLines`] |
 //! | `register.rs` | [`register()`], [`Registration`] |
@@ -43,6 +44,7 @@ mod progress;
 mod register;
 mod resumable;
 mod sendfile;
+mod target;
 mod tls;
 mod tls_error;
 mod transport;
@@ -57,6 +59,6 @@ pub use outbox::{Listing, Manage, Notification};
 pub use progress::{Bar, Progress, Quiet, RetryLines};
 pub use register::{register, register_with_ca, Registered, Registration};
 pub use resumable::{upload_resumable, ResumableOptions};
-pub use tls_error::TlsFailure;
-pub use trust::{Trust, TrustSource};
+pub use tls_error::{TlsFailure, TrustSource};
+pub use trust::Trust;
 pub use upload::{upload, Completion, UploadOptions};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::agent::{agent, node_url};
-use super::error::{from_ureq, read_body, ClientError};
+use super::agent::{agent, from_ureq, node_url, read_body};
+use super::error::ClientError;
 
 /// One notification as the node lists it (times in unix seconds).
 #[derive(Debug, Clone, Deserialize)]

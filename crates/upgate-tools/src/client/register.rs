@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::agent::{agent, node_url};
-use super::error::{from_ureq, read_body, ClientError, Refusal};
+use super::agent::{agent, from_ureq, node_url, read_body};
+use super::error::{ClientError, Refusal};
 
 /// What to register.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -17,9 +17,10 @@ use url::Url;
 
 use super::error::ClientError;
 use super::progress::Progress;
+use super::target::Target;
 use super::transport;
 use super::tus::{Created, Span, Tus};
-use super::upload::{open_regular, Completion, Target, UploadOptions};
+use super::upload::{open_regular, Completion, UploadOptions};
 
 /// How a resumable upload is cut and retried.
 #[derive(Debug, Clone)]

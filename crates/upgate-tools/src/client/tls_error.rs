@@ -4,10 +4,28 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 use rustls::{AlertDescription, CertificateError};
 
-use super::trust::TrustSource;
+/// Where the trusted CAs came from: named in every certificate error, so the user knows which
+/// list the node's certificate was checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustSource {
+    /// `--cacert FILE`.
+    CaFile(PathBuf),
+    /// The system's store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override where it is looked for).
+    System,
+}
+
+impl fmt::Display for TrustSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrustSource::CaFile(p) => write!(f, "--cacert {}", p.display()),
+            TrustSource::System => f.write_str("the system's trust store"),
+        }
+    }
+}
 
 /// A failed handshake with an `https://` node.
 #[derive(Debug, Clone)]
@@ -169,7 +187,6 @@ pub(crate) fn show_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn each_certificate_problem_names_what_to_do() {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::error::ClientError;
 use super::sendfile::{copy_range, send_range, SendError};
+use super::target::Target;
 use super::tls::TlsStream;
 use super::trust::Trust;
-use super::upload::Target;
 
 /// An open connection to a node.
 pub enum Conn {

@@ -6,7 +6,7 @@
 //! node behind a private CA is then trusted through that CA alone.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -14,25 +14,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
 use super::error::ClientError;
-
-/// Where the trusted CAs came from: named in every certificate error, so the user knows which
-/// list the node's certificate was checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustSource {
-    /// `--cacert FILE`.
-    CaFile(PathBuf),
-    /// The system's store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override where it is looked for).
-    System,
-}
-
-impl fmt::Display for TrustSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrustSource::CaFile(p) => write!(f, "--cacert {}", p.display()),
-            TrustSource::System => f.write_str("the system's trust store"),
-        }
-    }
-}
+use super::tls_error::TrustSource;
 
 /// The client side of TLS for one command: a config (TLS 1.3 and 1.2, ALPN `http/1.1`) and
 /// where its roots came from.
@@ -117,6 +99,7 @@ fn system() -> Result<RootCertStore, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn temp(name: &str, content: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("upgate-trust-{}-{name}", std::process::id()));

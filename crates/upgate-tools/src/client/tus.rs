@@ -11,9 +11,10 @@ use upgate_http::{parse_upload_offset, OFFSET_OCTET_STREAM, TUS_RESUMABLE};
 
 use super::error::{ClientError, Refusal};
 use super::sendfile::SendError;
+use super::target::Target;
 use super::transport::Conn;
 use super::trust::Trust;
-use super::upload::{read_failure, send_head, Target, UploadOptions};
+use super::upload::{read_failure, send_head, UploadOptions};
 use super::wire::{ReadError, ResponseHead, ResponseReader};
 
 /// How long to wait for an answer once the node stopped reading an append's body.
