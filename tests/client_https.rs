@@ -1,6 +1,7 @@
 //! The reference client over HTTPS (issue "TLS termination", item 5): `upgate upload`,
-//! `upload --resumable`, `register`, `outbox` and `files` as subprocesses against a node's
-//! `tls_listen` on 127.0.0.1, with a private CA made by `openssl` and passed as `--cacert`.
+//! `upload --resumable`, `register`, `outbox` and `files` as subprocesses (and the demo app's
+//! self-registration in process) against a node's `tls_listen` on 127.0.0.1, with a private CA
+//! made by `openssl` and passed as `--cacert`.
 //! What is checked: the stored bytes, the app's veto, and that a certificate the client must
 //! not trust (unknown CA, another name, a CA posing as the node) or the wrong kind of port
 //! fails with a message that says what to do, before any byte of the request is sent. Every
@@ -18,6 +19,7 @@ use support::*;
 use upgate::config::Config;
 use upgate::node::Node;
 use upgate_tools::client::exit;
+use upgate_tools::demo::{DemoApp, DemoConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upgate");
 
@@ -384,7 +386,7 @@ fn the_wrong_name_or_the_wrong_kind_of_port_is_explained() {
 }
 
 #[test]
-fn register_outbox_and_files_speak_https_too() {
+fn register_outbox_files_and_the_demo_app_speak_https_too() {
     let (sys, ca) = trusted("https-control");
     let cacert = path_str(&ca.cert);
     let server = sys.url("");
@@ -440,6 +442,14 @@ fn register_outbox_and_files_speak_https_too() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout_json(&out)["pending"].is_array());
+
+    // The demo app registers itself over https (`demo-app --register-with URL --cacert FILE`).
+    let mut cfg = DemoConfig::new("127.0.0.1:0".parse().unwrap(), "demotls");
+    cfg.register_with = Some(server.clone());
+    cfg.cacert = Some(ca.cert.clone());
+    let demo = DemoApp::start(cfg).expect("the demo app registers over https");
+    assert!(demo.registered());
+    demo.shutdown();
 
     // The same refusal as uploads, for a CA it must not trust.
     let other = certs::ca(&sys.dir, "other-ca");
