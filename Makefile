@@ -91,7 +91,8 @@ browser-check: test-deps
 	bash scripts/browser-check.sh
 	bash scripts/browser-form-check.sh
 
-## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB).
+## Peak resident memory of `upgate upload` sending a 2 GiB sparse file (must stay under 32 MiB);
+## TLS=1 sends it over HTTPS (the node's tls_listen, --cacert).
 client-memory:
 	bash scripts/client-memory.sh
 

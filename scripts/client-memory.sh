@@ -2,7 +2,9 @@
 # `make client-memory`: the resident memory of `upgate upload` while it sends a 2 GiB sparse
 # file (`truncate -s 2G`) to a real node (fsync = false) with the demo app deciding. The client
 # sends with sendfile(2), so its peak RSS must stay under LIMIT_KIB (32 MiB) whatever the size.
-# SIZE and LIMIT_KIB can be overridden; PROFILE=release measures the release build.
+# SIZE and LIMIT_KIB can be overridden; PROFILE=release measures the release build. TLS=1 sends
+# over HTTPS to the node's tls_listen instead (a certificate made by openssl, --cacert), where
+# the body goes through one 64 KiB buffer and rustls rather than sendfile.
 # shellcheck source=lib.sh source-path=SCRIPTDIR disable=SC2119
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -14,20 +16,34 @@ free_kib=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
 [ "$free_kib" -ge "$need_kib" ] || die "the node needs $((need_kib / 1024)) MiB free in $WORK to store the file; $((free_kib / 1024)) MiB free"
 
 build
-start_node 'fsync = false'
+TLS="${TLS:-0}"
+tls=()
+if [ "$TLS" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=node \
+    -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>"$WORK/openssl.log" || die "openssl failed"
+  tls=('tls_listen = "127.0.0.1:0"' "tls_cert = \"$WORK/cert.pem\"" "tls_key = \"$WORK/key.pem\"")
+fi
+start_node 'fsync = false' "${tls[@]}"
 start_app --appid demo
+target="$NODE_URL/demo/big.bin"
+client_flags=(upload -q)
+if [ "$TLS" = 1 ]; then
+  target="https://$(wait_for_line "$WORK/node.out" "upgate listening on https://" "$NODE_PID")/demo/big.bin"
+  client_flags+=(--cacert "$WORK/cert.pem")
+fi
 truncate -s "$SIZE" "$WORK/big.bin"
 bytes=$(stat -c %s "$WORK/big.bin")
-echo "client-memory: node $NODE_URL, app $APP_URL, file $bytes bytes (sparse), $PROFILE build"
+echo "client-memory: to $target, app $APP_URL, file $bytes bytes (sparse), $PROFILE build"
 
 # Peak RSS from the kernel (VmHWM), sampled until the client exits; /usr/bin/time -v reports
 # the same figure (ru_maxrss) when installed.
 start=$(date +%s.%N)
 if [ -x /usr/bin/time ]; then
-  /usr/bin/time -v -o "$WORK/time.txt" "$UPGATE" upload -q "$WORK/big.bin" "$NODE_URL/demo/big.bin" \
+  /usr/bin/time -v -o "$WORK/time.txt" "$UPGATE" "${client_flags[@]}" "$WORK/big.bin" "$target" \
     >"$WORK/upload.json" 2>"$WORK/upload.err" &
 else
-  "$UPGATE" upload -q "$WORK/big.bin" "$NODE_URL/demo/big.bin" >"$WORK/upload.json" 2>"$WORK/upload.err" &
+  "$UPGATE" "${client_flags[@]}" "$WORK/big.bin" "$target" >"$WORK/upload.json" 2>"$WORK/upload.err" &
 fi
 runner=$!
 hwm=0

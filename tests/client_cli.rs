@@ -289,7 +289,8 @@ fn an_unreachable_node_exits_7_and_a_missing_file_8() {
     let (out, _) = upgate(&["upload", "/tmp", &format!("http://{closed}/demo/x.bin")]);
     assert_eq!(code(&out), i32::from(exit::FILE));
     assert!(stderr(&out).contains("not a regular file"));
-    let (out, _) = upgate(&["upload", path_str(&me), "https://example.com/demo/x"]);
+    // A scheme the client does not speak (https:// is tests/client_https.rs's).
+    let (out, _) = upgate(&["upload", path_str(&me), "ftp://127.0.0.1/demo/x"]);
     assert_eq!(code(&out), i32::from(exit::USAGE));
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod callback_app;
+pub mod certs;
 pub mod etcd;
 pub mod garage;
 pub mod origin_node;

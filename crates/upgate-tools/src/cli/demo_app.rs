@@ -29,6 +29,10 @@ pub struct DemoAppArgs {
     /// Register this app (its /pre and /post URLs) with the node at this URL at start.
     #[arg(long, value_name = "URL")]
     pub register_with: Option<String>,
+    /// For an https:// --register-with: a PEM file of the CA(s) to trust, instead of the
+    /// system's store.
+    #[arg(long, value_name = "FILE", requires = "register_with")]
+    pub cacert: Option<std::path::PathBuf>,
     /// The node's admin token, for --register-with.
     #[arg(long, env = "UPGATE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -74,6 +78,7 @@ pub fn demo_app(args: DemoAppArgs) -> ExitCode {
     };
     let mut cfg = DemoConfig::new(args.listen, args.appid.clone());
     cfg.register_with = args.register_with.clone();
+    cfg.cacert = args.cacert.clone();
     cfg.token = args.token.clone();
     cfg.public_url = args.public_url.clone();
     cfg.secrets = args.secret.iter().cloned().collect();

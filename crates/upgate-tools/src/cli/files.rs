@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::client;
+
 /// `upgate files <list|delete> --server URL --appid ID --token T …`
 #[derive(Args, Debug)]
 pub struct FilesArgs {
@@ -53,24 +55,12 @@ enum Failure {
     Transport(String),
 }
 
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .redirects(0)
-        .user_agent(concat!("upgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-fn base(t: &FilesTarget) -> Result<url::Url, String> {
-    let url = url::Url::parse(&t.app.server)
-        .map_err(|e| format!("bad --server {:?}: {e}", t.app.server))?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "bad --server {:?}: the scheme must be http",
-            t.app.server
-        ));
-    }
-    Ok(url)
+/// The node's URL and an agent for it (trusting `--cacert` for https://).
+fn base(t: &FilesTarget) -> Result<(url::Url, ureq::Agent), String> {
+    let url = client::node_url(&t.app.server, "--server").map_err(|e| e.to_string())?;
+    let agent = client::agent(&url, Duration::from_secs(30), t.app.cacert.as_deref())
+        .map_err(|e| e.to_string())?;
+    Ok((url, agent))
 }
 
 fn call(req: ureq::Request, token: &str) -> Result<(u16, String), Failure> {
@@ -116,7 +106,7 @@ pub fn files(args: FilesArgs) -> ExitCode {
 }
 
 fn list(t: &FilesTarget, prefix: &str, limit: u32) -> ExitCode {
-    let mut url = match base(t) {
+    let (mut url, agent) = match base(t) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("upgate files list: {e}");
@@ -124,7 +114,6 @@ fn list(t: &FilesTarget, prefix: &str, limit: u32) -> ExitCode {
         }
     };
     url.set_path(&format!("/upload/files/{}", t.app.appid));
-    let agent = agent();
     let mut after: Option<String> = None;
     let mut rows = Vec::new();
     loop {
@@ -202,7 +191,7 @@ fn print_table(rows: &[Value]) {
 }
 
 fn delete(t: &FilesTarget, path: &str) -> ExitCode {
-    let mut url = match base(t) {
+    let (mut url, agent) = match base(t) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("upgate files delete: {e}");
@@ -216,7 +205,7 @@ fn delete(t: &FilesTarget, path: &str) -> ExitCode {
         .collect();
     url.set_path(&format!("/{}/{}", t.app.appid, encoded.join("/")));
     url.set_query(None);
-    match call(agent().delete(url.as_str()), &t.app.token) {
+    match call(agent.delete(url.as_str()), &t.app.token) {
         Ok(_) => {
             if t.json {
                 println!(

@@ -1,6 +1,7 @@
 //! `upgate outbox list|retry|drop`: an app's undelivered post-upload notifications on a node,
 //! for people (a table) and scripts (`list --json` prints the node's answer as it came).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,9 +20,12 @@ pub struct OutboxArgs {
 /// Where and as whom (every action; `upgate files` takes the same).
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// The node: http://HOST:PORT.
+    /// The node: http://HOST:PORT or https://HOST:PORT.
     #[arg(long, value_name = "URL")]
     pub server: String,
+    /// For an https:// node: a PEM file of the CA(s) to trust, instead of the system's store.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// The application's id.
     #[arg(long)]
     pub appid: String,
@@ -58,6 +62,7 @@ pub enum Action {
 fn manage(t: &Target) -> Manage<'_> {
     Manage {
         server: &t.server,
+        cacert: t.cacert.as_deref(),
         appid: &t.appid,
         token: &t.token,
         timeout: Duration::from_secs(30),

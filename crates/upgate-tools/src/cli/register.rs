@@ -1,6 +1,7 @@
 //! `upgate register`: registers an application's callbacks with a node and prints the answer,
 //! which carries the signing secret (shown this once).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,13 +9,17 @@ use clap::Args;
 
 use crate::client::{self, Registration};
 
-/// `upgate register --server URL --appid ID --pre URL --post URL [--hosts H,…] [--token T]`
+/// `upgate register --server URL --appid ID --pre URL --post URL [--hosts H,…] [--token T]
+/// [--cacert FILE]`
 #[derive(Args, Debug)]
 #[command(after_help = super::upload::EXIT_CODES_HELP)]
 pub struct RegisterArgs {
-    /// The node: http://HOST:PORT.
+    /// The node: http://HOST:PORT or https://HOST:PORT.
     #[arg(long, value_name = "URL")]
     pub server: String,
+    /// For an https:// node: a PEM file of the CA(s) to trust, instead of the system's store.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// The application's id (1-64 of A-Z a-z 0-9 _ -).
     #[arg(long)]
     pub appid: String,
@@ -55,11 +60,12 @@ pub fn register(args: RegisterArgs) -> ExitCode {
         cors_origins: args.cors_origins.clone(),
         expect: args.expect.clone(),
     };
-    match client::register(
+    match client::register_with_ca(
         &args.server,
         &reg,
         args.token.as_deref(),
         Duration::from_secs(30),
+        args.cacert.as_deref(),
     ) {
         Ok(done) => {
             println!("{}", done.body.trim_end());

@@ -24,19 +24,23 @@ Exit codes:
   5  node error: 5xx (callback failed or timed out, queue full, storage failure)
   6  no response: nothing within --timeout-100 after the head (the body was NOT sent),
      or no final response within --response-timeout after the body
-  7  network failure: node unreachable, connection reset/closed/stalled, not HTTP
+  7  network failure: node unreachable, TLS handshake failed (certificate not trusted
+     or not for this host, not a TLS port), connection reset/closed/stalled, not HTTP
   8  local file error: cannot open or read FILE, or it is not a regular file
 On a 4xx/5xx the node's JSON error is printed on stdout as well.";
 
 /// `upgate upload FILE URL [--appid ID] [--pre URL] [--post URL] [--no-expect] [--timeout-100 MS]
-/// [--resumable [--chunk-size SIZE] [--retries N]]`
+/// [--cacert FILE] [--resumable [--chunk-size SIZE] [--retries N]]`
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct UploadArgs {
-    /// The file to upload (a regular file; sent with sendfile(2)).
+    /// The file to upload (a regular file; sent with sendfile(2) over http://).
     pub file: PathBuf,
-    /// Where to store it: http://NODE/APPID/PATH/NAME.
+    /// Where to store it: http://NODE/APPID/PATH/NAME (or https://).
     pub url: String,
+    /// For an https:// URL: a PEM file of the CA(s) to trust, instead of the system's store.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// The appid header (default: the URL's first path segment).
     #[arg(long)]
     pub appid: Option<String>,
@@ -79,6 +83,7 @@ pub struct UploadArgs {
 impl UploadArgs {
     pub fn options(&self) -> UploadOptions {
         let mut o = UploadOptions::new(self.url.clone());
+        o.cacert = self.cacert.clone();
         o.appid = self.appid.clone();
         o.callback_pre = self.pre.clone();
         o.callback_post = self.post.clone();

@@ -5,6 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls_error::TlsFailure;
+
 /// Process exit codes of `upgate upload` and `upgate register` (also in `docs/client.md` and
 /// `upgate upload --help`).
 pub mod exit {
@@ -25,8 +27,9 @@ pub mod exit {
     /// No response head within the 100-continue timeout (the body was not sent), or no final
     /// response within the response timeout after the body.
     pub const NO_RESPONSE: u8 = 6;
-    /// The node could not be reached, or the connection broke, stalled or carried something
-    /// that is not HTTP.
+    /// The node could not be reached, the TLS handshake failed (a certificate the client does
+    /// not trust, the wrong name, a plain-HTTP port), or the connection broke, stalled or
+    /// carried something that is not HTTP.
     pub const NETWORK: u8 = 7;
     /// The local file could not be opened or read, or is not a regular file.
     pub const FILE: u8 = 8;
@@ -49,12 +52,15 @@ pub struct Refusal {
 /// Why an upload (or a registration) did not succeed.
 #[derive(Debug)]
 pub enum ClientError {
-    /// The URL or an argument is unusable (not `http://`, no host, no appid segment…).
+    /// The URL or an argument is unusable (not `http://` or `https://`, no host, no appid
+    /// segment, a `--cacert` without certificates…).
     Usage(String),
     /// The local file could not be opened, stat'ed or read.
     File { path: PathBuf, source: io::Error },
     /// No address of the host accepted a connection (refused, unreachable, DNS failure).
     Connect { target: String, source: io::Error },
+    /// The TLS handshake with an `https://` node failed; `failure` says what to do about it.
+    Tls { target: String, failure: TlsFailure },
     /// No response head arrived within `waited` after the request head: the body was not sent.
     NoContinue { waited: Duration },
     /// The body was sent but no final response came within `waited`.
@@ -77,6 +83,7 @@ impl ClientError {
             ClientError::Usage(_) => exit::USAGE,
             ClientError::File { .. } => exit::FILE,
             ClientError::Connect { .. }
+            | ClientError::Tls { .. }
             | ClientError::Network { .. }
             | ClientError::Protocol(_) => exit::NETWORK,
             ClientError::NoContinue { .. } | ClientError::NoFinalResponse { .. } => {
@@ -107,6 +114,9 @@ impl fmt::Display for ClientError {
             ClientError::File { path, source } => write!(f, "{}: {source}", path.display()),
             ClientError::Connect { target, source } => {
                 write!(f, "cannot connect to {target}: {source}")
+            }
+            ClientError::Tls { target, failure } => {
+                write!(f, "no TLS connection with {target}: {failure}")
             }
             ClientError::NoContinue { waited } => write!(
                 f,
@@ -154,6 +164,7 @@ impl std::error::Error for ClientError {
             ClientError::File { source, .. }
             | ClientError::Connect { source, .. }
             | ClientError::Network { source, .. } => Some(source),
+            ClientError::Tls { failure, .. } => Some(failure),
             _ => None,
         }
     }
@@ -178,35 +189,4 @@ impl Refusal {
             body_sent,
         }
     }
-}
-
-/// A failed ureq call of the control-plane clients (`register`, `outbox`) as a [`ClientError`]:
-/// the node's refusal with its JSON, or the connection's failure (`during` says what the call
-/// was doing).
-pub(super) fn from_ureq(e: ureq::Error, target: String, during: &'static str) -> ClientError {
-    match e {
-        ureq::Error::Status(status, resp) => {
-            let body = read_body(resp).unwrap_or_default();
-            ClientError::Refused(Refusal::from_answer(status, body.as_bytes(), true))
-        }
-        ureq::Error::Transport(t) => {
-            let source = io::Error::other(t.to_string());
-            match t.kind() {
-                ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => {
-                    ClientError::Connect { target, source }
-                }
-                _ => ClientError::Network { during, source },
-            }
-        }
-    }
-}
-
-/// An answer's body, at most [`super::wire::MAX_BODY`] bytes of it.
-pub(super) fn read_body(resp: ureq::Response) -> io::Result<String> {
-    use std::io::Read;
-    let mut body = String::new();
-    resp.into_reader()
-        .take(super::wire::MAX_BODY as u64)
-        .read_to_string(&mut body)?;
-    Ok(body)
 }

@@ -2,11 +2,13 @@
 //! notifications for the app"): list them, retry one now, drop one. Every call carries
 //! `Authorization: Bearer <the app's whsec_ secret or the admin token>`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::{from_ureq, read_body, ClientError};
+use super::agent::{agent, from_ureq, node_url, read_body};
+use super::error::ClientError;
 
 /// One notification as the node lists it (times in unix seconds).
 #[derive(Debug, Clone, Deserialize)]
@@ -35,8 +37,10 @@ pub struct Listing {
 /// Where and as whom to ask.
 #[derive(Debug, Clone)]
 pub struct Manage<'a> {
-    /// `http://host:port` (any path is ignored).
+    /// `http://host:port` or `https://…` (any path is ignored).
     pub server: &'a str,
+    /// For an `https://` node: a PEM file of the CAs to trust instead of the system's store.
+    pub cacert: Option<&'a Path>,
     pub appid: &'a str,
     /// The app's secret or the node's admin token.
     pub token: &'a str,
@@ -65,25 +69,14 @@ impl Manage<'_> {
 
     /// `method` on `/upload/outbox/{appid}[/segments…]`; the body of a 2xx answer.
     fn call(&self, method: &str, segments: &[&str]) -> Result<String, ClientError> {
-        let mut url = url::Url::parse(self.server)
-            .map_err(|e| ClientError::Usage(format!("bad server URL {:?}: {e}", self.server)))?;
-        if url.scheme() != "http" {
-            return Err(ClientError::Usage(format!(
-                "bad server URL {:?}: the scheme must be http",
-                self.server
-            )));
-        }
+        let mut url = node_url(self.server, "server URL")?;
         url.set_query(None);
         url.path_segments_mut()
             .map_err(|_| ClientError::Usage(format!("bad server URL {:?}", self.server)))?
             .clear()
             .extend(["upload", "outbox", self.appid])
             .extend(segments);
-        let agent = ureq::AgentBuilder::new()
-            .timeout(self.timeout)
-            .redirects(0)
-            .user_agent(concat!("upgate/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = agent(&url, self.timeout, self.cacert)?;
         let target = url.authority().to_string();
         let answer = agent
             .request(method, url.as_str())

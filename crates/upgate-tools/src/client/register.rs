@@ -1,12 +1,14 @@
 //! Registering an application's callbacks with a node (patent steps 301-302):
 //! `POST /upload/register` with a JSON body, optionally with the admin token.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{from_ureq, read_body, ClientError, Refusal};
+use super::agent::{agent, from_ureq, node_url, read_body};
+use super::error::{ClientError, Refusal};
 
 /// What to register.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,28 +42,31 @@ pub struct Registered {
     pub body: String,
 }
 
-/// Registers `reg` with the node at `server` (`http://host:port`, any path is ignored).
-/// `token` is the node's `admin_token`; without one only loopback clients may register.
+/// Registers `reg` with the node at `server` (`http://host:port` or `https://…`, any path is
+/// ignored). `token` is the node's `admin_token`; without one only loopback clients may
+/// register. An `https://` node's certificate must chain to the system's trust store.
 pub fn register(
     server: &str,
     reg: &Registration,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Registered, ClientError> {
-    let mut url = url::Url::parse(server)
-        .map_err(|e| ClientError::Usage(format!("bad server URL {server:?}: {e}")))?;
-    if url.scheme() != "http" {
-        return Err(ClientError::Usage(format!(
-            "bad server URL {server:?}: the scheme must be http"
-        )));
-    }
+    register_with_ca(server, reg, token, timeout, None)
+}
+
+/// [`register`], with an `https://` node's certificate checked against the CAs of the PEM
+/// file `cacert` instead of the system's store.
+pub fn register_with_ca(
+    server: &str,
+    reg: &Registration,
+    token: Option<&str>,
+    timeout: Duration,
+    cacert: Option<&Path>,
+) -> Result<Registered, ClientError> {
+    let mut url = node_url(server, "server URL")?;
     url.set_path("/upload/register");
     url.set_query(None);
-    let agent = ureq::AgentBuilder::new()
-        .timeout(timeout)
-        .redirects(0)
-        .user_agent(concat!("upgate/", env!("CARGO_PKG_VERSION")))
-        .build();
+    let agent = agent(&url, timeout, cacert)?;
     let mut request = agent.post(url.as_str());
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));

@@ -1,6 +1,6 @@
 //! `upgate upload --resumable`: one file as a tus 1.0 upload that survives broken connections.
 //! The file goes in appends of [`ResumableOptions::chunk_size`] bytes, each streamed from the
-//! file with `sendfile(2)`; after a dropped connection, a timeout, a 5xx, 423, 429 or an
+//! file (`sendfile(2)` over TCP); after a dropped connection, a timeout, a 5xx, 423, 429 or an
 //! append's 409 (the node holds another offset, or is still closing the broken append) the
 //! client waits (exponential backoff), asks the node for the offset it holds (`HEAD`) and goes
 //! on from there. Any other 4xx ends the upload: retrying cannot change the node's mind.
@@ -17,8 +17,10 @@ use url::Url;
 
 use super::error::ClientError;
 use super::progress::Progress;
+use super::target::Target;
+use super::transport;
 use super::tus::{Created, Span, Tus};
-use super::upload::{open_regular, Completion, Target, UploadOptions};
+use super::upload::{open_regular, Completion, UploadOptions};
 
 /// How a resumable upload is cut and retried.
 #[derive(Debug, Clone)]
@@ -84,7 +86,10 @@ fn next_after(e: &ClientError, request: Request) -> Next {
             423 | 429 | 500..=599 => Next::Retry,
             _ => Next::Fail,
         },
-        ClientError::Usage(_) | ClientError::File { .. } => Next::Fail,
+        // A certificate the client does not trust stays untrusted; a handshake cut short may
+        // go through next time.
+        ClientError::Tls { failure, .. } if failure.is_transient() => Next::Retry,
+        ClientError::Tls { .. } | ClientError::Usage(_) | ClientError::File { .. } => Next::Fail,
     }
 }
 
@@ -144,11 +149,13 @@ fn run(
         return Err(ClientError::Usage("--chunk-size must be at least 1".into()));
     }
     let target = Target::parse(&opts.url, opts.appid.as_deref())?;
+    let trust = transport::trust_for(&target, opts.cacert.as_deref())?;
     let dest = destination(&opts.url, &target.appid)?;
     let (file, size) = open_regular(path, "Upload-Length")?;
     let metadata = metadata(&dest, opts.content_type.as_deref())?;
     let tus = Tus {
         target: &target,
+        trust: trust.as_ref(),
         opts,
     };
 
@@ -261,8 +268,8 @@ fn completion(tus: &Tus<'_>, upload: &str, dest: &Destination, size: u64) -> Com
         "protocol": "tus",
         "path": dest.rel,
         "size": size,
-        "upload": format!("http://{}{upload}", tus.target.authority),
-        "url": format!("http://{}{}", tus.target.authority, dest.download),
+        "upload": format!("{}{upload}", tus.target.origin()),
+        "url": format!("{}{}", tus.target.origin(), dest.download),
     });
     Completion {
         status: 204,

@@ -3,7 +3,8 @@
 //! therefore stays flat whatever the file's size (see `docs/client.md`, "Memory").
 //!
 //! Where the kernel refuses `sendfile` for this pair of descriptors (`EINVAL`/`ENOSYS` before any
-//! byte went out), a `pread` + `write` loop with one 64 KiB buffer takes over.
+//! byte went out), a `pread` + `write` loop with one 64 KiB buffer takes over; the same loop
+//! sends the body over TLS, where the bytes must pass through user space to be encrypted.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -27,18 +28,9 @@ pub enum SendError {
     Socket(io::Error),
 }
 
-/// Sends bytes `0..len` of `file` to `sock`, calling `progress` with each step's byte count.
-/// `sock` is blocking, with a write timeout (a stalled peer surfaces as `Socket(WouldBlock)`).
-pub fn send_file(
-    sock: &TcpStream,
-    file: &File,
-    len: u64,
-    progress: &mut dyn FnMut(u64),
-) -> Result<(), SendError> {
-    send_range(sock, file, 0, len, progress)
-}
-
-/// Sends bytes `start..start + len` of `file` (a resumable upload's append), as [`send_file`].
+/// Sends bytes `start..start + len` of `file` to `sock` (a whole body, or a resumable upload's
+/// append), calling `progress` with each step's byte count. `sock` is blocking, with a write
+/// timeout (a stalled peer surfaces as `Socket(WouldBlock)`).
 pub fn send_range(
     sock: &TcpStream,
     file: &File,
@@ -71,7 +63,8 @@ pub fn send_range(
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EINVAL | libc::ENOSYS) if offset == start => {
-                return copy(sock, file, start, len, progress);
+                let mut out = sock;
+                return copy_range(&mut out, file, start, len, progress);
             }
             Some(libc::EIO) => return Err(SendError::File(err)),
             _ => return Err(SendError::Socket(err)),
@@ -80,18 +73,23 @@ pub fn send_range(
     Ok(())
 }
 
-/// The fallback: `pread` into one buffer, `write_all` to the socket.
-fn copy(
-    sock: &TcpStream,
+/// The copy: `pread` into one buffer, `write_all` to `out` (the socket of the fallback, or a
+/// TLS session that encrypts on the way).
+pub fn copy_range(
+    out: &mut dyn Write,
     file: &File,
     start: u64,
     len: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), SendError> {
     let mut buf = vec![0u8; COPY_BUF];
-    let end = start + len;
+    let end = start.checked_add(len).ok_or_else(|| {
+        SendError::File(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range past u64",
+        ))
+    })?;
     let mut offset = start;
-    let mut out = sock;
     while offset < end {
         let want = (end - offset).min(COPY_BUF as u64) as usize;
         let n = match file.read_at(&mut buf[..want], offset) {
@@ -132,13 +130,22 @@ mod tests {
 
     type Sender = fn(&TcpStream, &File, u64, &mut dyn FnMut(u64)) -> Result<(), SendError>;
 
+    fn send_file(
+        sock: &TcpStream,
+        file: &File,
+        len: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), SendError> {
+        send_range(sock, file, 0, len, progress)
+    }
+
     fn copy_all(
         sock: &TcpStream,
         file: &File,
         len: u64,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), SendError> {
-        copy(sock, file, 0, len, progress)
+        copy_range(&mut &*sock, file, 0, len, progress)
     }
 
     /// Sends `len` bytes of a file holding `content` and returns what the peer read.
@@ -194,10 +201,10 @@ mod tests {
         let range = |sock: &TcpStream, file: &File, len: u64, p: &mut dyn FnMut(u64)| {
             send_range(sock, file, 1000, len, p)
         };
-        let copy_range = |sock: &TcpStream, file: &File, len: u64, p: &mut dyn FnMut(u64)| {
-            copy(sock, file, 1000, len, p)
+        let copied = |sock: &TcpStream, file: &File, len: u64, p: &mut dyn FnMut(u64)| {
+            copy_range(&mut &*sock, file, 1000, len, p)
         };
-        for sender in [range as Sender, copy_range as Sender] {
+        for sender in [range as Sender, copied as Sender] {
             let (result, got, counted) = roundtrip_with(sender, &content, 200_000);
             assert!(result.is_ok());
             assert_eq!(got, &content[1000..201_000]);

@@ -4,15 +4,17 @@
 
 use std::fs::File;
 use std::io;
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use upgate_http::{parse_upload_offset, OFFSET_OCTET_STREAM, TUS_RESUMABLE};
 
 use super::error::{ClientError, Refusal};
-use super::sendfile::{send_range, SendError};
-use super::upload::{read_failure, send_head, Target, UploadOptions};
+use super::sendfile::SendError;
+use super::target::Target;
+use super::transport::Conn;
+use super::trust::Trust;
+use super::upload::{read_failure, send_head, UploadOptions};
 use super::wire::{ReadError, ResponseHead, ResponseReader};
 
 /// How long to wait for an answer once the node stopped reading an append's body.
@@ -32,6 +34,8 @@ pub(crate) struct Span<'f> {
 /// Speaks tus to one node.
 pub(crate) struct Tus<'a> {
     pub target: &'a Target,
+    /// `Some` for an `https://` node: the CAs its certificate must chain to.
+    pub trust: Option<&'a Trust>,
     pub opts: &'a UploadOptions,
 }
 
@@ -110,8 +114,8 @@ impl Tus<'_> {
         let opts = self.opts;
         let expect_continue = opts.expect_continue && body.as_ref().is_some_and(|b| b.len > 0);
         let head = request_head(self.target, method, path, fields, &body, expect_continue)?;
-        let sock = send_head(self.target, opts, &head)?;
-        let mut reader = ResponseReader::new(&sock);
+        let conn = send_head(self.target, self.trust, opts, &head)?;
+        let mut reader = ResponseReader::new(conn);
         let mut body_sent = false;
         if let Some(span) = body {
             if expect_continue {
@@ -132,7 +136,7 @@ impl Tus<'_> {
                 }
             }
             body_sent = true;
-            if let Err(e) = send_body(&sock, &span, advance) {
+            if let Err(e) = send_body(reader.conn(), &span, advance) {
                 return match early_answer(&mut reader, opts) {
                     Some(answer) => answer,
                     None => Err(e),
@@ -196,11 +200,12 @@ fn request_head(
 }
 
 fn send_body(
-    sock: &TcpStream,
+    conn: &mut Conn,
     span: &Span<'_>,
     advance: &mut dyn FnMut(u64),
 ) -> Result<(), ClientError> {
-    send_range(sock, span.file, span.start, span.len, advance).map_err(|e| match e {
+    let sent = conn.send_file_range(span.file, span.start, span.len, advance);
+    sent.map_err(|e| match e {
         SendError::File(source) => ClientError::File {
             path: span.path.to_path_buf(),
             source,
@@ -218,7 +223,7 @@ fn send_body(
 
 /// The next response head, by `deadline` (a timeout is [`ClientError::NoFinalResponse`]).
 fn next_head(
-    reader: &mut ResponseReader<'_>,
+    reader: &mut ResponseReader,
     deadline: Instant,
     during: &'static str,
 ) -> Result<ResponseHead, ClientError> {
@@ -232,7 +237,7 @@ fn next_head(
 }
 
 fn read_body(
-    reader: &mut ResponseReader<'_>,
+    reader: &mut ResponseReader,
     head: &ResponseHead,
     deadline: Instant,
     opts: &UploadOptions,
@@ -247,7 +252,7 @@ fn read_body(
 
 /// A final answer that arrived while the node refused the rest of the body (a 413, a veto).
 fn early_answer(
-    reader: &mut ResponseReader<'_>,
+    reader: &mut ResponseReader,
     opts: &UploadOptions,
 ) -> Option<Result<(ResponseHead, Vec<u8>), ClientError>> {
     let deadline = Instant::now() + EARLY_ANSWER_WAIT;

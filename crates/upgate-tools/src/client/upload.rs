@@ -1,19 +1,20 @@
 //! One upload, in the client's order of the patent (steps 201, 204, 205, 206 seen from the
 //! client): send the head with `Expect: 100-continue`; wait for `100 Continue`; on a final status
 //! instead, stop without sending the body; with no answer at all within the timeout, fail rather
-//! than send the body blindly; stream the file with `sendfile(2)`; read the completion.
+//! than send the body blindly; stream the file (`sendfile(2)` over TCP, read + write over TLS);
+//! read the completion.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use url::Url;
 
 use super::error::{ClientError, Refusal};
 use super::progress::Progress;
-use super::sendfile::{send_file, SendError};
+use super::sendfile::SendError;
+use super::target::Target;
+use super::transport::{self, Conn};
+use super::trust::Trust;
 use super::wire::{ReadError, ResponseHead, ResponseReader};
 
 /// How long to wait for an early final response once the node stopped reading the body.
@@ -22,8 +23,10 @@ const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// What to upload where, and how long to wait for each phase.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {
-    /// `http://host[:port]/{appid}/{path}`.
+    /// `http://host[:port]/{appid}/{path}`, or `https://…`.
     pub url: String,
+    /// For an `https://` URL: a PEM file of the CAs to trust instead of the system's store.
+    pub cacert: Option<PathBuf>,
     /// The `appid` header; default: the URL's first path segment.
     pub appid: Option<String>,
     /// The `callback_url_pre` header (the node must allow its host).
@@ -51,6 +54,7 @@ impl UploadOptions {
     pub fn new(url: impl Into<String>) -> Self {
         UploadOptions {
             url: url.into(),
+            cacert: None,
             appid: None,
             callback_pre: None,
             callback_post: None,
@@ -79,70 +83,6 @@ impl Completion {
     /// The download URL the node reported.
     pub fn url(&self) -> Option<&str> {
         self.json.get("url").and_then(|v| v.as_str())
-    }
-}
-
-/// Where the request goes, derived from the URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    /// `host[:port]` for the `Host` header and messages.
-    pub authority: String,
-    /// Path and query, as sent in the request line.
-    pub request_target: String,
-    pub appid: String,
-    port: u16,
-    host: String,
-}
-
-impl Target {
-    pub(crate) fn parse(url: &str, appid: Option<&str>) -> Result<Target, ClientError> {
-        let bad = |why: &str| ClientError::Usage(format!("bad URL {url:?}: {why}"));
-        let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        match parsed.scheme() {
-            "http" => {}
-            "https" => return Err(bad("https is not supported; use http:// (or curl for TLS)")),
-            _ => return Err(bad("the scheme must be http")),
-        }
-        let host = parsed
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host"))?
-            .to_string();
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let authority = match parsed.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
-        let path = parsed.path();
-        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-        let appid = match appid {
-            Some(a) => a.to_string(),
-            None if !first.is_empty() => first.to_string(),
-            None => return Err(bad("no appid: the path's first segment names the app")),
-        };
-        let request_target = match parsed.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_string(),
-        };
-        Ok(Target {
-            authority,
-            request_target,
-            appid,
-            port,
-            host,
-        })
-    }
-
-    fn addrs(&self) -> Result<Vec<SocketAddr>, ClientError> {
-        use std::net::ToSocketAddrs;
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        (host, self.port)
-            .to_socket_addrs()
-            .map(|a| a.collect())
-            .map_err(|source| ClientError::Connect {
-                target: self.authority.clone(),
-                source,
-            })
     }
 }
 
@@ -204,12 +144,13 @@ fn run(
     progress: &mut dyn Progress,
 ) -> Result<Completion, ClientError> {
     let target = Target::parse(&opts.url, opts.appid.as_deref())?;
+    let trust = transport::trust_for(&target, opts.cacert.as_deref())?;
     let (file, size) = open_regular(path, "Content-Length")?;
     let head = request_head(&target, opts, size)?;
 
     // 201: connect and send the head only.
-    let sock = send_head(&target, opts, &head)?;
-    let mut reader = ResponseReader::new(&sock);
+    let conn = send_head(&target, trust.as_ref(), opts, &head)?;
+    let mut reader = ResponseReader::new(conn);
 
     // 204: wait for the node's decision. No answer at all → fail; never send the body blindly.
     if opts.expect_continue {
@@ -234,9 +175,12 @@ fn run(
         }
     }
 
-    // 205: the body, file → socket inside the kernel.
+    // 205: the body, file → socket (inside the kernel over TCP, encrypted over TLS).
     progress.sending(size);
-    if let Err(e) = send_file(&sock, &file, size, &mut |n| progress.advance(n)) {
+    let sent = reader
+        .conn()
+        .send_file_range(&file, 0, size, &mut |n| progress.advance(n));
+    if let Err(e) = sent {
         return Err(match e {
             SendError::File(source) => ClientError::File {
                 path: path.to_path_buf(),
@@ -300,40 +244,27 @@ pub(crate) fn open_regular(path: &Path, field: &str) -> Result<(File, u64), Clie
     Ok((file, meta.len()))
 }
 
-/// Connects, sets `TCP_NODELAY` and the stall timeout on writes, and sends `head` alone.
+/// Connects (TCP, then TLS for an `https://` target), with the stall timeout on writes, and
+/// sends `head` alone.
 pub(crate) fn send_head(
     target: &Target,
+    trust: Option<&Trust>,
     opts: &UploadOptions,
     head: &str,
-) -> Result<TcpStream, ClientError> {
-    let sock = connect(target, opts.connect_timeout)?;
-    let net = |during| move |source| ClientError::Network { during, source };
-    sock.set_nodelay(true)
-        .and_then(|_| sock.set_write_timeout(Some(opts.stall_timeout)))
-        .map_err(net("setting up the socket"))?;
-    (&sock)
-        .write_all(head.as_bytes())
-        .map_err(net("sending the request head"))?;
-    Ok(sock)
-}
-
-pub(crate) fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-    for addr in target.addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(ClientError::Connect {
-        target: target.authority.clone(),
-        source: last,
-    })
+) -> Result<Conn, ClientError> {
+    let mut conn = transport::connect(target, trust, opts.connect_timeout, opts.stall_timeout)?;
+    conn.write_all(head.as_bytes())
+        .and_then(|()| conn.flush())
+        .map_err(|source| ClientError::Network {
+            during: "sending the request head",
+            source,
+        })?;
+    Ok(conn)
 }
 
 /// A final response that arrived while the body was being refused.
 fn early_answer(
-    reader: &mut ResponseReader<'_>,
+    reader: &mut ResponseReader,
     opts: &UploadOptions,
 ) -> Option<Result<Completion, ClientError>> {
     let deadline = Instant::now() + EARLY_ANSWER_WAIT;
@@ -347,7 +278,7 @@ fn early_answer(
 
 /// Reads the body of a final response and turns it into the result.
 fn finish(
-    reader: &mut ResponseReader<'_>,
+    reader: &mut ResponseReader,
     head: &ResponseHead,
     deadline: Instant,
     body_sent: bool,
@@ -398,32 +329,6 @@ pub(crate) fn read_failure(e: ReadError, during: &'static str) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn appid_defaults_to_the_first_path_segment() {
-        let t = Target::parse("http://127.0.0.1:8080/app1/photos/a.jpg?x=1", None).unwrap();
-        assert_eq!(t.appid, "app1");
-        assert_eq!(t.authority, "127.0.0.1:8080");
-        assert_eq!(t.request_target, "/app1/photos/a.jpg?x=1");
-        let t = Target::parse("http://example.com/app1/a.jpg", Some("other")).unwrap();
-        assert_eq!(t.appid, "other");
-        assert_eq!(t.authority, "example.com");
-        assert_eq!(t.port, 80);
-    }
-
-    #[test]
-    fn unusable_urls_are_usage_errors() {
-        for url in [
-            "https://example.com/app/a",
-            "ftp://example.com/app/a",
-            "http://example.com/",
-            "not a url",
-        ] {
-            let e = Target::parse(url, None).unwrap_err();
-            assert!(matches!(e, ClientError::Usage(_)), "{url}: {e:?}");
-            assert_eq!(e.exit_code(), super::super::exit::USAGE);
-        }
-    }
 
     #[test]
     fn the_head_carries_expect_appid_callbacks_and_length() {

@@ -1,13 +1,14 @@
-//! Reading HTTP/1.1 responses off a blocking socket, with deadlines: the head through
-//! `httparse`, the body through the protocol layer's own decoder (`http::BodyDecoder`).
+//! Reading HTTP/1.1 responses off a blocking connection (TCP or TLS), with deadlines: the head
+//! through `httparse`, the body through the protocol layer's own decoder (`http::BodyDecoder`).
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::time::Instant;
 
 use bytes::BytesMut;
 
 use upgate_http::{BodyDecoder, Decoded, Limits};
+
+use super::transport::Conn;
 
 /// Largest response head the client accepts.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -68,18 +69,24 @@ pub enum ReadError {
     Malformed(String),
 }
 
-/// Reads responses from one connection; bytes after a response stay buffered for the next.
-pub struct ResponseReader<'s> {
-    stream: &'s TcpStream,
+/// Reads responses from one connection, which it owns (a TLS session cannot be shared between
+/// a reader and a writer); bytes after a response stay buffered for the next.
+pub struct ResponseReader {
+    conn: Conn,
     buf: BytesMut,
 }
 
-impl<'s> ResponseReader<'s> {
-    pub fn new(stream: &'s TcpStream) -> Self {
+impl ResponseReader {
+    pub fn new(conn: Conn) -> Self {
         ResponseReader {
-            stream,
+            conn,
             buf: BytesMut::with_capacity(4096),
         }
+    }
+
+    /// The connection, to send a body between two responses.
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 
     /// Reads the next response head, by `deadline`.
@@ -138,11 +145,10 @@ impl<'s> ResponseReader<'s> {
             if left.is_zero() {
                 return Err(ReadError::Timeout);
             }
-            self.stream
+            self.conn
                 .set_read_timeout(Some(left))
                 .map_err(ReadError::Io)?;
-            let mut stream = self.stream;
-            match stream.read(&mut chunk) {
+            match self.conn.read(&mut chunk) {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(n);
@@ -193,6 +199,10 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, ReadError>
             Ok(Some(ResponseHead { status, headers }))
         }
         Ok(httparse::Status::Partial) => Ok(None),
+        // A TLS record (an alert, or a handshake) where HTTP was expected.
+        Err(_) if matches!(buf[..], [21 | 22, 3, ..]) => Err(ReadError::Malformed(
+            "the server answered with TLS; use an https:// URL for it".into(),
+        )),
         Err(e) => Err(ReadError::Malformed(e.to_string())),
     }
 }
@@ -225,6 +235,10 @@ mod tests {
         assert_eq!(parse(b"HTTP/1.1 403 Forbidden\r\nContent-"), None);
         let mut buf = BytesMut::from(&b"SSH-2.0-OpenSSH\r\n\r\n"[..]);
         assert!(matches!(parse_head(&mut buf), Err(ReadError::Malformed(_))));
+        let mut alert = BytesMut::from(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46][..]);
+        assert!(
+            matches!(parse_head(&mut alert), Err(ReadError::Malformed(m)) if m.contains("https://"))
+        );
     }
 
     #[test]

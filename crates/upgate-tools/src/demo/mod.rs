@@ -59,8 +59,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct DemoConfig {
     pub listen: SocketAddr,
     pub appid: String,
-    /// A node to register with at start (`http://host:port`).
+    /// A node to register with at start (`http://host:port` or `https://…`).
     pub register_with: Option<String>,
+    /// For an `https://` node: a PEM file of the CAs to trust instead of the system's store.
+    pub cacert: Option<std::path::PathBuf>,
     /// The node's admin token, for the registration.
     pub token: Option<String>,
     /// The base URL the node uses to reach this app (default `http://<bound address>`).
@@ -84,6 +86,7 @@ impl DemoConfig {
             listen,
             appid: appid.into(),
             register_with: None,
+            cacert: None,
             token: None,
             public_url: None,
             secrets: Vec::new(),
@@ -163,7 +166,8 @@ impl DemoApp {
             registered: false,
         };
         if let Some(node) = &cfg.register_with {
-            if let Err(e) = app.register(node, cfg.token.as_deref(), cfg.expect.clone()) {
+            let (token, cacert) = (cfg.token.as_deref(), cfg.cacert.as_deref());
+            if let Err(e) = app.register(node, token, cacert, cfg.expect.clone()) {
                 return Err(DemoError::Register(e)); // dropping the app stops its server
             }
         }
@@ -184,6 +188,7 @@ impl DemoApp {
         &mut self,
         node: &str,
         token: Option<&str>,
+        cacert: Option<&std::path::Path>,
         expect: Option<String>,
     ) -> Result<(), ClientError> {
         let mut reg = Registration {
@@ -195,10 +200,10 @@ impl DemoApp {
             ..Registration::default()
         };
         let timeout = Duration::from_secs(10);
-        let mut done = client::register(node, &reg, token, timeout)?;
+        let mut done = client::register_with_ca(node, &reg, token, timeout, cacert)?;
         if done.secret.is_none() && self.state.secrets().is_empty() {
             reg.rotate_secret = true;
-            done = client::register(node, &reg, token, timeout)?;
+            done = client::register_with_ca(node, &reg, token, timeout, cacert)?;
         }
         if let Some(secret) = done.secret {
             self.state.add_secret(secret);
