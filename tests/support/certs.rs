@@ -66,3 +66,17 @@ pub fn leaf(dir: &Path, name: &str, ca: &Pem, names: &str) -> Pem {
 pub fn self_signed(dir: &Path, name: &str, names: &str) -> Pem {
     req_x509(dir, name, &["-addext", &format!("subjectAltName={names}")])
 }
+
+/// A self-signed certificate for `names` marked `CA:FALSE`: trusted as itself (curl's
+/// `--cacert`, OpenSSL's `-CAfile`, a rustls root store), and an end entity, which webpki
+/// requires of a server's certificate.
+pub fn self_signed_leaf(dir: &Path, name: &str, names: &str) -> Pem {
+    let san = format!("subjectAltName={names}");
+    let leaf = [
+        "-addext",
+        &san,
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+    ];
+    req_x509(dir, name, &leaf)
+}

@@ -5,7 +5,6 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -20,35 +19,8 @@ use super::Stream;
 /// webpki refuses a CA certificate (`openssl req -x509`'s default) as a server's
 /// (`CaUsedAsEndEntity`).
 pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}.cert.pem")),
-        dir.join(format!("{name}.key.pem")),
-    );
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (make test-deps installs it)");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    (cert, key)
+    let pem = super::certs::self_signed_leaf(dir, name, "DNS:localhost,IP:127.0.0.1");
+    (pem.cert, pem.key)
 }
 
 /// A rustls client (ring, TLS 1.2 and 1.3, ALPN `http/1.1` as browsers and curl offer it) that
