@@ -23,6 +23,9 @@ pub enum BenchMode {
     /// apps only: use --register).
     Tus,
     Download,
+    /// A new connection per request (a full TLS handshake for https://): GET /healthz with
+    /// Connection: close. Measures new connections per second.
+    Connect,
 }
 
 /// `upgate bench --target URL -c C (-n N | -d SECS) --size BYTES --mode upload|form|download …`
@@ -31,6 +34,9 @@ pub struct BenchArgs {
     /// The node (or peer) to load: http://HOST:PORT.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub target: String,
+    /// For an https:// target: the CA certificates (PEM) to trust instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Keep-alive connections, one thread each.
     #[arg(long, short = 'c', default_value_t = 16)]
     pub connections: usize,
@@ -110,12 +116,24 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             }
         };
     }
-    let (target, host) = match loadgen::parse_target(&args.target) {
+    let (target, host, https) = match loadgen::parse_target(&args.target) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("upgate bench: {e}");
             return ExitCode::from(2);
         }
+    };
+    let tls = match https {
+        false => None,
+        true => match crate::client::trust::Trust::load(args.cacert.as_deref()) {
+            // New connections are measured with full handshakes.
+            Ok(trust) if args.mode == BenchMode::Connect => Some(trust.without_resumption()),
+            Ok(trust) => Some(trust),
+            Err(e) => {
+                eprintln!("upgate bench: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let spawned = if args.spawn_callback_app {
         match CallbackApp::start("127.0.0.1:0".parse().expect("literal")) {
@@ -130,6 +148,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     };
     let app_addr = spawned.as_ref().map(|a| a.addr()).or(args.callback_app);
     let mut cfg = BenchConfig::new(target);
+    cfg.tls = tls.map(|trust| loadgen::client::Tls {
+        trust,
+        host: host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string(),
+    });
     cfg.host = host;
     cfg.connections = args.connections;
     cfg.stop = match (args.requests, args.duration) {
@@ -143,6 +165,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         BenchMode::Form => Mode::Form,
         BenchMode::Tus => Mode::Tus,
         BenchMode::Download => Mode::Download,
+        BenchMode::Connect => Mode::Connect,
     };
     cfg.chunk = args.chunk_size.max(1);
     cfg.appid = args.appid;

@@ -55,6 +55,19 @@ impl Trust {
     }
 }
 
+impl Trust {
+    /// The same CAs, with every handshake a full one (no session resumed): what a benchmark of
+    /// new connections measures.
+    pub fn without_resumption(&self) -> Trust {
+        let mut config = (*self.config).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        Trust {
+            config: Arc::new(config),
+            source: self.source.clone(),
+        }
+    }
+}
+
 /// Every certificate of a PEM file; a file that holds none is a usage error, not an empty
 /// store that would refuse every node with a puzzling "unknown issuer".
 fn ca_file(path: &Path) -> Result<RootCertStore, ClientError> {

@@ -7,7 +7,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::client::tls::TlsStream;
+use crate::client::trust::Trust;
 
 /// Why one request failed; the key under which the report counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub enum Failure {
     Refused(u16),
     /// The completion JSON's `size` (or a download's length) differs from the size sent.
     SizeMismatch,
+    /// The TLS handshake failed (an `https://` target).
+    Tls,
 }
 
 impl Failure {
@@ -42,6 +47,7 @@ impl Failure {
             Failure::Status(s) => format!("status_{s}"),
             Failure::Refused(s) => format!("refused_{s}"),
             Failure::SizeMismatch => "size_mismatch".into(),
+            Failure::Tls => "tls".into(),
         }
     }
 
@@ -80,9 +86,48 @@ pub enum Framing {
     UntilClose,
 }
 
+/// Plain TCP, or a TLS session over it (an `https://` target).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// What a connection to an `https://` target needs: the client's trust (the CAs, and whether
+/// sessions resume) and the name the certificate must carry.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub trust: Trust,
+    pub host: String,
+}
+
 /// A keep-alive connection with its read buffer (bytes `start..end` are unread).
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -95,7 +140,15 @@ const MAX_HEADERS: usize = 64;
 impl Conn {
     /// Connects with `TCP_NODELAY` and read/write timeouts; `buf_size` is the read buffer (and
     /// the largest single read of a download body).
-    pub fn connect(addr: SocketAddr, timeout: Duration, buf_size: usize) -> Result<Conn, Failure> {
+    ///
+    /// With `tls`, the TLS handshake follows (within `timeout`); a refused one is
+    /// `Failure::Tls`.
+    pub fn connect(
+        addr: SocketAddr,
+        timeout: Duration,
+        buf_size: usize,
+        tls: Option<&Tls>,
+    ) -> Result<Conn, Failure> {
         let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(10)))
             .map_err(|e| match Failure::from_io(&e) {
                 Failure::Timeout => Failure::Timeout,
@@ -108,6 +161,16 @@ impl Conn {
         stream
             .set_write_timeout(Some(timeout))
             .map_err(|_| Failure::Connect)?;
+        let stream = match tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let deadline = Some(Instant::now() + timeout);
+                match TlsStream::handshake(&tls.trust, &tls.host, stream, deadline) {
+                    Ok(s) => Stream::Tls(Box::new(s)),
+                    Err(_) => return Err(Failure::Tls),
+                }
+            }
+        };
         Ok(Conn {
             stream,
             buf: vec![0; buf_size.max(16 * 1024)],

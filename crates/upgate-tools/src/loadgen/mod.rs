@@ -14,6 +14,12 @@
 //! - **download**: `GET /{appid}/{prefix}/f{k}.bin` for `k` cycling over `files` files, which
 //!   are uploaded first (or already exist, with `setup = false`); the answer must be `200` with
 //!   exactly `size` body bytes.
+//! - **connect**: every request on a new connection: connect (and for an `https://` target a
+//!   full TLS handshake, no session resumed), `GET /healthz` with `Connection: close`, the
+//!   answer read whole. What it measures is new connections per second.
+//!
+//! An `https://` target is reached over TLS (rustls, the reference client's trust: `--cacert`
+//! or the system's CAs), in every mode.
 //!
 //! Every failure is counted by kind ([`client::Failure::key`]) and its connection is replaced.
 //! Latency is measured from the first byte of the request head to the last byte of the answer.
@@ -29,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use client::{Conn, Failure, Upload};
+use client::{Conn, Failure, Tls, Upload};
 pub use stats::{Latency, Report, Tally};
 
 /// Upload or download.
@@ -41,6 +47,8 @@ pub enum Mode {
     /// Uploads as tus 1.0: a creation, then appends of `chunk` bytes on the same connection.
     Tus,
     Download,
+    /// A new connection per request (a full TLS handshake for `https://`), `GET /healthz`.
+    Connect,
 }
 
 impl Mode {
@@ -50,6 +58,7 @@ impl Mode {
             Mode::Form => "form",
             Mode::Tus => "tus",
             Mode::Download => "download",
+            Mode::Connect => "connect",
         }
     }
 }
@@ -101,6 +110,8 @@ pub struct BenchConfig {
     pub target: SocketAddr,
     /// The `Host` header.
     pub host: String,
+    /// TLS for an `https://` target.
+    pub tls: Option<Tls>,
     pub connections: usize,
     pub stop: Stop,
     /// Body size of each upload, or of each downloaded file.
@@ -132,6 +143,7 @@ impl BenchConfig {
         BenchConfig {
             target,
             host: target.to_string(),
+            tls: None,
             connections: 16,
             stop: Stop::Requests(1000),
             size: 1024,
@@ -229,7 +241,10 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     Ok(Report {
         label: cfg.label.clone(),
         mode: cfg.mode.name(),
-        target: format!("http://{}", cfg.target),
+        target: match cfg.tls {
+            Some(_) => format!("https://{}", cfg.target),
+            None => format!("http://{}", cfg.target),
+        },
         connections: cfg.connections,
         size: cfg.size,
         ok: total.ok,
@@ -274,7 +289,7 @@ fn connection_loop(
         }
         let started = Instant::now();
         if conn.is_none() {
-            match Conn::connect(cfg.target, cfg.timeout, buf_size) {
+            match Conn::connect(cfg.target, cfg.timeout, buf_size, cfg.tls.as_ref()) {
                 Ok(c) => conn = Some(c),
                 Err(f) => {
                     tally.error(f.key());
@@ -315,6 +330,14 @@ fn connection_loop(
                 let k = n as usize % cfg.files.max(1);
                 download_head(cfg, &file_path(cfg, k), &mut head);
                 client::download(c, &head, Some(cfg.size))
+            }
+            Mode::Connect => {
+                head.clear();
+                head.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: ");
+                head.extend_from_slice(cfg.host.as_bytes());
+                head.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                c.closing = true;
+                client::download(c, &head, None)
             }
         };
         match outcome {
@@ -431,7 +454,7 @@ fn register(cfg: &BenchConfig, pre: &str, post: &str) -> Result<(), BenchError> 
         cfg.host,
         body.len()
     );
-    let mut conn = Conn::connect(cfg.target, cfg.timeout, 64 * 1024)
+    let mut conn = Conn::connect(cfg.target, cfg.timeout, 64 * 1024, cfg.tls.as_ref())
         .map_err(|f| BenchError(format!("register: {}", f.key())))?;
     let up = Upload {
         head: head.as_bytes(),
@@ -481,7 +504,7 @@ fn setup_files(cfg: &BenchConfig, pattern: &Arc<[u8]>) -> Result<(), BenchError>
                 }
                 if conn.is_none() {
                     conn = Some(
-                        Conn::connect(cfg.target, cfg.timeout, 64 * 1024).map_err(|f| f.key())?,
+                        Conn::connect(cfg.target, cfg.timeout, 64 * 1024, cfg.tls.as_ref()).map_err(|f| f.key())?,
                     );
                 }
                 let Some(c) = conn.as_mut() else { continue };
@@ -512,11 +535,18 @@ fn setup_files(cfg: &BenchConfig, pattern: &Arc<[u8]>) -> Result<(), BenchError>
 }
 
 /// `http://host:port[/]` → the address to connect to and the `Host` header.
-pub fn parse_target(url: &str) -> Result<(SocketAddr, String), BenchError> {
+/// The address, the `Host` and whether the target is `https://`.
+pub fn parse_target(url: &str) -> Result<(SocketAddr, String, bool), BenchError> {
     use std::net::ToSocketAddrs;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| BenchError(format!("{url}: only http:// targets are supported")))?;
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => {
+            return Err(BenchError(format!(
+                "{url}: only http:// and https:// targets are supported"
+            )))
+        }
+    };
     let authority = rest.split('/').next().unwrap_or("");
     let with_port = if authority
         .rsplit_once(':')
@@ -524,6 +554,8 @@ pub fn parse_target(url: &str) -> Result<(SocketAddr, String), BenchError> {
         && !authority.ends_with(']')
     {
         authority.to_string()
+    } else if https {
+        format!("{authority}:443")
     } else {
         format!("{authority}:80")
     };
@@ -532,7 +564,7 @@ pub fn parse_target(url: &str) -> Result<(SocketAddr, String), BenchError> {
         .map_err(|e| BenchError(format!("{url}: {e}")))?
         .next()
         .ok_or_else(|| BenchError(format!("{url}: no address")))?;
-    Ok((addr, authority.to_string()))
+    Ok((addr, authority.to_string(), https))
 }
 
 pub use upgate_contract::parse_size;
@@ -543,14 +575,16 @@ mod tests {
 
     #[test]
     fn targets() {
-        let (a, h) = parse_target("http://127.0.0.1:8080").unwrap();
+        let (a, h, https) = parse_target("http://127.0.0.1:8080").unwrap();
         assert_eq!(
-            (a.to_string(), h.as_str()),
-            ("127.0.0.1:8080".into(), "127.0.0.1:8080")
+            (a.to_string(), h.as_str(), https),
+            ("127.0.0.1:8080".into(), "127.0.0.1:8080", false)
         );
-        let (a, _) = parse_target("http://127.0.0.1/").unwrap();
+        let (a, _, _) = parse_target("http://127.0.0.1/").unwrap();
         assert_eq!(a.port(), 80);
-        assert!(parse_target("https://x").is_err());
+        let (a, _, https) = parse_target("https://127.0.0.1/").unwrap();
+        assert_eq!((a.port(), https), (443, true));
+        assert!(parse_target("ftp://x").is_err());
     }
 
     #[test]
