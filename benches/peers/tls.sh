@@ -9,13 +9,16 @@
 #   (t2) 1 KiB uploads over HTTPS, 64 keep-alive connections, pre + post callbacks: uploads/s
 #   (t3) new TLS connections per second: a full handshake each (no resumption), GET, close
 #   (t4) 1 GiB download over HTTPS, 1 connection: MB/s, server CPU s per GiB
-# REPS (3) repetitions; SECS (10) seconds for t2 and t3; LARGE (1GiB) for t1 and t4.
+# REPS (3) repetitions; SECS (10) seconds for t2 and t3; LARGE (1GiB) for t1 and t4; ROWS
+# ("t1 t2 t3 t4") the rows to run.
 # Output: one JSON line per run in $OUT (default target/tls-bench.jsonl), then the table.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=${REPS:-3}
 SECS=${SECS:-10}
 LARGE=${LARGE:-1GiB}
+ROWS=${ROWS:-t1 t2 t3 t4}
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 OUT=${OUT:-$ROOT/target/tls-bench.jsonl}
 (cd "$ROOT" && cargo build --release --quiet --bin upgate)
 B=$ROOT/target/release/upgate
@@ -70,15 +73,20 @@ BYTES=$(grep '"label":"setup-upgate-dl"' "$OUT" | grep -oE '"size":[0-9]+' | cut
 head -c "$BYTES" /dev/zero | tr '\0' 'a' >"$W/static/dl/big/f0.bin"
 bench setup-upgate-up --target "$US" -c 1 -n 1 --size 1k --appid bench --callback-app "$CB" --register
 
+# One unmeasured round of the large rows for each server (first-touch page faults, caches).
+bench warmup-t1-upgate --target "$US" -c 1 -n 1 --size "$LARGE" --appid bench
+bench warmup-t1-nginx --target "$NS" -c 1 -n 1 --size "$LARGE" --appid bench
+find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
+
 for r in $(seq "$REPS"); do
     for who in upgate nginx; do
         if [ $who = upgate ]; then t=$US; pids=$UP; else t=$NS; pids=$NGPIDS; fi
         find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
-        bench "t1-$who-r$r" --target "$t" -c 1 -n 1 --size "$LARGE" --appid bench --watch-pid "$pids"
+        want t1 && bench "t1-$who-r$r" --target "$t" -c 1 -n 1 --size "$LARGE" --appid bench --watch-pid "$pids"
         find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
-        bench "t2-$who-r$r" --target "$t" -c 64 -d "$SECS" --size 1k --appid bench --watch-pid "$pids"
-        bench "t3-$who-r$r" --target "$t" --mode connect -c 8 -d "$SECS" --watch-pid "$pids"
-        bench "t4-$who-r$r" --target "$t" --mode download -c 1 -n 1 --files 1 --size "$LARGE" --appid dl --path-prefix big --no-setup --watch-pid "$pids"
+        want t2 && bench "t2-$who-r$r" --target "$t" -c 64 -d "$SECS" --size 1k --appid bench --watch-pid "$pids"
+        want t3 && bench "t3-$who-r$r" --target "$t" --mode connect -c 8 -d "$SECS" --watch-pid "$pids"
+        want t4 && bench "t4-$who-r$r" --target "$t" --mode download -c 1 -n 1 --files 1 --size "$LARGE" --appid dl --path-prefix big --no-setup --watch-pid "$pids"
     done
 done
 

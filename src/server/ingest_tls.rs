@@ -16,7 +16,7 @@ use tokio_uring::buf::fixed::FixedBufPool;
 
 use super::exchange::{BodyError, Exchange};
 use super::ingest::{external_error, file_bytes, idle_timeout, write_held, Demux, ReceiveError};
-use super::tls::records::whole_record;
+use super::tls::records::{record_size, whole_record};
 use super::tls::TlsStream;
 use super::transport::Transport;
 use super::write_behind::WriteBehind;
@@ -64,9 +64,15 @@ impl Exchange<'_> {
         // TLS bytes not opened yet: the next buffer starts with them.
         let mut carry = tls.session().borrow_mut().take_unprocessed();
         let mut plain: Vec<Range<usize>> = Vec::new();
+        // The largest record seen: a sender's bulk records are all this size.
+        let mut record = 0;
         let mut held = Vec::new();
+        // The last read got all it asked for: more is most likely waiting, so the next buffer
+        // reads at once instead of waiting for readiness first (which, with the socket drained,
+        // spares holding a registered buffer for a client that sends nothing).
+        let mut streaming = false;
         loop {
-            if !whole_record(&carry) {
+            if !whole_record(&carry) && !streaming {
                 let poll = timeout(idle, ops::readable(socket));
                 match behind.meanwhile(poll).await {
                     Err(_) => return Err(idle_timeout()),
@@ -87,13 +93,15 @@ impl Exchange<'_> {
             }
             carry.clear();
             if !whole_record(buf.pending()) {
-                let read = timeout(idle, buf.read_from(socket, usize::MAX, false));
+                let want = record_aligned(buf.pending(), buf.room(), record);
+                let read = timeout(idle, buf.read_from(socket, want, false));
                 let n;
                 (n, buf) = match behind.meanwhile(read).await {
                     Err(_) => return Err(idle_timeout()),
                     Ok((Ok(n), b)) => (n, b),
                     Ok((Err(e), _)) => return Err(BodyError::Io(e).into()),
                 };
+                streaming = n == want;
                 if n == 0 {
                     // Cut before the body's end: the decoder names it.
                     self.c.conn.receive_eof();
@@ -120,6 +128,7 @@ impl Exchange<'_> {
                     return Err(BodyError::Io(e).into());
                 }
             };
+            record = record.max(opened.largest);
             carry.extend_from_slice(&buf.pending()[opened.used..]);
             // A KeyUpdate answer, if the peer asked for one.
             tls.flush().await.map_err(BodyError::Io)?;
@@ -181,5 +190,53 @@ impl Exchange<'_> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// How much to read into a buffer holding `pending` (the start of a record, or nothing) with
+/// `room` after it, so that it ends on a record boundary when the sender's records are all
+/// `record` bytes: the rest of the pending record, then as many whole records as fit. A
+/// record cut at a buffer's end has to be moved to the next buffer's front, a copy of up to
+/// 16 KiB per 64 KiB buffer; reading to a boundary leaves the buffer's tail unused instead.
+/// The whole room while the record size or the pending record's size is not known yet.
+fn record_aligned(pending: &[u8], room: usize, record: usize) -> usize {
+    let first = match pending {
+        [] => 0,
+        _ => match record_size(pending) {
+            Some(size) if size > pending.len() => size - pending.len(),
+            _ => return room,
+        },
+    };
+    if record == 0 || first > room {
+        return room;
+    }
+    let whole = (room - first) / record;
+    match first + whole * record {
+        0 => room,
+        want => want,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_aligned;
+
+    /// TLS 1.3 AES-GCM records of 16 KiB of plaintext: 5 + 16384 + 1 + 16 bytes.
+    const FULL: usize = 16406;
+
+    #[test]
+    fn reads_end_on_a_record_boundary_once_the_record_size_is_known() {
+        // Nothing pending: three whole records fit in 64 KiB, not four.
+        assert_eq!(record_aligned(&[], 65536, FULL), 3 * FULL);
+        // A record begun: its rest, then whole records.
+        let mut pending = vec![23, 3, 3, 0x40, 0x11];
+        pending.resize(100, 0);
+        assert_eq!(record_aligned(&pending, 65436, FULL), FULL - 100 + 2 * FULL);
+        // Unknown sizes, or a record larger than the room: the whole room.
+        assert_eq!(record_aligned(&[], 65536, 0), 65536);
+        assert_eq!(record_aligned(&[23, 3], 65534, FULL), 65534);
+        assert_eq!(record_aligned(&pending, 1000, FULL), 1000);
+        // Less than one record of room: the whole room, never a read of nothing.
+        assert_eq!(record_aligned(&[], 1000, FULL), 1000);
     }
 }

@@ -106,6 +106,15 @@ impl WriteBehind {
 }
 
 async fn write_pieces(mut buf: BodyBuf, file: RawFd, pieces: Vec<(Range<usize>, u64)>) -> Outcome {
+    // Pieces that follow each other in the file go in one vectored write.
+    let end_to_end = pieces
+        .windows(2)
+        .all(|w| w[0].1 + w[0].0.len() as u64 == w[1].1);
+    if pieces.len() > 1 && end_to_end {
+        let offset = pieces[0].1;
+        let ranges = pieces.into_iter().map(|(r, _)| r).collect();
+        return buf.write_ranges_to(file, ranges, offset).await;
+    }
     for (range, offset) in pieces {
         let (res, b) = buf.write_to(file, range, offset).await;
         buf = b;

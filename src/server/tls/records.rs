@@ -45,6 +45,14 @@ const KEY_UPDATE: u8 = 24;
 /// `KeyUpdate`s accepted in a row without application data between them.
 const MAX_UPDATES_WITHOUT_DATA: u32 = 32;
 
+/// The size of the record `bytes` begin with (header included), once its header is there.
+pub fn record_size(bytes: &[u8]) -> Option<usize> {
+    match bytes {
+        [_, _, _, hi, lo, ..] => Some(HEADER_LEN + u16::from_be_bytes([*hi, *lo]) as usize),
+        _ => None,
+    }
+}
+
 /// Whether `bytes` begin with a whole record (or a header no record may have: opening it
 /// fails at once, so no more bytes are needed).
 pub fn whole_record(bytes: &[u8]) -> bool {
@@ -65,6 +73,8 @@ pub struct Opened {
     pub used: usize,
     /// The peer sent `close_notify`: its stream ended (bytes after it were not read).
     pub closed: bool,
+    /// The largest record opened (header included).
+    pub largest: usize,
 }
 
 /// The two directions' keys and sequence numbers of one connection after its handshake.
@@ -131,6 +141,7 @@ impl Records {
         let base = buf.as_ptr() as usize;
         let mut at = 0;
         let mut opened = 0;
+        let mut largest = 0;
         while buf.len() - at >= HEADER_LEN {
             let head = &buf[at..at + HEADER_LEN];
             let typ = ContentType::from(head[0]);
@@ -164,6 +175,7 @@ impl Records {
                 .decrypt(InboundOpaqueMessage::new(typ, version, body), self.rx_seq)?;
             self.rx_seq += 1;
             at += HEADER_LEN + len;
+            largest = largest.max(HEADER_LEN + len);
             let start = plain.payload.as_ptr() as usize - base;
             let range = start..start + plain.payload.len();
             match plain.typ {
@@ -179,6 +191,7 @@ impl Records {
                         return Ok(Opened {
                             used: at,
                             closed: true,
+                            largest,
                         })
                     }
                     // user_canceled is a warning, followed by close_notify (RFC 8446 6.1).
@@ -222,6 +235,7 @@ impl Records {
         Ok(Opened {
             used: at,
             closed: false,
+            largest,
         })
     }
 

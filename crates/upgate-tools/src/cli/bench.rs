@@ -150,7 +150,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     let mut cfg = BenchConfig::new(target);
     cfg.tls = tls.map(|trust| loadgen::client::Tls {
         trust,
-        host: host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string(),
+        host: host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(h, _)| h)
+            .to_string(),
     });
     cfg.host = host;
     cfg.connections = args.connections;

@@ -504,7 +504,8 @@ fn setup_files(cfg: &BenchConfig, pattern: &Arc<[u8]>) -> Result<(), BenchError>
                 }
                 if conn.is_none() {
                     conn = Some(
-                        Conn::connect(cfg.target, cfg.timeout, 64 * 1024, cfg.tls.as_ref()).map_err(|f| f.key())?,
+                        Conn::connect(cfg.target, cfg.timeout, 64 * 1024, cfg.tls.as_ref())
+                            .map_err(|f| f.key())?,
                     );
                 }
                 let Some(c) = conn.as_mut() else { continue };
