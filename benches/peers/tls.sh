@@ -73,6 +73,14 @@ BYTES=$(grep '"label":"setup-upgate-dl"' "$OUT" | grep -oE '"size":[0-9]+' | cut
 head -c "$BYTES" /dev/zero | tr '\0' 'a' >"$W/static/dl/big/f0.bin"
 bench setup-upgate-up --target "$US" -c 1 -n 1 --size 1k --appid bench --callback-app "$CB" --register
 
+# Before each large upload: the previous uploads deleted, and a scratch file written and
+# deleted, so that every upload lands in recycled page-cache pages (a busy node's steady state)
+# rather than in fresh memory the VM must fault in from its host (run.sh does the same).
+recycle_pages() {
+    find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
+    dd if=/dev/zero of="$W/recycle.bin" bs=1M count=1280 status=none
+    rm -f "$W/recycle.bin"
+}
 # One unmeasured round of the large rows for each server (first-touch page faults, caches).
 bench warmup-t1-upgate --target "$US" -c 1 -n 1 --size "$LARGE" --appid bench
 bench warmup-t1-nginx --target "$NS" -c 1 -n 1 --size "$LARGE" --appid bench
@@ -81,7 +89,7 @@ find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
 for r in $(seq "$REPS"); do
     for who in upgate nginx; do
         if [ $who = upgate ]; then t=$US; pids=$UP; else t=$NS; pids=$NGPIDS; fi
-        find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
+        want t1 && recycle_pages
         want t1 && bench "t1-$who-r$r" --target "$t" -c 1 -n 1 --size "$LARGE" --appid bench --watch-pid "$pids"
         find "$W/udata/files/bench" "$W/nginx/body" -type f -delete 2>/dev/null || true
         want t2 && bench "t2-$who-r$r" --target "$t" -c 64 -d "$SECS" --size 1k --appid bench --watch-pid "$pids"
