@@ -1,10 +1,11 @@
 //! Registered (fixed) I/O buffers for body bytes that must pass through user space: chunked
 //! bodies (the decoder has to see the framing), every body with `zero_copy = false`, and every
-//! body with `checksum = "sha256"` (the digest has to see the bytes). The socket is read with
-//! `IORING_OP_READ` into a buffer registered with the thread's ring, and the body bytes
-//! are written to the file with `IORING_OP_WRITE_FIXED` from that same buffer: no allocation per
-//! read, no copy into a second buffer, and the kernel does not map and pin the pages on every
-//! operation as it does for plain `READ`/`WRITE`.
+//! body with `checksum = "sha256"` (the digest has to see the bytes), and `Content-Length`
+//! bodies over TLS (records decrypted in place). The socket is read with `IORING_OP_READ` into
+//! a buffer registered with the thread's ring, and the body bytes are written to the file with
+//! `IORING_OP_WRITE_FIXED` from that same buffer (`IORING_OP_WRITEV` for several ranges): no
+//! allocation per read, no copy into a second buffer, and the kernel does not map and pin the
+//! pages for each write as it does for a plain `WRITE`.
 //!
 //! Each io_uring thread owns one pool of [`POOL_BUFS`] × [`BUF_BYTES`] (16 × 64 KiB = 1 MiB),
 //! registered with its ring once, on first use (one runtime per thread for the thread's life,
