@@ -457,21 +457,7 @@ impl Exchange<'_> {
             let (mut buf, nowait) = match ready.take() {
                 Some(buf) => (buf, nowait_works),
                 None => {
-                    let poll = timeout(idle, ops::readable(socket));
-                    match behind.meanwhile(poll).await {
-                        Err(_) => return Err(idle_timeout()),
-                        Ok(Err(e)) => return Err(BodyError::Io(e).into()),
-                        Ok(Ok(())) => {}
-                    }
-                    let mut buf = match BodyBuf::try_take(pool) {
-                        Some(buf) => buf,
-                        None => {
-                            // Wait for a free buffer only with none of ours held (see
-                            // `write_behind`).
-                            behind.finish().await.map_err(ReceiveError::File)?;
-                            BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?
-                        }
-                    };
+                    let mut buf = next_buffer(pool, socket, idle, behind, true).await?;
                     if !buf.put(&carry) {
                         let e = io::Error::other("carried framing larger than an I/O buffer");
                         return Err(BodyError::Io(e).into());
@@ -566,6 +552,34 @@ impl Exchange<'_> {
                 carry.clear();
                 b
             });
+        }
+    }
+}
+
+/// A registered buffer for the next read of a body from `socket`: after the socket is
+/// readable when `wait` (so a client that sends nothing pins no buffer), collecting the
+/// writes that end meanwhile. When every buffer is taken, this body's own writes end first
+/// (see `write_behind`), then it waits for one, bounded by `idle`.
+pub(super) async fn next_buffer(
+    pool: &FixedBufPool<Vec<u8>>,
+    socket: RawFd,
+    idle: std::time::Duration,
+    behind: &mut WriteBehind,
+    wait: bool,
+) -> Result<BodyBuf, ReceiveError> {
+    if wait {
+        let poll = timeout(idle, ops::readable(socket));
+        match behind.meanwhile(poll).await {
+            Err(_) => return Err(idle_timeout()),
+            Ok(Err(e)) => return Err(BodyError::Io(e).into()),
+            Ok(Ok(())) => {}
+        }
+    }
+    match BodyBuf::try_take(pool) {
+        Some(buf) => Ok(buf),
+        None => {
+            behind.finish().await.map_err(ReceiveError::File)?;
+            Ok(BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?)
         }
     }
 }

@@ -15,15 +15,16 @@ use tokio::time::timeout;
 use tokio_uring::buf::fixed::FixedBufPool;
 
 use super::exchange::{BodyError, Exchange};
-use super::ingest::{external_error, file_bytes, idle_timeout, write_held, Demux, ReceiveError};
+use super::ingest::{
+    external_error, file_bytes, idle_timeout, next_buffer, write_held, Demux, ReceiveError,
+};
 use super::tls::records::{record_size, whole_record};
 use super::tls::TlsStream;
 use super::transport::Transport;
 use super::write_behind::WriteBehind;
 use crate::http::Piece;
 use crate::metrics;
-use crate::storage::fixed::BodyBuf;
-use crate::storage::{ops, Upload};
+use crate::storage::Upload;
 
 impl Exchange<'_> {
     /// Whether the rest of the body can take this path now: a TLS connection, a
@@ -72,21 +73,8 @@ impl Exchange<'_> {
         // spares holding a registered buffer for a client that sends nothing).
         let mut streaming = false;
         loop {
-            if !whole_record(&carry) && !streaming {
-                let poll = timeout(idle, ops::readable(socket));
-                match behind.meanwhile(poll).await {
-                    Err(_) => return Err(idle_timeout()),
-                    Ok(Err(e)) => return Err(BodyError::Io(e).into()),
-                    Ok(Ok(())) => {}
-                }
-            }
-            let mut buf = match BodyBuf::try_take(pool) {
-                Some(buf) => buf,
-                None => {
-                    behind.finish().await.map_err(ReceiveError::File)?;
-                    BodyBuf::take(pool, idle).await.ok_or(BodyError::NoBuffer)?
-                }
-            };
+            let wait = !whole_record(&carry) && !streaming;
+            let mut buf = next_buffer(pool, socket, idle, behind, wait).await?;
             if !buf.put(&carry) {
                 let e = std::io::Error::other("a TLS record larger than an I/O buffer");
                 return Err(BodyError::Io(e).into());

@@ -2,7 +2,6 @@
 //! member or several, each on two free loopback ports, in a temporary directory, started and
 //! stopped by PID. `stop` then `resume` keep the data and ports (an outage and a recovery).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,14 +18,6 @@ pub struct Etcd {
     dir: PathBuf,
     /// `--initial-cluster`: every member's name and peer URL.
     initial: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The etcd binary: on PATH, or where Debian puts it.
@@ -60,15 +51,15 @@ impl Etcd {
         let dir = std::env::temp_dir().join(format!(
             "upgate-etcd-{}-{}",
             std::process::id(),
-            free_port()
+            super::service_port()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let members: Vec<Member> = (1..=n)
             .map(|i| Member {
                 name: format!("n{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
+                client_port: super::service_port(),
+                peer_port: super::service_port(),
                 child: None,
             })
             .collect();

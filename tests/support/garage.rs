@@ -7,7 +7,6 @@
 //! Requests from the tests go through `curl --aws-sigv4`, path-style, so this module needs no
 //! S3 client of its own and checks the store independently of the code under test.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,14 +30,6 @@ pub struct Garage {
     rpc_port: u16,
     s3_port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The garage binary: on PATH, in ~/.cargo/bin, or in target/tools/bin (where
@@ -87,12 +78,12 @@ impl Garage {
         let dir = std::env::temp_dir().join(format!(
             "upgate-garage-{}-{}",
             std::process::id(),
-            free_port()
+            super::service_port()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let rpc_port = free_port();
-        let s3_port = free_port();
+        let rpc_port = super::service_port();
+        let s3_port = super::service_port();
         // No [admin] section: Garage does not need it and then opens no admin port.
         let config = format!(
             "metadata_dir = \"{meta}\"\n\

@@ -19,6 +19,32 @@ use std::time::{Duration, Instant};
 use upgate::config::Config;
 use upgate::node::Node;
 
+/// A free loopback port below the kernel's ephemeral range, for a service a test stops and
+/// starts again on the same port (etcd, Garage). A port from the ephemeral range can be taken
+/// while the service is down by any socket bound to port 0 (every node, client and callback
+/// app of the tests running beside it), and the service then cannot come back; ports below
+/// the range are never handed out that way. Each process starts at its own place in the span
+/// and walks it, so test binaries running at once rarely try the same port.
+pub fn service_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(LOWEST).max(1000);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    loop {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(i < span, "no free port below the ephemeral range");
+        let port = (LOWEST + (start + i * 37) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A config for tests: loopback port 0, two runtimes, a throwaway data dir.
 pub fn test_config() -> Config {
     static SWEEP: std::sync::Once = std::sync::Once::new();
