@@ -150,6 +150,13 @@ impl Records {
             if len > MAX_CIPHERTEXT {
                 return Err(Error::PeerSentOversizedRecord);
             }
+            // Any 0x03XX, as rustls' deframer accepts (RFC 8446 5.1: the legacy version is
+            // otherwise ignored; TLS 1.2 authenticates it as part of the additional data).
+            if head[1] != 3 {
+                return Err(Error::InvalidMessage(
+                    rustls::InvalidMessage::UnknownProtocolVersion,
+                ));
+            }
             let outer_ok = match self.tls13 {
                 true => typ == ContentType::ApplicationData,
                 false => matches!(

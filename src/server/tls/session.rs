@@ -327,9 +327,10 @@ impl Session {
     fn fail(&mut self, e: &Error) {
         match &mut self.phase {
             Phase::Handshake(conn) => {
-                // rustls queued its alert: one more call hands it out.
-                let mut none = [0u8; 0];
-                let status = conn.process_tls_records(&mut none);
+                // rustls queued its alert: one more call hands it out. The call gets the same
+                // bytes as the one that failed (rustls' handshake deframer keeps positions in
+                // them: an empty slice here panicked inside rustls, found by `tls_bytes`).
+                let status = conn.process_tls_records(&mut self.incoming[self.used..]);
                 if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state {
                     let _ = encode(&mut data, &mut self.outgoing);
                 }
