@@ -142,20 +142,15 @@ fn stdout_json(out: &Output) -> serde_json::Value {
     })
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// `upgate upload FILE URL --cacert CA EXTRA…`.
+fn upload_with_ca(file: &str, url: &str, ca: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["upload", file, url, "--cacert", ca];
+    args.extend_from_slice(extra);
+    upgate(&args, &[])
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x2545_f491;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 #[test]
@@ -163,14 +158,10 @@ fn an_https_upload_stores_byte_identical_bytes() {
     let (sys, ca) = trusted("https-upload");
     let content = pattern((5 << 20) + 4321);
     let file = sys.file("big.bin", &content);
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/app1/tls/big.bin"),
-            "--cacert",
-            path_str(&ca.cert),
-        ],
+    let out = upload_with_ca(
+        path_str(&file),
+        &sys.url("/app1/tls/big.bin"),
+        path_str(&ca.cert),
         &[],
     );
     assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
@@ -190,14 +181,10 @@ fn an_https_upload_stores_byte_identical_bytes() {
 fn a_veto_over_https_gets_the_apps_refusal_and_nothing_is_stored() {
     let (sys, ca) = trusted("https-veto");
     let file = sys.file("vetoed.bin", &pattern(300_000));
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/app1/vetoed.bin"),
-            "--cacert",
-            path_str(&ca.cert),
-        ],
+    let out = upload_with_ca(
+        path_str(&file),
+        &sys.url("/app1/vetoed.bin"),
+        path_str(&ca.cert),
         &[],
     );
     assert_eq!(code(&out), i32::from(exit::VETOED), "{}", stderr(&out));
@@ -218,18 +205,11 @@ fn a_resumable_upload_over_https_completes() {
     let (sys, ca) = trusted("https-tus");
     let content = pattern((3 << 20) + 12345);
     let file = sys.file("resumed.bin", &content);
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/app1/tus/resumed.bin"),
-            "--cacert",
-            path_str(&ca.cert),
-            "--resumable",
-            "--chunk-size",
-            "1M",
-        ],
-        &[],
+    let out = upload_with_ca(
+        path_str(&file),
+        &sys.url("/app1/tus/resumed.bin"),
+        path_str(&ca.cert),
+        &["--resumable", "--chunk-size", "1M"],
     );
     assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
     let done = stdout_json(&out);
@@ -265,16 +245,7 @@ fn an_untrusted_certificate_fails_clearly_and_nothing_is_sent() {
     assert!(out.stdout.is_empty());
 
     // --cacert with another CA: the message names that file.
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &url,
-            "--cacert",
-            path_str(&other.cert),
-        ],
-        &[],
-    );
+    let out = upload_with_ca(path_str(&file), &url, path_str(&other.cert), &[]);
     assert_eq!(code(&out), i32::from(exit::NETWORK), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -287,16 +258,11 @@ fn an_untrusted_certificate_fails_clearly_and_nothing_is_sent() {
 
     // The same for --resumable: refused at once, not retried.
     let started = Instant::now();
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &url,
-            "--cacert",
-            path_str(&other.cert),
-            "--resumable",
-        ],
-        &[],
+    let out = upload_with_ca(
+        path_str(&file),
+        &url,
+        path_str(&other.cert),
+        &["--resumable"],
     );
     assert_eq!(code(&out), i32::from(exit::NETWORK), "{}", stderr(&out));
     assert!(stderr(&out).contains("UnknownIssuer"), "{}", stderr(&out));
@@ -326,16 +292,7 @@ fn the_wrong_name_or_the_wrong_kind_of_port_is_explained() {
     let sys = Https::start(&dir, &named);
     let file = sys.file("a.bin", b"hello");
     let cacert = path_str(&ca.cert);
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/app1/a.bin"),
-            "--cacert",
-            cacert,
-        ],
-        &[],
-    );
+    let out = upload_with_ca(path_str(&file), &sys.url("/app1/a.bin"), cacert, &[]);
     assert_eq!(code(&out), i32::from(exit::NETWORK), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not valid for \"127.0.0.1\""),
@@ -370,14 +327,10 @@ fn the_wrong_name_or_the_wrong_kind_of_port_is_explained() {
     // rustls, with the way out named.
     let selfish = certs::self_signed(&dir, "selfish", "IP:127.0.0.1");
     let sys = Https::start(&dir, &selfish);
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/app1/a.bin"),
-            "--cacert",
-            path_str(&selfish.cert),
-        ],
+    let out = upload_with_ca(
+        path_str(&file),
+        &sys.url("/app1/a.bin"),
+        path_str(&selfish.cert),
         &[],
     );
     assert_eq!(code(&out), i32::from(exit::NETWORK), "{}", stderr(&out));
@@ -416,16 +369,7 @@ fn register_outbox_files_and_the_demo_app_speak_https_too() {
 
     // An upload for it, then the management commands see it.
     let file = sys.file("c.bin", &pattern(70_000));
-    let out = upgate(
-        &[
-            "upload",
-            path_str(&file),
-            &sys.url("/viatls/c.bin"),
-            "--cacert",
-            cacert,
-        ],
-        &[],
-    );
+    let out = upload_with_ca(path_str(&file), &sys.url("/viatls/c.bin"), cacert, &[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let app = ["--server", &server, "--cacert", cacert];
     let who = ["--appid", "viatls", "--token", &secret];

@@ -482,10 +482,6 @@ fn read_answer(s: &mut impl Read, buf: &mut Vec<u8>) -> (String, Vec<u8>) {
     (head, buf.drain(..len).collect())
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 % 251) as u8).collect()
-}
-
 fn body_bytes(addr: SocketAddr, path: &str) -> u64 {
     let (w, _) = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
     let text = String::from_utf8_lossy(&w.body).into_owned();

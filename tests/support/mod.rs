@@ -19,6 +19,20 @@ use std::time::{Duration, Instant};
 use upgate::config::Config;
 use upgate::node::Node;
 
+/// `len` bytes that repeat nowhere a test would notice (xorshift), the same on every call: a
+/// body whose stored copy must equal it byte for byte.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 /// A free loopback port below the kernel's ephemeral range, for a service a test stops and
 /// starts again on the same port (etcd, Garage). A port from the ephemeral range can be taken
 /// while the service is down by any socket bound to port 0 (every node, client and callback

@@ -47,7 +47,7 @@ mod sendfile;
 mod target;
 pub(crate) mod tls;
 mod tls_error;
-mod transport;
+pub(crate) mod transport;
 pub(crate) mod trust;
 mod tus;
 mod upload;

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::client::tls::TlsStream;
+use crate::client::transport::Conn as Transport;
 use crate::client::trust::Trust;
 
 /// Why one request failed; the key under which the report counts it.
@@ -86,37 +87,6 @@ pub enum Framing {
     UntilClose,
 }
 
-/// Plain TCP, or a TLS session over it (an `https://` target).
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
 /// What a connection to an `https://` target needs: the client's trust (the CAs, and whether
 /// sessions resume) and the name the certificate must carry.
 #[derive(Clone, Debug)]
@@ -127,7 +97,8 @@ pub struct Tls {
 
 /// A keep-alive connection with its read buffer (bytes `start..end` are unread).
 pub struct Conn {
-    stream: Stream,
+    /// The reference client's transport: plain TCP, or TLS over it.
+    stream: Transport,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -162,11 +133,11 @@ impl Conn {
             .set_write_timeout(Some(timeout))
             .map_err(|_| Failure::Connect)?;
         let stream = match tls {
-            None => Stream::Plain(stream),
+            None => Transport::Plain(stream),
             Some(tls) => {
                 let deadline = Some(Instant::now() + timeout);
                 match TlsStream::handshake(&tls.trust, &tls.host, stream, deadline) {
-                    Ok(s) => Stream::Tls(Box::new(s)),
+                    Ok(s) => Transport::Tls(Box::new(s)),
                     Err(_) => return Err(Failure::Tls),
                 }
             }
