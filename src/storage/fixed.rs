@@ -198,8 +198,8 @@ impl BodyBuf {
         let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
         // A plain `READ`, not `READ_FIXED`: from a socket the kernel copies into a registered
         // buffer through a bvec iterator (its generic `memcpy`), into a user pointer with its
-        // string-copy routine, and the latter costs less (1.69 against 1.84 CPU s per GiB of
-        // TLS upload: docs/performance.md, "TLS against nginx"). Nothing is pinned either way
+        // string-copy routine, and the latter costs less (docs/performance.md, "TLS against
+        // nginx"). Nothing is pinned either way
         // for a socket read; the registration still pays off for the `WRITE_FIXED` to the file.
         let sqe = opcode::Read::new(types::Fd(socket), ptr, len as u32)
             .rw_flags(flags)
