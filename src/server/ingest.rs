@@ -18,6 +18,7 @@ use super::write_behind::WriteBehind;
 use crate::http::{Event, ExternalError, Piece, ProtocolError};
 use crate::metrics::{self, BodyPath, TimeoutKind};
 use crate::storage::fixed::{self, BodyBuf};
+use crate::storage::mapped::Window;
 use crate::storage::splice::{Pipe, PRELOAD_MAX};
 use crate::storage::{ops, Upload, UploadHandle};
 
@@ -159,8 +160,8 @@ impl Exchange<'_> {
 
     /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
     /// the bytes never enter user space. Each socket read is bounded by
-    /// `body_idle_timeout_ms`. `check`, when given, runs over each piece once it is in the file
-    /// (while the socket keeps filling). `preload`: body bytes already read (with the head),
+    /// `body_idle_timeout_ms`. `check`, when given, runs over each piece once it is in the file,
+    /// while the next piece is copied into the file (and over the last one at the end). `preload`: body bytes already read (with the head),
     /// written into the pipe first so that the first splice into the file carries them too
     /// (one io-wq hand-off fewer than writing them on their own). Returns the socket bytes
     /// moved (all of `len` unless it fails); the file then holds `preload` before them.
@@ -177,6 +178,8 @@ impl Exchange<'_> {
         let idle = self.c.ctx.config.body_idle_timeout();
         let mut moved = 0;
         let mut preloaded = 0;
+        // The last piece spliced and not yet checked: `(offset, length)`.
+        let mut unchecked: Option<(u64, u64)> = None;
         if let Some(bytes) = preload {
             pipe.preload(&bytes).map_err(SpliceError::File)?;
             preloaded = bytes.len();
@@ -196,11 +199,21 @@ impl Exchange<'_> {
                 Ok(Ok(n)) => n,
             };
             let piece = preloaded + n;
-            pipe.drain_to(file, offset, piece)
-                .await
-                .map_err(SpliceError::File)?;
             if let Some(check) = check.as_mut() {
-                check(offset, piece as u64)?;
+                // The previous piece is checked while the io-wq worker copies this one.
+                let previous = unchecked.replace((offset, piece as u64));
+                let (drained, checked) = pipe
+                    .drain_to_while(file, offset, piece, || match previous {
+                        Some((at, l)) => check(at, l),
+                        None => Ok(()),
+                    })
+                    .await;
+                drained.map_err(SpliceError::File)?;
+                checked?;
+            } else {
+                pipe.drain_to(file, offset, piece)
+                    .await
+                    .map_err(SpliceError::File)?;
             }
             self.c
                 .conn
@@ -211,6 +224,9 @@ impl Exchange<'_> {
             offset += piece as u64;
             moved += n as u64;
             preloaded = 0;
+        }
+        if let (Some((at, l)), Some(check)) = (unchecked, check.as_mut()) {
+            check(at, l)?;
         }
         pipe.put_back();
         Ok(moved)
@@ -242,13 +258,13 @@ impl Exchange<'_> {
         // Each piece is checked as it lands, with the bytes before it that a delimiter line
         // could start in (the held bytes first), while the socket keeps filling.
         let overlap = demux.overlap() as u64;
+        let mut window = Window::new(file);
         let mut check = |at: u64, len: u64| {
             let start = at.saturating_sub(overlap).max(from);
-            crate::storage::mapped::with_range(file, start, at + len, |bytes| {
-                demux.check_moved(bytes)
-            })
-            .map_err(SpliceError::File)?
-            .map_err(SpliceError::Check)
+            window
+                .with_range(start, at + len, |bytes| demux.check_moved(bytes))
+                .map_err(SpliceError::File)?
+                .map_err(SpliceError::Check)
         };
         let at = sink.written();
         let n = self
@@ -257,17 +273,15 @@ impl Exchange<'_> {
         // What may begin a delimiter line at the moved bytes' end is the demux's to decide
         // with the bytes that follow: taken back out of the file, shown to it first.
         let end = at + n;
-        let back = crate::storage::mapped::with_range(
-            file,
-            end.saturating_sub(overlap).max(from),
-            end,
-            |bytes| {
+        let back = window
+            .with_range(end.saturating_sub(overlap).max(from), end, |bytes| {
                 let k = demux.cut_off(bytes)?;
                 Ok(Bytes::copy_from_slice(&bytes[bytes.len() - k..]))
-            },
-        )
-        .map_err(ReceiveError::File)?
-        .map_err(ReceiveError::Demux)?;
+            })
+            .map_err(ReceiveError::File)?
+            .map_err(ReceiveError::Demux)?;
+        // Unmapped before the file may shrink below it.
+        drop(window);
         if !back.is_empty() {
             // Inline (no `IORING_OP_FTRUNCATE` in io-uring 0.6): at most `overlap` bytes of
             // this file's last page-cache page, and only when a CR ends the moved bytes.

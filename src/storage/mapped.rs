@@ -2,42 +2,108 @@
 //! check can read bytes that were spliced into the file without copying them out. The pages
 //! are the page cache's own, just written, so mapping and reading them does no I/O; the
 //! caller bounds the range (a few MiB) so that one call is a short burst of CPU.
+//!
+//! [`Window`] keeps one mapping across the many pieces of a growing file (a form's spliced
+//! middle): mapping and unmapping each piece cost a TLB shootdown per piece on every core
+//! running the node's io-wq workers, and page-table work the window does once.
 
 use std::io;
 use std::os::fd::RawFd;
 
-/// Runs `f` over the bytes `from..to` of the open file `fd`.
-pub fn with_range<T>(fd: RawFd, from: u64, to: u64, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
-    if to <= from {
-        return Ok(f(&[]));
-    }
-    let page = page_size();
-    let start = from - from % page;
-    let len = usize::try_from(to - start).map_err(|_| io::Error::other("range too large"))?;
-    let offset = libc::off_t::try_from(start).map_err(|_| io::Error::other("offset too large"))?;
-    // SAFETY: a fresh read-only shared mapping of `len` bytes of `fd` at a page-aligned
-    // offset; the kernel checks the descriptor and the range.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            // Every page at once: one call instead of a fault per few pages.
-            libc::MAP_SHARED | libc::MAP_POPULATE,
+/// How much of a file one [`Window`] maps at a time (address space only: pages are mapped
+/// as ranges are read).
+const WINDOW_BYTES: u64 = 64 << 20;
+
+/// A read-only view of a file being written, moved forward as the reads move: only bytes
+/// already in the file may be read through it (a page past the file's end would fault).
+pub struct Window {
+    fd: RawFd,
+    /// The mapping: its address, the file offset it starts at, its length (0: none yet).
+    ptr: *mut libc::c_void,
+    start: u64,
+    len: usize,
+}
+
+impl Window {
+    /// A window over `fd`, which must stay open (and not shrink under a read) while it lives.
+    pub fn new(fd: RawFd) -> Window {
+        Window {
             fd,
-            offset,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+            ptr: std::ptr::null_mut(),
+            start: 0,
+            len: 0,
+        }
     }
-    let skip = (from - start) as usize;
-    // SAFETY: the mapping covers `len` bytes from `ptr`, all within the file (the caller wrote
-    // them); it stays mapped until the munmap below, after `f` returns.
-    let out = f(unsafe { std::slice::from_raw_parts((ptr as *const u8).add(skip), len - skip) });
-    // SAFETY: unmaps exactly the mapping made above.
-    unsafe { libc::munmap(ptr, len) };
-    Ok(out)
+
+    /// Runs `f` over the bytes `from..to` of the file, which must all have been written.
+    pub fn with_range<T>(
+        &mut self,
+        from: u64,
+        to: u64,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<T> {
+        if to <= from {
+            return Ok(f(&[]));
+        }
+        if from < self.start || to > self.start + self.len as u64 {
+            self.unmap();
+            let page = page_size();
+            let start = from - from % page;
+            let len = (to - start).max(WINDOW_BYTES);
+            let len = usize::try_from(len).map_err(|_| io::Error::other("range too large"))?;
+            let offset =
+                libc::off_t::try_from(start).map_err(|_| io::Error::other("offset too large"))?;
+            // SAFETY: a fresh read-only shared mapping of `len` bytes of `fd` at a page-aligned
+            // offset; it may reach past the file's end, which is only an error when read.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    self.fd,
+                    offset,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            (self.ptr, self.start, self.len) = (ptr, start, len);
+        }
+        let skip = (from - self.start) as usize;
+        let n = (to - from) as usize;
+        // The range's pages mapped in one call rather than a fault per few pages; where the
+        // kernel lacks it (before 5.14) the reads below fault them in.
+        let page = page_size() as usize;
+        let first = skip - skip % page;
+        // SAFETY: advice over pages of this mapping that the file holds (`from..to` was written).
+        unsafe {
+            libc::madvise(
+                (self.ptr as *mut u8).add(first).cast(),
+                skip + n - first,
+                libc::MADV_POPULATE_READ,
+            )
+        };
+        // SAFETY: `skip..skip + n` lies within the mapping, and the file holds those bytes (the
+        // caller's promise), so reading them cannot fault past its end.
+        Ok(f(unsafe {
+            std::slice::from_raw_parts((self.ptr as *const u8).add(skip), n)
+        }))
+    }
+
+    fn unmap(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the mapping this window made.
+            unsafe { libc::munmap(self.ptr, self.len) };
+            self.len = 0;
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        self.unmap();
+    }
 }
 
 fn page_size() -> u64 {
@@ -56,7 +122,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     #[test]
-    fn maps_any_range_of_a_file() {
+    fn a_window_sees_any_written_range_as_the_file_grows() {
         let path = std::env::temp_dir().join(format!("upgate-mapped-{}", std::process::id()));
         // Mapping needs a readable descriptor: the store opens its files read and write.
         let mut f = std::fs::OpenOptions::new()
@@ -66,13 +132,24 @@ mod tests {
             .truncate(true)
             .open(&path)
             .unwrap();
-        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        f.write_all(&bytes).unwrap();
-        let fd = f.as_raw_fd();
+        let bytes: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        f.write_all(&bytes[..20_000]).unwrap();
+        let mut window = super::Window::new(f.as_raw_fd());
+        let read = |w: &mut super::Window, from: u64, to: u64| {
+            let seen = w.with_range(from, to, |b| b.to_vec()).unwrap();
+            assert_eq!(seen, &bytes[from as usize..to as usize], "{from}..{to}");
+        };
         for (from, to) in [(0, 20_000), (4095, 4097), (5000, 12_345), (7, 7)] {
-            let seen = super::with_range(fd, from, to, |b| b.to_vec()).unwrap();
-            assert_eq!(seen, &bytes[from as usize..to as usize]);
+            read(&mut window, from, to);
         }
+        // Bytes written after the window was mapped are seen through the same mapping.
+        f.write_all(&bytes[20_000..]).unwrap();
+        read(&mut window, 19_000, 40_000);
+        // A range before the window's start maps again.
+        let mut later = super::Window::new(f.as_raw_fd());
+        read(&mut later, 30_000, 40_000);
+        read(&mut later, 100, 9_000);
+        drop((window, later));
         drop(f);
         std::fs::remove_file(&path).unwrap();
     }
