@@ -35,10 +35,16 @@ start before "$BEFORE"; start after "$AFTER"
 for r in $(seq "$REPS"); do for n in before after; do for m in $MODES; do
   find "$W/before" "$W/after" -path '*files*' -type f -size +1M -delete
   dd if=/dev/zero of="$W/recycle.bin" bs=1M count=512 status=none; rm -f "$W/recycle.bin"
-  "$AFTER" bench --json --label "$n-$m" --target "$(cat "$W/$n.url")" -c 1 -n "$N" --size "$SIZE" \
-    --mode "$m" --appid bench --callback-app "$CB" --register --watch-pid "$(cat "$W/$n.pid")" 2>/dev/null |
-    tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['label'], d['mb_s'], d.get('cpu_s_per_gib'), d['errors'])"
-done; done; done >"$W/rounds.txt"
+  # Captured whole before anything reads it: a reader starting beside the run takes CPU from it.
+  line=$("$AFTER" bench --json --label "$n-$m" --target "$(cat "$W/$n.url")" -c 1 -n "$N" \
+    --size "$SIZE" --mode "$m" --appid bench --callback-app "$CB" --register \
+    --watch-pid "$(cat "$W/$n.pid")" 2>/dev/null | tail -1)
+  echo "$line" >>"$W/rounds.jsonl"
+done; done; done
+python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    d = json.loads(l); print(d['label'], d['mb_s'], d.get('cpu_s_per_gib'), d['errors'])" "$W/rounds.jsonl" >"$W/rounds.txt"
 python3 - "$W/rounds.txt" <<'PY'
 import collections, statistics as st, sys
 rows = collections.defaultdict(list)

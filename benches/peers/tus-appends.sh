@@ -33,9 +33,11 @@ recycle_pages() {
 }
 run() { # MODE LABEL [ARGS…]: raw uploads ask first (the patent's client); tus clients never do
   recycle_pages
-  $BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \
-    "${@:3}" --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1 |
-    python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['label'], 'MB/s', d['mb_s'], 'cpu_s_per_gib', d.get('cpu_s_per_gib'), 'errors', d['errors'])"
+  # Captured whole before it is read: a reader starting beside the upload takes CPU from it.
+  local line
+  line=$($BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \
+    "${@:3}" --appid bench --callback-app $CB --register --watch-pid $NP 2>&1 | tail -1)
+  python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['label'], 'MB/s', d['mb_s'], 'cpu_s_per_gib', d.get('cpu_s_per_gib'), 'errors', d['errors'])" "$line"
 }
 # tus-valid: the app answers its pre-callbacks with valid_for_s, so only the creation asks it.
 for r in $(seq $REPS); do
