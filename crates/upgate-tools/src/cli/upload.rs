@@ -73,7 +73,7 @@ pub struct UploadArgs {
     #[arg(long, conflicts_with_all = ["pre", "post", "put"])]
     pub resumable: bool,
     /// Bytes per append with --resumable (suffixes K, M, G: powers of 1024).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M", requires = "resumable")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32M", requires = "resumable")]
     pub chunk_size: u64,
     /// Failed requests in a row before a --resumable upload gives up (progress resets the count).
     #[arg(long, value_name = "N", default_value_t = 10, requires = "resumable")]
