@@ -510,17 +510,25 @@ fn a_large_forms_spliced_middle_is_checked_in_place() {
         "the file part, byte for byte"
     );
 
-    // A part after the file, in the spliced middle: refused, nothing stored.
-    let mut late = form(
-        b,
-        &[("key", "late.bin")],
-        Some(("late.bin", "application/octet-stream", &file)),
-    );
-    let at = late.len() - (1 << 20);
+    // A part after the file, in the spliced middle: refused, nothing stored. Wherever it lands
+    // in the middle: the first piece spliced, one checked while the next is copied, the last
+    // one (checked after the splice loop).
     let extra = format!("\r\n--{b}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nx");
-    late.splice(at..at, extra.bytes());
-    let r = post_form(w.addr(), "app1", b, &late, "");
-    assert_eq!((r.status, r.error_code().as_str()), (400, "bad_multipart"));
+    for from_end in [(3 << 20) - (8 << 10), (3 << 20) / 2, 1 << 20, 64 << 10] {
+        let mut late = form(
+            b,
+            &[("key", "late.bin")],
+            Some(("late.bin", "application/octet-stream", &file)),
+        );
+        let at = late.len() - from_end;
+        late.splice(at..at, extra.bytes());
+        let r = post_form(w.addr(), "app1", b, &late, "");
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "bad_multipart"),
+            "a part {from_end} bytes before the end"
+        );
+    }
     // An epilogue longer than the tail the node reads itself: refused the same way.
     let mut epilogue = form(
         b,
