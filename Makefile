@@ -39,7 +39,7 @@ doc:
 
 ## Criterion benches of the protocol layer, then the node against nginx (bench-peers).
 bench:
-	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart resumable_headers
+	$(CARGO) bench --bench parse_head --bench head_ratio --bench decode_body --bench multipart --bench resumable_headers
 	$(MAKE) bench-peers
 
 ## upgate and nginx side by side under `upgate bench`, with the machine's limits
