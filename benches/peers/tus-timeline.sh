@@ -1,0 +1,80 @@
+#!/bin/bash
+# One tus upload of 1 GiB in 8 MiB appends (the app answering valid_for_s, so no callback),
+# traced on every vCPU with perf: scheduler switches and wake-ups, io_uring submissions and
+# completions. Prints, per append, how long the node's ring thread waited to run after the
+# load generator's next head woke it, and on which vCPU (docs/performance.md, "Where the
+# turnaround goes"). Needs perf and root. Raises the balloon's min_free_ms for the run (pages
+# freed before the traced upload would otherwise be handed back to the host; "Traps") and
+# restores it.
+set -eu
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/target/release/upgate}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+W=$ROOT/target/tus-timeline; rm -rf "$W"; mkdir -p "$W/d"
+HOLD=/sys/module/page_reporting/parameters/min_free_ms
+PREV=$(cat $HOLD 2>/dev/null || true)
+"$BIN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
+PIDS=($CBP)
+cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; [ -n "$PREV" ] && echo "$PREV" >$HOLD 2>/dev/null; true; }
+trap cleanup EXIT
+[ -n "$PREV" ] && echo 60000 >$HOLD 2>/dev/null || true
+CB=
+for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
+cat >"$W/n.toml" <<EOT
+listen = "127.0.0.1:0"
+data_dir = "$W/d"
+threads = 2
+fsync = false
+zero_copy = true
+callback_allow = ["$CB"]
+log_level = "warn"
+EOT
+"$BIN" serve --config "$W/n.toml" >"$W/n.out" 2>&1 & NP=$!; PIDS+=($NP)
+U=
+for _ in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/n.out" | head -1); [ -n "$U" ] && break; sleep 0.1; done
+tus() { "$BIN" bench --json --target "$U" -c 1 -n 1 --size "$1" --mode tus --chunk-size 8MiB --no-expect \
+  --pre-valid-for 3600 --appid bench --callback-app "$CB" --register --watch-pid "$NP" 2>/dev/null | tail -1; }
+tus 64MiB >/dev/null
+dd if=/dev/zero of="$W/recycle.bin" bs=1M count=1280 status=none; rm -f "$W/recycle.bin"
+perf record -e sched:sched_switch,sched:sched_wakeup,sched:sched_migrate_task,io_uring:io_uring_submit_req,io_uring:io_uring_complete \
+  -a -o "$W/perf.data" >/dev/null 2>&1 & PP=$!
+sleep 1
+line=$(tus 1GiB)
+sleep 0.3; kill -INT $PP; wait $PP 2>/dev/null || true
+echo "traced upload: $(echo "$line" | grep -oE '"mb_s":[0-9.]+')"
+perf script -i "$W/perf.data" >"$W/trace.txt" 2>/dev/null
+python3 - "$W/trace.txt" <<'PY'
+import re, statistics as st, sys
+ev = []
+for l in open(sys.argv[1]):
+    m = re.match(r'\s*(\S.*?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):\s*(.*)', l)
+    if m:
+        ev.append((float(m.group(4)) * 1000, m.group(1), int(m.group(3)), m.group(5), m.group(6)))
+ev.sort()
+# Each 204 is a WRITE submitted by a ring thread; between two of them, one append.
+answers = [i for i, e in enumerate(ev) if 'submit_req' in e[3] and 'opcode WRITE' in e[4] and 'upgate-uring' in e[1]]
+waits, same, period, turn = [], 0, [], []
+for a, b in zip(answers, answers[1:]):
+    period.append(ev[b][0] - ev[a][0])
+    # The turnaround: from the 204 to the next append's first splice into the file.
+    first = next((j for j in range(a + 1, b) if 'submit_req' in ev[j][3] and 'opcode SPLICE' in ev[j][4]), None)
+    if first is not None:
+        turn.append(ev[first][0] - ev[a][0])
+    woken = next((j for j in range(a + 1, b) if 'sched_wakeup' in ev[j][3]
+                  and 'upgate-uring' in ev[j][4] and ev[j][1].startswith('bench')), None)
+    if woken is None:
+        continue
+    target = int(re.search(r'target_cpu=(\d+)', ev[woken][4]).group(1))
+    ran = next((j for j in range(woken + 1, b) if 'sched_switch' in ev[j][3]
+                and re.search(r'next_comm=upgate-uring', ev[j][4])), None)
+    if ran is None:
+        continue
+    waits.append(ev[ran][0] - ev[woken][0])
+    same += target == ev[ran][2]
+w = sorted(waits)
+print(f"appends where the load generator's head woke the ring thread: {len(w)}")
+print(f"ring thread ran after: median {st.median(w):.3f} ms, p10 {w[len(w)//10]:.3f}, p90 {w[9*len(w)//10]:.3f}")
+print(f"woken onto the vCPU it then ran on (the load generator's): {same} of {len(w)}")
+t = sorted(turn)
+print(f"all {len(t)} appends, 204 to the next append's first splice: median {st.median(t):.3f} ms, p10 {t[len(t)//10]:.3f}, p90 {t[9*len(t)//10]:.3f}")
+print(f"append period (204 to 204): median {st.median(period):.3f} ms")
+PY
