@@ -4,7 +4,8 @@
 # (threads = 2, fsync = false, the same callback app), and the load generator alternates
 # between them, REPS times, each MODE (raw `upload`, `form`) on each node, N uploads of SIZE
 # on one connection per round, every round in recycled page-cache pages. Prints the median
-# MB/s and node CPU s per GiB per node and mode, with each round's MB/s (docs/performance.md,
+# MB/s and node CPU s per GiB per node and mode, with each round's MB/s; memory held for the
+# run (hold-memory.sh) (docs/performance.md,
 # "Forms beside raw uploads": the before/after of the spliced middle's check).
 #
 #   benches/peers/ab.sh BEFORE AFTER                 # REPS=6 N=3 SIZE=100MiB MODES="upload form"
@@ -15,7 +16,10 @@ BEFORE=${1:?usage: ab.sh BEFORE AFTER}; AFTER=${2:?usage: ab.sh BEFORE AFTER}
 REPS=${REPS:-6}; N=${N:-3}; SIZE=${SIZE:-100MiB}; MODES=${MODES:-upload form}
 W=$ROOT/target/ab; rm -rf "$W"; mkdir -p "$W"
 "$AFTER" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-PIDS=($CBP); trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+# shellcheck source=hold-memory.sh
+. "$ROOT/benches/peers/hold-memory.sh"
+PIDS=($CBP); trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
+hold_memory
 CB=
 for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
 start() { # NAME BIN: a node with its own data dir; NAME.url, NAME.pid

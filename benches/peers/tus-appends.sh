@@ -5,6 +5,7 @@
 # then one more tus upload under `perf record -e io_uring:io_uring_submit_req` to show the
 # appends' io_uring opcodes (SPLICE for Content-Length appends). Prints MB/s and node CPU s/GiB
 # per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
+# Memory held for the run (hold-memory.sh).
 #
 #   benches/peers/tus-appends.sh            # REPS=3 CHUNK=8MiB SIZE=1GiB
 #   LOG_LEVEL=info REPS=1 benches/peers/tus-appends.sh   # also where an append's time goes
@@ -12,6 +13,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/targe
 REPS=${REPS:-3}; CHUNK=${CHUNK:-8MiB}; SIZE=${SIZE:-1GiB}
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
 W=$ROOT/target/tus-appends; rm -rf $W; mkdir -p $W/data
+# shellcheck source=hold-memory.sh
+. "$ROOT/benches/peers/hold-memory.sh"
+trap release_memory EXIT
+hold_memory
 $BIN bench --serve-callbacks 127.0.0.1:0 > $W/cb.out 2>&1 & CBP=$!
 for i in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' $W/cb.out | head -1); [ -n "$CB" ] && break; sleep 0.1; done
 cat > $W/n.toml <<EOT

@@ -4,34 +4,23 @@
 # generator as an ordinary thread and once under `chrt --idle 0` (SCHED_IDLE: any node thread
 # that wakes takes the vCPU from it). Prints medians and the per-repetition tus / raw ratios
 # for each (docs/performance.md, "Where the turnaround goes": how much of the tus gap is the
-# load generator sharing the node's vCPUs).
+# load generator sharing the node's vCPUs). Memory held for the run (hold-memory.sh).
 #
 #   REPS=10 benches/peers/tus-client-priority.sh          # PRIORITIES="normal idle"
 set -eu
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/target/release/upgate}
+# shellcheck source=one-node.sh
+. "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
 REPS=${REPS:-4}; SIZE=${SIZE:-1GiB}; CHUNK=${CHUNK:-8MiB}; PRIORITIES=${PRIORITIES:-normal idle}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-W=$ROOT/target/tus-client-priority; rm -rf "$W"; mkdir -p "$W/d"
-"$BIN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-PIDS=($CBP); trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
-CB=
-for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
-cat >"$W/n.toml" <<EOT
-listen = "127.0.0.1:0"
-data_dir = "$W/d"
-threads = 2
-fsync = false
-zero_copy = true
-callback_allow = ["$CB"]
-log_level = "warn"
-EOT
-"$BIN" serve --config "$W/n.toml" >"$W/n.out" 2>&1 & NP=$!; PIDS+=($NP)
-U=
-for _ in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/n.out" | head -1); [ -n "$U" ] && break; sleep 0.1; done
+W=$ROOT/target/tus-client-priority; rm -rf "$W"
+# shellcheck source=hold-memory.sh
+. "$(dirname "${BASH_SOURCE[0]}")/hold-memory.sh"
+one_node false 'zero_copy = true'
+trap 'kill $NP $CBP 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
+hold_memory
 run() { # PRIORITY LABEL MODE [ARGS…]; each upload in recycled page-cache pages (tus-appends.sh)
   local pre=() line
   [ "$1" = idle ] && pre=(chrt --idle 0)
-  find "$W/d" -type f \( -path '*files*' -o -path '*partial*' \) -delete 2>/dev/null || true
+  find "$W/data" -type f \( -path '*files*' -o -path '*partial*' \) -delete 2>/dev/null || true
   dd if=/dev/zero of="$W/recycle.bin" bs=1M count=1280 status=none; rm -f "$W/recycle.bin"
   # Captured whole before anything reads it: a reader starting beside the run takes CPU from it.
   line=$("${pre[@]}" "$BIN" bench --json --label "$1-$2" --target "$U" -c 1 -n 1 --size "$SIZE" --mode "$3" \

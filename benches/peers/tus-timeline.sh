@@ -3,34 +3,16 @@
 # traced on every vCPU with perf: scheduler switches and wake-ups, io_uring submissions and
 # completions. Prints, per append, how long the node's ring thread waited to run after the
 # load generator's next head woke it, and on which vCPU (docs/performance.md, "Where the
-# turnaround goes"). Needs perf and root. Raises the balloon's min_free_ms for the run (pages
-# freed before the traced upload would otherwise be handed back to the host; "Traps") and
-# restores it.
+# turnaround goes"). Needs perf and root. Memory held for the run (hold-memory.sh).
 set -eu
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/target/release/upgate}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-W=$ROOT/target/tus-timeline; rm -rf "$W"; mkdir -p "$W/d"
-HOLD=/sys/module/page_reporting/parameters/min_free_ms
-PREV=$(cat $HOLD 2>/dev/null || true)
-"$BIN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-PIDS=($CBP)
-cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; [ -n "$PREV" ] && echo "$PREV" >$HOLD 2>/dev/null; true; }
-trap cleanup EXIT
-[ -n "$PREV" ] && echo 60000 >$HOLD 2>/dev/null || true
-CB=
-for _ in $(seq 50); do CB=$(grep -oE '127\.0\.0\.1:[0-9]+' "$W/cb.out" | head -1); [ -n "$CB" ] && break; sleep 0.1; done
-cat >"$W/n.toml" <<EOT
-listen = "127.0.0.1:0"
-data_dir = "$W/d"
-threads = 2
-fsync = false
-zero_copy = true
-callback_allow = ["$CB"]
-log_level = "warn"
-EOT
-"$BIN" serve --config "$W/n.toml" >"$W/n.out" 2>&1 & NP=$!; PIDS+=($NP)
-U=
-for _ in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/n.out" | head -1); [ -n "$U" ] && break; sleep 0.1; done
+# shellcheck source=one-node.sh
+. "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
+W=$ROOT/target/tus-timeline; rm -rf "$W"
+# shellcheck source=hold-memory.sh
+. "$(dirname "${BASH_SOURCE[0]}")/hold-memory.sh"
+one_node false 'zero_copy = true'
+trap 'kill $NP $CBP 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
+hold_memory
 tus() { "$BIN" bench --json --target "$U" -c 1 -n 1 --size "$1" --mode tus --chunk-size 8MiB --no-expect \
   --pre-valid-for 3600 --appid bench --callback-app "$CB" --register --watch-pid "$NP" 2>/dev/null | tail -1; }
 tus 64MiB >/dev/null
