@@ -278,17 +278,10 @@ fn tuspy_uploads_in_chunks_stops_and_a_new_uploader_resumes_from_its_url_storage
 
 #[test]
 fn tus_js_client_under_node_uploads_in_chunks() {
-    let modules = installed("node_modules/tus-js-client", "tus-js-client (npm)");
     let w = World::new(None);
     let chunk = 256 * 1024;
     let (file, data) = w.source("tus-js.bin", 2 * 1024 * 1024 + 777);
-    let mut cmd = Command::new("node");
-    cmd.env("NODE_MODULES", modules.parent().unwrap())
-        .arg(script("tus_js_upload.mjs"))
-        .arg(w.endpoint())
-        .arg(&file)
-        .arg(chunk.to_string());
-    let out = last_json(&run(cmd, &w.dir, "tus-js-client", Duration::from_secs(120)));
+    let out = tus_js(&w, &w.endpoint(), &file, chunk, &[], "tus-js-client");
     assert_eq!(out["version"], "4.3.1");
     assert_eq!(out["requests"]["POST"], 1, "{out}");
     w.check_upload(
@@ -300,26 +293,107 @@ fn tus_js_client_under_node_uploads_in_chunks() {
 }
 
 #[test]
+fn tus_js_client_parallel_uploads_are_joined_by_concatenation() {
+    // `parallelUploads: 3`: three `Upload-Concat: partial` uploads sent side by side on their
+    // own connections, then a `final;` creation naming them, which carries the metadata.
+    let w = World::new(None);
+    let chunk = 256 * 1024;
+    let (file, data) = w.source("tus-js-parallel.bin", 2 * 1024 * 1024 + 4321);
+    let args = ["tus-v1", "3"];
+    let out = tus_js(
+        &w,
+        &w.endpoint(),
+        &file,
+        chunk,
+        &args,
+        "tus-js-client (parallel)",
+    );
+    assert_eq!(
+        out["requests"]["POST"], 4,
+        "3 partial creations and the final: {out}"
+    );
+    let patches = out["requests"]["PATCH"].as_u64().unwrap_or(0);
+
+    let got = exchange(
+        w.addr(),
+        format!("GET /{APPID}/tus-js-parallel.bin HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes(),
+    )
+    .0;
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body == data,
+        "{} bytes stored, not {}",
+        got.body.len(),
+        data.len()
+    );
+
+    // The app was asked before each creation and each append: the parts' pre-callbacks name
+    // their upload, and their appends cover each part once, in order; the final's names the
+    // file with its whole size.
+    let pre: Vec<serde_json::Value> = w.app.on("/pre").iter().map(Received::json).collect();
+    assert_eq!(
+        pre.len() as u64,
+        4 + patches,
+        "one pre-callback per request"
+    );
+    assert!(pre.iter().all(|p| p["request"]["protocol"] == "tus"));
+    let finals: Vec<&serde_json::Value> = pre
+        .iter()
+        .filter(|p| p["path"] == "tus-js-parallel.bin")
+        .collect();
+    assert_eq!(finals.len(), 1, "one pre-callback for the final upload");
+    assert_eq!(finals[0]["size"], data.len());
+    let mut parts: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for p in pre.iter().filter(|p| p["path"] != "tus-js-parallel.bin") {
+        if let (Some(o), Some(l)) = (p["offset"].as_u64(), p["length"].as_u64()) {
+            let id = p["path"].as_str().unwrap_or_default().to_owned();
+            parts.entry(id).or_default().push((o, l));
+        }
+    }
+    assert_eq!(parts.len(), 3, "three partial uploads: {parts:?}");
+    let mut total = 0;
+    for appends in parts.values() {
+        let mut at = 0;
+        for &(o, l) in appends {
+            assert_eq!(o, at, "a part's appends follow each other: {appends:?}");
+            at += l;
+        }
+        total += at;
+    }
+    assert_eq!(total, data.len() as u64, "the parts cover the file once");
+
+    let post = w.app.wait_for("/post", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        w.app.on("/post").len(),
+        1,
+        "one post-callback, for the file"
+    );
+    assert_eq!(post[0].json()["size"], data.len());
+}
+
+#[test]
 fn tus_js_client_speaking_the_ietf_draft_uploads_to_a_file_address() {
     // `protocol: 'ietf-draft-05'`: interop version 6, `Upload-Complete`, appends of
     // `application/partial-upload`, the upload created by a POST to the file's own address.
-    let modules = installed("node_modules/tus-js-client", "tus-js-client (npm)");
+    tus_js_client_ietf("ietf-draft-05", "tus-js-ietf.bin", 1024 * 1024 + 99);
+}
+
+#[test]
+fn tus_js_client_speaking_the_older_ietf_draft_uploads_to_a_file_address() {
+    // `protocol: 'ietf-draft-03'`: interop version 5, appends with no `Content-Type`.
+    tus_js_client_ietf("ietf-draft-03", "tus-js-ietf3.bin", 768 * 1024 + 5);
+}
+
+/// One upload of `size` bytes by tus-js-client speaking `protocol` (an IETF draft) to the
+/// address `/{APPID}/{name}`, checked like the tus uploads.
+fn tus_js_client_ietf(protocol: &str, name: &str, size: usize) {
     let w = World::new(None);
     let chunk = 256 * 1024;
-    let (file, data) = w.source("tus-js-ietf.bin", 1024 * 1024 + 99);
-    let mut cmd = Command::new("node");
-    cmd.env("NODE_MODULES", modules.parent().unwrap())
-        .arg(script("tus_js_upload.mjs"))
-        .arg(format!("http://{}/{APPID}/tus-js-ietf.bin", w.addr()))
-        .arg(&file)
-        .arg(chunk.to_string())
-        .arg("ietf-draft-05");
-    let out = last_json(&run(
-        cmd,
-        &w.dir,
-        "tus-js-client (IETF)",
-        Duration::from_secs(120),
-    ));
+    let (file, data) = w.source(name, size);
+    let endpoint = format!("http://{}/{APPID}/{name}", w.addr());
+    let label = format!("tus-js-client ({protocol})");
+    let out = tus_js(&w, &endpoint, &file, chunk, &[protocol], &label);
     assert_eq!(out["requests"]["POST"], 1, "{out}");
     assert!(
         out["url"]
@@ -330,11 +404,33 @@ fn tus_js_client_speaking_the_ietf_draft_uploads_to_a_file_address() {
     );
     w.check_upload_as(
         "resumable",
-        "tus-js-ietf.bin",
+        name,
         &data,
         chunk,
         out["requests"]["PATCH"].as_u64().unwrap_or(0),
     );
+}
+
+/// Runs `tests/interop/tus_js_upload.mjs` (tus-js-client under node) for one upload of `file`
+/// to `endpoint` in `chunk`-byte appends, `args` after them (protocol, parallel parts); its
+/// JSON line.
+fn tus_js(
+    w: &World,
+    endpoint: &str,
+    file: &Path,
+    chunk: usize,
+    args: &[&str],
+    label: &str,
+) -> serde_json::Value {
+    let modules = installed("node_modules/tus-js-client", "tus-js-client (npm)");
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_MODULES", modules.parent().unwrap())
+        .arg(script("tus_js_upload.mjs"))
+        .arg(endpoint)
+        .arg(file)
+        .arg(chunk.to_string())
+        .args(args);
+    last_json(&run(cmd, &w.dir, label, Duration::from_secs(120)))
 }
 
 /// The browser: `chromium` or `chromium-browser` on PATH, or `$CHROMIUM`.
