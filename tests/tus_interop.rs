@@ -119,18 +119,7 @@ impl World {
 
     /// [`World::check_upload`] for a client speaking `protocol` (`tus` or `resumable`).
     fn check_upload_as(&self, protocol: &str, name: &str, data: &[u8], chunk: usize, patches: u64) {
-        let got = exchange(
-            self.addr(),
-            format!("GET /{APPID}/{name} HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes(),
-        )
-        .0;
-        assert_eq!(got.status, 200, "GET /{APPID}/{name}");
-        assert!(
-            got.body == data,
-            "/{APPID}/{name}: {} bytes stored, not the source's {} bytes",
-            got.body.len(),
-            data.len()
-        );
+        self.check_stored(name, data);
 
         let appends: Vec<(u64, u64)> = (0..data.len())
             .step_by(chunk)
@@ -148,11 +137,31 @@ impl World {
             .chain(appends.iter().map(|&(o, l)| (Some(o), Some(l))))
             .collect();
         assert_eq!(seen, want, "pre-callbacks: creation, then one per append");
+        self.check_one_post_callback(data.len());
+    }
 
+    /// `/{APPID}/{name}` downloads as exactly `data`.
+    fn check_stored(&self, name: &str, data: &[u8]) {
+        let got = exchange(
+            self.addr(),
+            format!("GET /{APPID}/{name} HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes(),
+        )
+        .0;
+        assert_eq!(got.status, 200, "GET /{APPID}/{name}");
+        assert!(
+            got.body == data,
+            "/{APPID}/{name}: {} bytes stored, not the source's {} bytes",
+            got.body.len(),
+            data.len()
+        );
+    }
+
+    /// Exactly one post-callback came (none more within 300 ms of it), for `size` bytes.
+    fn check_one_post_callback(&self, size: usize) {
         let post = self.app.wait_for("/post", 1, Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(self.app.on("/post").len(), 1, "exactly one post-callback");
-        assert_eq!(post[0].json()["size"], data.len());
+        assert_eq!(post[0].json()["size"], size);
     }
 }
 
@@ -314,18 +323,7 @@ fn tus_js_client_parallel_uploads_are_joined_by_concatenation() {
     );
     let patches = out["requests"]["PATCH"].as_u64().unwrap_or(0);
 
-    let got = exchange(
-        w.addr(),
-        format!("GET /{APPID}/tus-js-parallel.bin HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes(),
-    )
-    .0;
-    assert_eq!(got.status, 200);
-    assert!(
-        got.body == data,
-        "{} bytes stored, not {}",
-        got.body.len(),
-        data.len()
-    );
+    w.check_stored("tus-js-parallel.bin", &data);
 
     // The app was asked before each creation and each append: the parts' pre-callbacks name
     // their upload, and their appends cover each part once, in order; the final's names the
@@ -362,14 +360,7 @@ fn tus_js_client_parallel_uploads_are_joined_by_concatenation() {
     }
     assert_eq!(total, data.len() as u64, "the parts cover the file once");
 
-    let post = w.app.wait_for("/post", 1, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        w.app.on("/post").len(),
-        1,
-        "one post-callback, for the file"
-    );
-    assert_eq!(post[0].json()["size"], data.len());
+    w.check_one_post_callback(data.len());
 }
 
 #[test]
