@@ -4,9 +4,9 @@
 # (threads = 2, fsync = false, the same callback app), and the load generator alternates
 # between them, REPS times, each MODE (raw `upload`, `form`) on each node, N uploads of SIZE
 # on one connection per round, every round in recycled page-cache pages. Prints the median
-# MB/s and node CPU s per GiB per node and mode, with each round's MB/s; memory held for the
-# run (hold-memory.sh) (docs/performance.md,
-# "Forms beside raw uploads": the before/after of the spliced middle's check).
+# MB/s and node CPU s per GiB per node and mode, with each round's MB/s (docs/performance.md,
+# "Forms beside raw uploads": the before/after of the spliced middle's check). Memory held for
+# the run (page-cache.sh).
 #
 #   benches/peers/ab.sh BEFORE AFTER                 # REPS=6 N=3 SIZE=100MiB MODES="upload form"
 #   MODES=tus SIZE=1GiB N=1 benches/peers/ab.sh A B  # any `upgate bench --mode`
@@ -16,8 +16,8 @@ BEFORE=${1:?usage: ab.sh BEFORE AFTER}; AFTER=${2:?usage: ab.sh BEFORE AFTER}
 REPS=${REPS:-6}; N=${N:-3}; SIZE=${SIZE:-100MiB}; MODES=${MODES:-upload form}
 W=$ROOT/target/ab; rm -rf "$W"; mkdir -p "$W"
 "$AFTER" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
-# shellcheck source=hold-memory.sh
-. "$ROOT/benches/peers/hold-memory.sh"
+# shellcheck source=page-cache.sh
+. "$ROOT/benches/peers/page-cache.sh"
 PIDS=($CBP); trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
 hold_memory
 CB=
@@ -38,7 +38,7 @@ EOT
 start before "$BEFORE"; start after "$AFTER"
 for r in $(seq "$REPS"); do for n in before after; do for m in $MODES; do
   find "$W/before" "$W/after" -path '*files*' -type f -size +1M -delete
-  dd if=/dev/zero of="$W/recycle.bin" bs=1M count=512 status=none; rm -f "$W/recycle.bin"
+  recycle_pages "$W" 512
   # Captured whole before anything reads it: a reader starting beside the run takes CPU from it.
   line=$("$AFTER" bench --json --label "$n-$m" --target "$(cat "$W/$n.url")" -c 1 -n "$N" \
     --size "$SIZE" --mode "$m" --appid bench --callback-app "$CB" --register \

@@ -5,7 +5,7 @@
 # then one more tus upload under `perf record -e io_uring:io_uring_submit_req` to show the
 # appends' io_uring opcodes (SPLICE for Content-Length appends). Prints MB/s and node CPU s/GiB
 # per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
-# Memory held for the run (hold-memory.sh).
+# Memory held for the run (page-cache.sh).
 #
 #   benches/peers/tus-appends.sh            # REPS=3 CHUNK=8MiB SIZE=1GiB
 #   LOG_LEVEL=info REPS=1 benches/peers/tus-appends.sh   # also where an append's time goes
@@ -13,8 +13,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); BIN=${BIN:-$ROOT/targe
 REPS=${REPS:-3}; CHUNK=${CHUNK:-8MiB}; SIZE=${SIZE:-1GiB}
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
 W=$ROOT/target/tus-appends; rm -rf $W; mkdir -p $W/data
-# shellcheck source=hold-memory.sh
-. "$ROOT/benches/peers/hold-memory.sh"
+# shellcheck source=page-cache.sh
+. "$ROOT/benches/peers/page-cache.sh"
 trap release_memory EXIT
 hold_memory
 $BIN bench --serve-callbacks 127.0.0.1:0 > $W/cb.out 2>&1 & CBP=$!
@@ -32,12 +32,9 @@ $BIN serve --config $W/n.toml > $W/n.out 2>&1 & NP=$!
 for i in $(seq 50); do U=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' $W/n.out | head -1); [ -n "$U" ] && break; sleep 0.1; done
 # Before each upload, as benches/peers/run.sh does: the previous files deleted and a scratch file
 # written and deleted, so every upload lands in recycled page-cache pages.
-recycle_pages() {
-  find $W/data/files $W/data/partial -type f -delete 2>/dev/null
-  dd if=/dev/zero of=$W/recycle.bin bs=1M count=1280 status=none; rm -f $W/recycle.bin
-}
 run() { # MODE LABEL [ARGS…]: raw uploads ask first (the patent's client); tus clients never do
-  recycle_pages
+  find $W/data/files $W/data/partial -type f -delete 2>/dev/null
+  recycle_pages $W 1280
   # Captured whole before it is read: a reader starting beside the upload takes CPU from it.
   local line
   line=$($BIN bench --json --label $2 --target $U -c 1 -n 1 --size $SIZE --mode $1 --chunk-size $CHUNK \

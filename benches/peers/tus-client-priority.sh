@@ -4,7 +4,7 @@
 # generator as an ordinary thread and once under `chrt --idle 0` (SCHED_IDLE: any node thread
 # that wakes takes the vCPU from it). Prints medians and the per-repetition tus / raw ratios
 # for each (docs/performance.md, "Where the turnaround goes": how much of the tus gap is the
-# load generator sharing the node's vCPUs). Memory held for the run (hold-memory.sh).
+# load generator sharing the node's vCPUs). Memory held for the run (page-cache.sh).
 #
 #   REPS=10 benches/peers/tus-client-priority.sh          # PRIORITIES="normal idle"
 set -eu
@@ -12,8 +12,8 @@ set -eu
 . "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
 REPS=${REPS:-4}; SIZE=${SIZE:-1GiB}; CHUNK=${CHUNK:-8MiB}; PRIORITIES=${PRIORITIES:-normal idle}
 W=$ROOT/target/tus-client-priority; rm -rf "$W"
-# shellcheck source=hold-memory.sh
-. "$(dirname "${BASH_SOURCE[0]}")/hold-memory.sh"
+# shellcheck source=page-cache.sh
+. "$(dirname "${BASH_SOURCE[0]}")/page-cache.sh"
 one_node false 'zero_copy = true'
 trap 'kill $NP $CBP 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
 hold_memory
@@ -21,7 +21,7 @@ run() { # PRIORITY LABEL MODE [ARGS…]; each upload in recycled page-cache page
   local pre=() line
   [ "$1" = idle ] && pre=(chrt --idle 0)
   find "$W/data" -type f \( -path '*files*' -o -path '*partial*' \) -delete 2>/dev/null || true
-  dd if=/dev/zero of="$W/recycle.bin" bs=1M count=1280 status=none; rm -f "$W/recycle.bin"
+  recycle_pages "$W" 1280
   # Captured whole before anything reads it: a reader starting beside the run takes CPU from it.
   line=$("${pre[@]}" "$BIN" bench --json --label "$1-$2" --target "$U" -c 1 -n 1 --size "$SIZE" --mode "$3" \
     --chunk-size "$CHUNK" "${@:4}" --appid bench --callback-app "$CB" --register --watch-pid "$NP" 2>/dev/null | tail -1)

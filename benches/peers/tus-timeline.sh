@@ -3,20 +3,20 @@
 # traced on every vCPU with perf: scheduler switches and wake-ups, io_uring submissions and
 # completions. Prints, per append, how long the node's ring thread waited to run after the
 # load generator's next head woke it, and on which vCPU (docs/performance.md, "Where the
-# turnaround goes"). Needs perf and root. Memory held for the run (hold-memory.sh).
+# turnaround goes"). Needs perf and root. Memory held for the run (page-cache.sh).
 set -eu
 # shellcheck source=one-node.sh
 . "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
 W=$ROOT/target/tus-timeline; rm -rf "$W"
-# shellcheck source=hold-memory.sh
-. "$(dirname "${BASH_SOURCE[0]}")/hold-memory.sh"
+# shellcheck source=page-cache.sh
+. "$(dirname "${BASH_SOURCE[0]}")/page-cache.sh"
 one_node false 'zero_copy = true'
 trap 'kill $NP $CBP 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
 hold_memory
 tus() { "$BIN" bench --json --target "$U" -c 1 -n 1 --size "$1" --mode tus --chunk-size 8MiB --no-expect \
   --pre-valid-for 3600 --appid bench --callback-app "$CB" --register --watch-pid "$NP" 2>/dev/null | tail -1; }
 tus 64MiB >/dev/null
-dd if=/dev/zero of="$W/recycle.bin" bs=1M count=1280 status=none; rm -f "$W/recycle.bin"
+recycle_pages "$W" 1280
 perf record -e sched:sched_switch,sched:sched_wakeup,sched:sched_migrate_task,io_uring:io_uring_submit_req,io_uring:io_uring_complete \
   -a -o "$W/perf.data" >/dev/null 2>&1 & PP=$!
 sleep 1
