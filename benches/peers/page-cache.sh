@@ -5,8 +5,8 @@
 # measured upload, so that the upload lands in pages the kernel has just freed (the steady
 # state of a busy node) rather than in fresh memory.
 #
-# hold_memory / release_memory: this VM's balloon driver hands pages freed about half a second
-# ago back to the host, and touching them again costs 10-20 times a normal page-cache write
+# hold_memory / release_memory: this VM's balloon driver hands pages freed a few seconds ago
+# (0.6-4 s seen) back to the host, and touching them again costs 10-20 times a normal page-cache write
 # (docs/performance.md, "Traps met while measuring"). hold_memory raises the driver's
 # min_free_ms to 60 s for the run, so recycled pages are still the guest's when the upload
 # uses them; release_memory puts the old value back (call it from the script's EXIT trap).
