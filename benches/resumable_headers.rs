@@ -11,7 +11,7 @@
 //!   eight partial uploads.
 //!
 //! Run: `cargo bench --bench resumable_headers -- --warm-up-time 1 --measurement-time 3`.
-//! Figures: docs/performance.md, "Protocol layer".
+//! Figures: docs/performance.md, "Forms and resumable headers".
 
 use std::hint::black_box;
 
