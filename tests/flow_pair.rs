@@ -143,18 +143,25 @@ fn a_stalled_body_gets_408_and_leaves_nothing() {
     assert_eq!(app_server.paths(), ["pre"]);
 }
 
-#[test]
-fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
+/// A node with `app1` registered (its app accepting everything) over a store with `bytes` of
+/// room.
+fn node_with_room(bytes: u64) -> (Registry, MemoryStore, AppServer, Arc<upgate::app::App>) {
     let (registry, app_server) = (Registry::in_memory(), AppServer::new());
     register_app1(&registry);
-    // Declared size over the room: refused before the client sends a byte.
-    let store = MemoryStore::with_capacity(4);
+    let store = MemoryStore::with_capacity(bytes);
     let app = node(
         config(),
         &registry,
         &store,
         app_server.answerer(Arc::new(|_| ok())),
     );
+    (registry, store, app_server, app)
+}
+
+#[test]
+fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
+    // Declared size over the room: refused before the client sends a byte.
+    let (registry, store, app_server, app) = node_with_room(4);
     converse(&app, |peer| async move {
         peer.send(HEAD_5);
         let wire = next_response(&peer, &mut 0).await;
@@ -277,5 +284,65 @@ fn a_crash_between_commit_and_notification_delivers_it_once_after_restart() {
         calls[0].body,
         app_server.calls()[1].body,
         "the exact body recorded"
+    );
+}
+
+#[test]
+fn a_tus_append_larger_than_the_room_left_answers_507_before_100_continue() {
+    let (_registry, store, app_server, app) = node_with_room(4);
+    let resource = Arc::new(Mutex::new(String::new()));
+    let at = resource.clone();
+    converse(&app, |peer| async move {
+        let mut seen = 0;
+        peer.send(
+            "POST /upload/tus/app1/ HTTP/1.1\r\nHost: n\r\nTus-Resumable: 1.0.0\r\n\
+             Upload-Length: 10\r\nUpload-Metadata: filename YS50eHQ=\r\nContent-Length: 0\r\n\r\n",
+        );
+        let created = next_response(&peer, &mut seen).await;
+        assert_eq!(
+            created.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        let location = created
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .expect("a Location")
+            .to_owned();
+        let path = location[location.find("/upload/tus/").unwrap()..].to_owned();
+        // The append's 10 declared bytes do not fit in the 4 left: refused on its head,
+        // before the client is told to send them.
+        peer.send(format!(
+            "PATCH {path} HTTP/1.1\r\nHost: n\r\nTus-Resumable: 1.0.0\r\n\
+             Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
+             Expect: 100-continue\r\nContent-Length: 10\r\n\r\n"
+        ));
+        let refused = next_response(&peer, &mut seen).await;
+        assert_eq!(
+            (refused.status, refused.json()["error"].as_str()),
+            (507, Some("insufficient_storage")),
+            "{}",
+            refused.head
+        );
+        assert!(!String::from_utf8_lossy(&peer.received()).contains("100 Continue"));
+        *at.lock().unwrap() = path;
+    });
+    let path = resource.lock().unwrap().clone();
+    converse(&app, |peer| async move {
+        // Nothing of the refused append counts: the upload is still at 0.
+        peer.send(format!(
+            "HEAD {path} HTTP/1.1\r\nHost: n\r\nTus-Resumable: 1.0.0\r\n\r\n"
+        ));
+        let head = next_response(&peer, &mut 0).await;
+        assert_eq!(head.status, 200, "{}", head.head);
+        assert!(head.head.contains("Upload-Offset: 0\r\n"), "{}", head.head);
+    });
+    assert!(store.is_empty());
+    assert_eq!(
+        app_server.paths(),
+        ["pre", "pre"],
+        "asked at the creation and before the append; no post-callback"
     );
 }

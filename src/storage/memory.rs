@@ -306,6 +306,16 @@ impl UploadHandle for MemoryUpload {
         Ok(())
     }
 
+    /// Like `fallocate`: the room must be there now (nothing is held: the bytes are counted
+    /// as they arrive).
+    async fn reserve(&mut self, len: u64) -> io::Result<()> {
+        let inner = self.store.lock();
+        if inner.capacity.is_some_and(|cap| inner.used + len > cap) {
+            return Err(MemoryStore::no_space());
+        }
+        Ok(())
+    }
+
     async fn sync(&self) -> io::Result<()> {
         Ok(())
     }

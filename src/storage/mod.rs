@@ -209,6 +209,10 @@ impl UploadHandle for Upload {
         each_upload!(self, u => u.append_at(offset, data).await)
     }
 
+    async fn reserve(&mut self, len: u64) -> io::Result<()> {
+        each_upload!(self, u => u.reserve(len).await)
+    }
+
     async fn sync(&self) -> io::Result<()> {
         each_upload!(self, u => u.sync().await)
     }

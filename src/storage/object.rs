@@ -265,6 +265,12 @@ pub trait UploadHandle {
     fn advance(&mut self, n: u64);
     /// Writes `data` at `offset`, which must be the current length (appends are in order).
     async fn append_at(&mut self, offset: u64, data: Bytes) -> io::Result<()>;
+    /// Reserves room for up to `len` more bytes after what was written, keeping the length:
+    /// a store without room fails now, before the body is asked for (507 before
+    /// `100 Continue`, as [`ObjectStore::begin`]'s `size_hint`); the commit gives back what
+    /// the body did not fill. For bodies whose size is known per request (a resumable
+    /// upload's append).
+    async fn reserve(&mut self, len: u64) -> io::Result<()>;
     /// Makes the bytes written so far durable (a resumable upload's append, before its offset
     /// is acknowledged under `fsync = true`).
     async fn sync(&self) -> io::Result<()>;

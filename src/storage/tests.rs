@@ -145,6 +145,57 @@ fn a_resumable_upload_resumes_at_its_acknowledged_length() {
 }
 
 #[test]
+fn an_appends_reservation_moves_no_offset_and_the_commit_gives_back_what_it_did_not_fill() {
+    both(|store| async move {
+        let mut up = store.begin_partial("u6").await.unwrap();
+        up.append_at(0, Bytes::from_static(b"abc")).await.unwrap();
+        drop(up);
+        // An append reserves 1 MiB, writes 5 bytes and breaks: its reservation is no byte of
+        // the upload, so it resumes where the bytes end, not where the reservation does.
+        let mut broken = store.resume("u6", 3).await.unwrap().expect("resumable");
+        broken.reserve(1 << 20).await.unwrap();
+        assert_eq!(broken.written(), 3);
+        broken
+            .append_at(3, Bytes::from_static(b"defgh"))
+            .await
+            .unwrap();
+        drop(broken);
+        let mut last = store.resume("u6", 8).await.unwrap().expect("resumable");
+        assert_eq!(last.written(), 8);
+        last.reserve(1 << 20).await.unwrap();
+        last.append_at(8, Bytes::from_static(b"ij")).await.unwrap();
+        last.commit(&key("res.bin"), KEEP).await.unwrap();
+        assert_eq!(
+            read_all(&store, &key("res.bin")).await.unwrap(),
+            b"abcdefghij"
+        );
+        if let Store::Local(local) = &store {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(local.final_path(&key("res.bin"))).unwrap();
+            assert_eq!(m.len(), 10);
+            assert!(
+                m.blocks() * 512 < 64 << 10,
+                "the unfilled reservation is given back: {} blocks",
+                m.blocks()
+            );
+        }
+    });
+}
+
+#[test]
+fn a_reservation_beyond_the_room_left_fails_as_a_full_disk() {
+    tokio_uring::start(async {
+        let store = Store::Memory(MemoryStore::with_capacity(8));
+        let mut up = store.begin_partial("u7").await.unwrap();
+        up.append_at(0, Bytes::from_static(b"abc")).await.unwrap();
+        let err = up.reserve(6).await.unwrap_err();
+        assert!(is_disk_full(&err), "{err}");
+        up.reserve(5).await.unwrap();
+        assert_eq!(up.written(), 3);
+    });
+}
+
+#[test]
 fn a_partial_body_shorter_than_its_acknowledgement_or_discarded_does_not_resume() {
     both(|store| async move {
         let mut up = store.begin_partial("u5").await.unwrap();

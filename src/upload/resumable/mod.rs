@@ -295,14 +295,19 @@ pub(crate) async fn append(
         }
     }
 
-    ex.accept_body().await.map_err(FlowError::Body)?;
     let start = rec.offset;
+    // Reopened, and the append's declared bytes reserved, before the body is asked for: a
+    // full disk answers 507 before `100 Continue`, as for a whole upload.
     let mut sink = app
         .store
         .resume(&rec.id, start)
         .await
         .map_err(phases::storage_error)?
         .ok_or(ResumableError::NotFound)?;
+    if let Some(n) = declared {
+        sink.reserve(n).await.map_err(phases::storage_error)?;
+    }
+    ex.accept_body().await.map_err(FlowError::Body)?;
     let mut digest = checksum.as_ref().map(|c| Digest::new(c.algorithm()));
     let plan = BodyPlan {
         splice: app.config.zero_copy && digest.is_none(),
