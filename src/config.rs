@@ -81,6 +81,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// io_uring runtimes; 0 means one per core.
     pub threads: usize,
+    /// Each io_uring runtime's thread kept on one CPU of those the node may use.
+    pub pin_threads: bool,
     pub admin_token: Option<String>,
     pub expect: ExpectPolicy,
     pub callback_allow: Vec<String>,
@@ -160,6 +162,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             public_url: None,
             threads: 0,
+            pin_threads: false,
             admin_token: None,
             expect: ExpectPolicy::Require,
             callback_allow: Vec::new(),

@@ -20,7 +20,7 @@ fn defaults_are_the_contracts() {
         (10_000, 30_000, 60_000)
     );
     assert_eq!(c.max_connections, 10_000);
-    assert!(c.fsync && !c.overwrite && c.zero_copy);
+    assert!(c.fsync && !c.overwrite && c.zero_copy && !c.pin_threads);
     assert_eq!(c.checksum, Checksum::None);
     assert_eq!(c.public_base(), "http://127.0.0.1:8080");
 }

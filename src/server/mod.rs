@@ -15,8 +15,10 @@
 //! | `ingest.rs` | a request body into an upload: splice, registered buffers or buffered |
 //! | `linger.rs` | the lingering close |
 //! | `handler.rs`, `access.rs`, `date.rs`, `listener.rs` | the handler trait, the access log, the `Date` cache, the listeners |
+//! | `affinity.rs` | `pin_threads`: a runtime's thread kept on one CPU |
 
 pub mod access;
+mod affinity;
 mod connection;
 mod date;
 mod driver;
@@ -126,8 +128,14 @@ where
     let make_handler = Arc::new(make_handler);
     let (tx, rx) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
+    let cpus = if config.pin_threads {
+        affinity::allowed_cpus()?
+    } else {
+        Vec::new()
+    };
     let mut threads = Vec::with_capacity(count);
     for (i, std_listener) in listeners.into_iter().enumerate() {
+        let cpu = affinity::cpu_for(&cpus, i);
         let tls_listener = tls_listeners.get_mut(i).and_then(Option::take);
         let tls_settings = tls.as_ref().map(|(_, t)| t.clone());
         let config = config.clone();
@@ -137,6 +145,12 @@ where
         let thread = std::thread::Builder::new()
             .name(format!("upgate-uring-{i}"))
             .spawn(move || {
+                // Before the ring exists, so its io-wq workers start on the same CPU.
+                if let Some(cpu) = cpu {
+                    if let Err(e) = affinity::pin_current_thread(cpu) {
+                        tracing::warn!(error = %e, cpu, thread = i, "pin_threads: runtime thread not pinned");
+                    }
+                }
                 tokio_uring::start(async move {
                     let ctx = Rc::new(ThreadCtx {
                         config,
