@@ -1,7 +1,8 @@
 #!/bin/bash
 # 1 GiB uploaded as tus appends of CHUNK (8 MiB) beside single raw uploads of 1 GiB, one
 # connection each, alternating REPS times on one fresh node (tus twice: the app asked before
-# every append, and an app answering valid_for_s) (fsync = false, zero_copy = true),
+# every append, and an app answering valid_for_s) (fsync = false, zero_copy = true,
+# pin_threads = true unless PIN_THREADS=false; BIN=another build),
 # then one more tus upload under `perf record -e io_uring:io_uring_submit_req` to show the
 # appends' io_uring opcodes (SPLICE for Content-Length appends). Prints MB/s and node CPU s/GiB
 # per run (docs/performance.md, "Resumable appends beside a raw upload"). Needs `perf`.
@@ -25,6 +26,7 @@ data_dir = "$W/data"
 threads = 2
 fsync = false
 zero_copy = true
+$([ "${PIN_THREADS:-true}" = false ] || echo "pin_threads = true")
 callback_allow = ["$CB"]
 log_level = "${LOG_LEVEL:-warn}"
 EOT

@@ -4,13 +4,15 @@
 # completions. Prints, per append, how long the node's ring thread waited to run after the
 # load generator's next head woke it, and on which vCPU (docs/performance.md, "Where the
 # turnaround goes"). Needs perf and root. Memory held for the run (page-cache.sh).
+# PIN_THREADS=true runs the node with pin_threads = true.
 set -eu
 # shellcheck source=one-node.sh
 . "$(dirname "${BASH_SOURCE[0]}")/one-node.sh"
 W=$ROOT/target/tus-timeline; rm -rf "$W"
 # shellcheck source=page-cache.sh
 . "$(dirname "${BASH_SOURCE[0]}")/page-cache.sh"
-one_node false 'zero_copy = true'
+one_node false "zero_copy = true
+pin_threads = ${PIN_THREADS:-false}"
 trap 'kill $NP $CBP 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
 hold_memory
 tus() { "$BIN" bench --json --target "$U" -c 1 -n 1 --size "$1" --mode tus --chunk-size 8MiB --no-expect \
