@@ -143,14 +143,17 @@ fn a_stalled_body_gets_408_and_leaves_nothing() {
     assert_eq!(app_server.paths(), ["pre"]);
 }
 
-/// A node with `app1` registered (its app accepting everything) over a store with `bytes` of
-/// room.
-fn node_with_room(bytes: u64) -> (Registry, MemoryStore, AppServer, Arc<upgate::app::App>) {
+/// A node with `config` and `app1` registered (its app accepting everything) over a store
+/// with `bytes` of room.
+fn node_with_room(
+    config: Config,
+    bytes: u64,
+) -> (Registry, MemoryStore, AppServer, Arc<upgate::app::App>) {
     let (registry, app_server) = (Registry::in_memory(), AppServer::new());
     register_app1(&registry);
     let store = MemoryStore::with_capacity(bytes);
     let app = node(
-        config(),
+        config,
         &registry,
         &store,
         app_server.answerer(Arc::new(|_| ok())),
@@ -161,7 +164,7 @@ fn node_with_room(bytes: u64) -> (Registry, MemoryStore, AppServer, Arc<upgate::
 #[test]
 fn a_full_store_answers_507_before_100_continue_or_midway_and_keeps_nothing() {
     // Declared size over the room: refused before the client sends a byte.
-    let (registry, store, app_server, app) = node_with_room(4);
+    let (registry, store, app_server, app) = node_with_room(config(), 4);
     converse(&app, |peer| async move {
         peer.send(HEAD_5);
         let wire = next_response(&peer, &mut 0).await;
@@ -289,7 +292,7 @@ fn a_crash_between_commit_and_notification_delivers_it_once_after_restart() {
 
 #[test]
 fn a_tus_append_larger_than_the_room_left_answers_507_before_100_continue() {
-    let (_registry, store, app_server, app) = node_with_room(4);
+    let (_registry, store, app_server, app) = node_with_room(config(), 4);
     let resource = Arc::new(Mutex::new(String::new()));
     let at = resource.clone();
     converse(&app, |peer| async move {
@@ -345,4 +348,32 @@ fn a_tus_append_larger_than_the_room_left_answers_507_before_100_continue() {
         ["pre", "pre"],
         "asked at the creation and before the append; no post-callback"
     );
+}
+
+#[test]
+fn a_creation_body_over_the_limit_gets_413_not_507_when_the_disk_holds_the_limit() {
+    // The node takes at most 20 bytes per upload and the store holds 25: a deferred-length
+    // creation whose body declares 30 reserves no more than the limit, so the client learns
+    // what it can act on (too large), not that the disk is full.
+    let limited = Config {
+        max_body_bytes: 20,
+        ..config()
+    };
+    let (_registry, store, _app_server, app) = node_with_room(limited, 25);
+    converse(&app, |peer| async move {
+        peer.send(
+            "POST /upload/tus/app1/ HTTP/1.1\r\nHost: n\r\nTus-Resumable: 1.0.0\r\n\
+             Upload-Defer-Length: 1\r\nUpload-Metadata: filename YS50eHQ=\r\n\
+             Content-Type: application/offset+octet-stream\r\nContent-Length: 30\r\n\r\n\
+             012345678901234567890123456789",
+        );
+        let refused = next_response(&peer, &mut 0).await;
+        assert_eq!(
+            (refused.status, refused.json()["error"].as_str()),
+            (413, Some("too_large")),
+            "{}",
+            refused.head
+        );
+    });
+    assert!(store.is_empty(), "nothing visible");
 }

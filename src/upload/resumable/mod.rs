@@ -304,14 +304,19 @@ pub(crate) async fn append(
         .await
         .map_err(phases::storage_error)?
         .ok_or(ResumableError::NotFound)?;
+    let limit = rec.length.unwrap_or(req.limit).min(req.limit);
     if let Some(n) = declared {
-        sink.reserve(n).await.map_err(phases::storage_error)?;
+        // No more than the body may bring: one past the limit gets 413 as it arrives.
+        let room = limit.saturating_sub(start);
+        sink.reserve(n.min(room))
+            .await
+            .map_err(phases::storage_error)?;
     }
     ex.accept_body().await.map_err(FlowError::Body)?;
     let mut digest = checksum.as_ref().map(|c| Digest::new(c.algorithm()));
     let plan = BodyPlan {
         splice: app.config.zero_copy && digest.is_none(),
-        limit: rec.length.unwrap_or(req.limit).min(req.limit),
+        limit,
     };
     let mut seen = |bytes: &[u8]| {
         if let Some(d) = digest.as_mut() {
