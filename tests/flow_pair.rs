@@ -377,3 +377,36 @@ fn a_creation_body_over_the_limit_gets_413_not_507_when_the_disk_holds_the_limit
     });
     assert!(store.is_empty(), "nothing visible");
 }
+
+#[test]
+fn a_form_whose_file_fits_is_stored_though_its_whole_body_would_not() {
+    // The file part's room is reserved up to the form's Content-Length; a store with room for
+    // the file but not for the whole form goes on without the reservation.
+    let (_registry, store, app_server, app) = node_with_room(config(), 320);
+    let data = "x".repeat(300);
+    let body = format!(
+        "--B\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\ndocs/f.bin\r\n\
+         --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n{data}\r\n--B--\r\n"
+    );
+    let head = format!(
+        "POST /upload/form/app1 HTTP/1.1\r\nHost: n\r\nExpect: 100-continue\r\n\
+         Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    assert!(body.len() > 320);
+    converse(&app, |peer| async move {
+        peer.send(head);
+        let mut seen = 0;
+        let interim = next_response(&peer, &mut seen).await;
+        assert_eq!(interim.status, 100, "{}", interim.head);
+        peer.send(body);
+        let done = next_response(&peer, &mut seen).await;
+        assert_eq!(done.status, 201, "{}", String::from_utf8_lossy(&done.body));
+    });
+    assert_eq!(
+        store.get(&key("docs/f.bin")).as_deref(),
+        Some("x".repeat(300).as_bytes())
+    );
+    assert_eq!(app_server.paths(), ["pre", "post"]);
+}

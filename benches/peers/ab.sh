@@ -10,6 +10,7 @@
 #
 #   benches/peers/ab.sh BEFORE AFTER                 # REPS=6 N=3 SIZE=100MiB MODES="upload form"
 #   MODES=tus SIZE=1GiB N=1 benches/peers/ab.sh A B  # any `upgate bench --mode`
+#   PIN_THREADS=true benches/peers/ab.sh A B         # both nodes with pin_threads = true
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BEFORE=${1:?usage: ab.sh BEFORE AFTER}; AFTER=${2:?usage: ab.sh BEFORE AFTER}
@@ -29,6 +30,7 @@ listen = "127.0.0.1:0"
 data_dir = "$W/$1"
 threads = 2
 fsync = false
+$([ "${PIN_THREADS:-false}" = true ] && echo "pin_threads = true")
 callback_allow = ["$CB"]
 log_level = "warn"
 EOT

@@ -82,7 +82,10 @@ async fn run(
     phases::not_stored_yet(app, &req.target).await?;
 
     // 205/307: the file part into its sink; the rest of the form checked to its end.
-    let sink = phases::open_sink(app, &req).await?;
+    let mut sink = phases::open_sink(app, &req).await?;
+    if let Some(bound) = ex.head().info().content_length() {
+        sink = phases::reserve_bound(sink, bound).await?;
+    }
     let body = phases::receive_form_file(ex, app, &req, sink, demux, leftover);
     let (sink, sha256) = t.timed(Step::Body, body).await?;
     let commit = phases::commit(app, &req, sink, sha256);

@@ -16,6 +16,20 @@ pub(crate) async fn open_sink(app: &App, req: &UploadRequest) -> Result<Upload, 
         .map_err(storage_error)
 }
 
+/// Reserves room for a body known only by a bound (a form's file part is at most its form's
+/// `Content-Length`), so its blocks are allocated at once. A store without room for the bound
+/// goes on without the reservation: the part itself may still fit. On another failure the
+/// temporary file is removed.
+pub(crate) async fn reserve_bound(mut sink: Upload, bound: u64) -> Result<Upload, FlowError> {
+    match sink.reserve(bound).await {
+        Err(e) if !is_disk_full(&e) => {
+            sink.abort().await;
+            Err(storage_error(e))
+        }
+        _ => Ok(sink),
+    }
+}
+
 /// Streams the body into the sink ([`Exchange::receive_into`] picks the path per
 /// byte: splice, registered buffers, or the connection's buffer). With `checksum = "sha256"`
 /// the body is digested on its way and checked against the client's claims (400

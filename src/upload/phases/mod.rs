@@ -17,7 +17,9 @@ mod callbacks;
 mod commit;
 mod conditions;
 
-pub(crate) use body::{open_sink, receive_body, receive_error, receive_form_file, storage_error};
+pub(crate) use body::{
+    open_sink, receive_body, receive_error, receive_form_file, reserve_bound, storage_error,
+};
 pub(crate) use callbacks::{post_callback, pre_callback};
 pub(crate) use commit::commit;
 pub(crate) use conditions::{admit, new_upload_id, not_stored_yet, receive_conditions, Admitted};
