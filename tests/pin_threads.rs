@@ -36,13 +36,23 @@ fn pinned_runtime_threads_each_keep_to_their_own_cpu_and_serve() {
     config.threads = cores;
     config.pin_threads = true;
     let node = start(config);
-    let rings = allowed_cpus_of("upgate-uring-");
-    assert_eq!(rings.len(), cores, "{rings:?}");
-    let cpus: std::collections::BTreeSet<usize> = rings
-        .iter()
-        .map(|(_, c)| c.parse().expect("one CPU per ring thread"))
-        .collect();
-    assert_eq!(cpus.len(), cores, "a CPU of its own each: {rings:?}");
+    // A new thread names and pins itself once it runs, which may be after `start` returns:
+    // waited for, at most 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let cpus = loop {
+        let rings = allowed_cpus_of("upgate-uring-");
+        let cpus: std::collections::BTreeSet<usize> =
+            rings.iter().filter_map(|(_, c)| c.parse().ok()).collect();
+        if rings.len() == cores && cpus.len() == cores {
+            break cpus;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "each ring thread on a CPU of its own: {rings:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(cpus.len(), cores);
     let (wire, _) = exchange(
         node.local_addr(),
         b"GET /healthz HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n",

@@ -269,7 +269,7 @@ pub trait UploadHandle {
     /// a store without room fails now, before the body is asked for (507 before
     /// `100 Continue`, as [`ObjectStore::begin`]'s `size_hint`); the commit gives back what
     /// the body did not fill. For bodies whose size is known per request (a resumable
-    /// upload's append).
+    /// upload's append) or only as a bound (a form's file part).
     async fn reserve(&mut self, len: u64) -> io::Result<()>;
     /// Makes the bytes written so far durable (a resumable upload's append, before its offset
     /// is acknowledged under `fsync = true`).
