@@ -84,10 +84,16 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn reserve(&mut self, n: u64) -> io::Result<()> {
+    /// Fails as a full disk unless `n` more bytes fit.
+    fn check_room(&self, n: u64) -> io::Result<()> {
         if self.capacity.is_some_and(|cap| self.used + n > cap) {
             return Err(MemoryStore::no_space());
         }
+        Ok(())
+    }
+
+    fn reserve(&mut self, n: u64) -> io::Result<()> {
+        self.check_room(n)?;
         self.used += n;
         Ok(())
     }
@@ -107,10 +113,8 @@ impl ObjectStore for MemoryStore {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         // Like `fallocate`: the declared size must fit now, before `100 Continue`.
-        if let (Some(size), Some(cap)) = (size_hint, inner.capacity) {
-            if inner.used + size > cap {
-                return Err(MemoryStore::no_space());
-            }
+        if let Some(size) = size_hint {
+            inner.check_room(size)?;
         }
         inner.uploads.insert(upload_id.to_string(), BytesMut::new());
         let version = inner.version();
@@ -309,11 +313,7 @@ impl UploadHandle for MemoryUpload {
     /// Like `fallocate`: the room must be there now (nothing is held: the bytes are counted
     /// as they arrive).
     async fn reserve(&mut self, len: u64) -> io::Result<()> {
-        let inner = self.store.lock();
-        if inner.capacity.is_some_and(|cap| inner.used + len > cap) {
-            return Err(MemoryStore::no_space());
-        }
-        Ok(())
+        self.store.lock().check_room(len)
     }
 
     async fn sync(&self) -> io::Result<()> {
