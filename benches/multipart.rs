@@ -6,9 +6,16 @@
 //! - `file_100mib_64k_reads`: the same with a 100 MiB file part, made by offering one 64 KiB
 //!   read of file bytes 1600 times (the parser cannot tell), so no 100 MiB buffer is needed.
 //!
+//! - `in_place_check_1mib/{binary,letters}`: `MultipartParser::find_delimiter` over 1 MiB of
+//!   file bytes, as the node checks a spliced piece of a large file part in place: pseudo-random
+//!   bytes (a CR every 256 bytes, as in compressed files) and lowercase letters (no CR). With
+//!   `--features check`, also `…_by_cr`: the same answer by trying every CR (the search before
+//!   the pair search, kept as its oracle), for the before and after.
+//!
 //! The file bytes are pseudo-random, so CRs and `--` appear at their natural rate; criterion
 //! reports bytes/s of the whole form. Run:
-//! `cargo bench --bench multipart -- --warm-up-time 1 --measurement-time 5`.
+//! `cargo bench --bench multipart -- --warm-up-time 1 --measurement-time 5`
+//! (`cargo bench --features check --bench multipart -- in_place` for the check's before/after).
 
 use std::hint::black_box;
 
@@ -100,6 +107,21 @@ fn multipart(c: &mut Criterion) {
             assert_eq!(parse_form(&head, reads), field + READS * READ)
         })
     });
+    g.finish();
+
+    let parser = MultipartParser::new(BOUNDARY);
+    let letters: Vec<u8> = (0..MIB).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut g = c.benchmark_group("in_place_check_1mib");
+    g.throughput(Throughput::Bytes(MIB as u64));
+    for (name, bytes) in [("binary", file), ("letters", &letters[..])] {
+        g.bench_function(name, |b| {
+            b.iter(|| assert_eq!(parser.find_delimiter(black_box(bytes)), Ok(None)))
+        });
+        #[cfg(feature = "check")]
+        g.bench_function(format!("{name}_by_cr"), |b| {
+            b.iter(|| assert_eq!(parser.find_delimiter_by_cr(black_box(bytes)), Ok(None)))
+        });
+    }
     g.finish();
 }
 

@@ -17,7 +17,7 @@ use proptest::sample::select;
 use upgate::http::check::{
     check_multipart, check_multipart_with, moved_run, MultipartOutcome, MultipartStep,
 };
-use upgate::http::{PartHead, MAX_PARTS, MAX_TRANSPORT_PADDING};
+use upgate::http::{MultipartParser, PartHead, MAX_PARTS, MAX_TRANSPORT_PADDING};
 
 use crate::model::cuts;
 
@@ -358,6 +358,22 @@ proptest! {
             // One that lies wholly inside the window (with the released bytes): found.
             Some(d) if start + d >= a && start + d + boundary.len() + 6 <= b => prop_assert!(found),
             Some(_) => {}
+        }
+    }
+
+    #[test]
+    fn the_in_place_search_finds_the_first_delimiter_line_in_any_bytes(
+        (boundary, chunks) in boundary().prop_flat_map(|b| (Just(b.clone()), prop::collection::vec(data(b), 1..24))),
+        skip in 0usize..70,
+    ) {
+        // Long enough for the vector search (and its tail), with the hard pieces anywhere.
+        let bytes = chunks.concat();
+        let bytes = &bytes[skip.min(bytes.len())..];
+        let whole = first_delimiter(bytes, &boundary);
+        match MultipartParser::new(&boundary).find_delimiter(bytes) {
+            Ok(found) => prop_assert_eq!(found, whole),
+            // Too much padding after a whole delimiter: a line the parser refuses.
+            Err(_) => prop_assert!(whole.is_some()),
         }
     }
 

@@ -11,12 +11,16 @@
 #   benches/peers/ab.sh BEFORE AFTER                 # REPS=6 N=3 SIZE=100MiB MODES="upload form"
 #   MODES=tus SIZE=1GiB N=1 benches/peers/ab.sh A B  # any `upgate bench --mode`
 #   PIN_THREADS=true benches/peers/ab.sh A B         # both nodes with pin_threads = true
+#   C=2 N=4 benches/peers/ab.sh A B                  # C connections at once (default 1)
+#   GEN=/path/to/upgate benches/peers/ab.sh A B      # load generator and callback app (default
+#                                                    # AFTER's: its body pattern decides the bytes)
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BEFORE=${1:?usage: ab.sh BEFORE AFTER}; AFTER=${2:?usage: ab.sh BEFORE AFTER}
+GEN=${GEN:-$AFTER}
 REPS=${REPS:-6}; N=${N:-3}; SIZE=${SIZE:-100MiB}; MODES=${MODES:-upload form}
 W=$ROOT/target/ab; rm -rf "$W"; mkdir -p "$W"
-"$AFTER" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
+"$GEN" bench --serve-callbacks 127.0.0.1:0 >"$W/cb.out" 2>&1 & CBP=$!
 # shellcheck source=page-cache.sh
 . "$ROOT/benches/peers/page-cache.sh"
 PIDS=($CBP); trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; release_memory' EXIT
@@ -42,7 +46,7 @@ for r in $(seq "$REPS"); do for n in before after; do for m in $MODES; do
   find "$W/before" "$W/after" -path '*files*' -type f -size +1M -delete
   recycle_pages "$W" 512
   # Captured whole before anything reads it: a reader starting beside the run takes CPU from it.
-  line=$("$AFTER" bench --json --label "$n-$m" --target "$(cat "$W/$n.url")" -c 1 -n "$N" \
+  line=$("$GEN" bench --json --label "$n-$m" --target "$(cat "$W/$n.url")" -c "${C:-1}" -n "$N" \
     --size "$SIZE" --mode "$m" --appid bench --callback-app "$CB" --register \
     --watch-pid "$(cat "$W/$n.pid")" 2>/dev/null | tail -1)
   echo "$line" >>"$W/rounds.jsonl"

@@ -32,6 +32,7 @@ mod error;
 mod params;
 mod part;
 mod scan;
+mod search;
 
 pub use boundary::{boundary_of, is_boundary, MAX_BOUNDARY_BYTES};
 pub use error::MultipartError;
@@ -179,6 +180,12 @@ impl MultipartParser {
     /// by [`MultipartParser::max_held`] bytes. An error for a line the parser refuses too.
     pub fn find_delimiter(&self, bytes: &[u8]) -> Result<Option<usize>, MultipartError> {
         self.scanner.find_line(bytes)
+    }
+
+    /// [`MultipartParser::find_delimiter`] by its definition, slowly: the oracle for it.
+    #[cfg(any(test, feature = "check"))]
+    pub fn find_delimiter_by_cr(&self, bytes: &[u8]) -> Result<Option<usize>, MultipartError> {
+        self.scanner.find_line_by_cr(bytes)
     }
 
     /// How many bytes at the end of moved part body bytes (the last window checked with

@@ -330,6 +330,23 @@ fn check_moved(body: &[u8], boundary: &[u8], whole: &MultipartRun, cuts: &[usize
     assert_eq!(data, last, "a moved window changed the last part");
 }
 
+/// The vector search of bytes checked in place ([`MultipartParser::find_delimiter`]) answers
+/// what trying every CR does, over the bytes, over 32 suffixes spread along them and over each
+/// of the last 96 (short haystacks take the scalar path; longer ones end in the vector loop's
+/// tail).
+pub fn check_find_delimiter(p: &MultipartParser, bytes: &[u8]) {
+    let step = (bytes.len() / 32).max(1);
+    let tail = bytes.len().saturating_sub(96);
+    for from in (0..=bytes.len()).filter(|&f| f % step == 0 || f >= tail) {
+        let b = &bytes[from..];
+        assert_eq!(
+            p.find_delimiter(b),
+            p.find_delimiter_by_cr(b),
+            "find_delimiter from byte {from}"
+        );
+    }
+}
+
 /// [`boundary_of`] never panics; a boundary it returns is valid per RFC 2046, appears as is
 /// in the value, comes from a `multipart/form-data` value, and reads back the same from the
 /// value written quoted (and unquoted when it is a token).
@@ -397,6 +414,7 @@ pub fn moved_run(
     let mut checked = p.release_body()?;
     checked.extend_from_slice(&wire[a..b]);
     let found = p.find_delimiter(&checked).map_or(true, |f| f.is_some());
+    check_find_delimiter(&p, &checked);
     // A delimiter line cut off by the window's end goes back to the parser with what follows.
     let back = match found {
         true => 0,

@@ -784,3 +784,44 @@ fn a_delimiter_inside_moved_bytes_is_found() {
     // Outside a body there is nothing to release.
     assert_eq!(MultipartParser::new(b"B").release_body(), None);
 }
+
+/// The in-place search switches between `memchr` for CR and the pair search as CRs come
+/// often or seldom (`search.rs`): a delimiter line is found wherever it starts, whatever
+/// search was running there, and where the pair search's stretch ends.
+#[test]
+fn the_in_place_check_finds_a_delimiter_line_wherever_the_search_switches() {
+    let boundary = b"----WebKitFormBoundaryePkpFF7tjBAqx29L";
+    let parser = MultipartParser::new(boundary);
+    let line = [b"\r\n--".as_slice(), boundary, b"\r\n"].concat();
+    // Bytes with a CR every 97 (the pair search runs), then none (memchr runs), then dense again.
+    let mut bytes: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 23) as u8).collect();
+    for i in (0..80_000)
+        .step_by(97)
+        .chain((150_000..200_000).step_by(89))
+    {
+        bytes[i] = b'\r';
+    }
+    assert_eq!(parser.find_delimiter(&bytes), Ok(None));
+    // The first stretch runs from the byte after the CR at 0 for 64 KiB.
+    let stretch_end = 1 + 64 * 1024;
+    let places = (0..120).map(|d| stretch_end - 60 + d).chain([
+        1,
+        97,
+        500,
+        79_990,
+        100_000,
+        149_990,
+        150_001,
+        199_000 - line.len(),
+    ]);
+    for at in places {
+        let mut b = bytes.clone();
+        b[at..at + line.len()].copy_from_slice(&line);
+        let want = parser.find_delimiter_by_cr(&b).unwrap();
+        assert!(
+            want.is_some_and(|w| w <= at),
+            "the oracle finds the line at {at}"
+        );
+        assert_eq!(parser.find_delimiter(&b), Ok(want), "a line at {at}");
+    }
+}

@@ -476,14 +476,49 @@ pub fn download(conn: &mut Conn, head_bytes: &[u8], size: Option<u64>) -> Result
     }
 }
 
-/// The body pattern: `len` bytes of a repeating, non-zero sequence.
+/// The body pattern: `len` pseudo-random non-zero bytes, repeated as the body needs. Every byte
+/// value but 0 occurs, as in the compressed files (images, video, archives) users upload, so a
+/// form's file part shows the node a CR every 255 bytes or so, as a real one does; a CR is
+/// never followed by LF (not even across a repetition), so no form delimiter line can occur.
 pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out: Vec<u8> = (0..len)
+        .map(|_| {
+            // xorshift64*: cheap, and the same bytes on every run.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8).max(1)
+        })
+        .collect();
+    for i in 0..len {
+        if out[i] == b'\r' && out[(i + 1) % len] == b'\n' {
+            out[(i + 1) % len] = b'\t';
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pattern_has_cr_often_and_crlf_never() {
+        for len in [1, 2, 1024, 1 << 20] {
+            let p = pattern(len);
+            assert_eq!(p.len(), len);
+            assert!(!p.contains(&0));
+            let twice = [&p[..], &p[..]].concat();
+            assert!(
+                !twice.windows(2).any(|w| w == b"\r\n"),
+                "CRLF in a pattern of {len}"
+            );
+        }
+        let p = pattern(1 << 20);
+        let crs = p.iter().filter(|&&b| b == b'\r').count();
+        assert!((3000..5000).contains(&crs), "{crs} CRs in 1 MiB");
+    }
 
     #[test]
     fn parses_heads_and_framing() {

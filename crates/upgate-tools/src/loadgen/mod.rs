@@ -184,7 +184,7 @@ impl std::fmt::Display for BenchError {
 impl std::error::Error for BenchError {}
 
 /// The largest piece of body written at once, and the pattern buffer's size.
-const PATTERN_BYTES: usize = 1 << 20;
+pub const PATTERN_BYTES: usize = 1 << 20;
 
 /// Runs the benchmark described by `cfg`.
 pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
@@ -375,7 +375,7 @@ fn upload_head(cfg: &BenchConfig, path: &str, out: &mut Vec<u8>) {
     end_upload_head(cfg, out);
 }
 
-/// The boundary of the load generator's forms: never in the body pattern (lowercase letters).
+/// The boundary of the load generator's forms: never in the body pattern (which has no CRLF).
 const BOUNDARY: &str = "----upgate-bench-7MA4YWxkTrZu0gW";
 
 /// The bytes of a form around its file part's data.

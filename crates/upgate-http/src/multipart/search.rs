@@ -1,0 +1,117 @@
+//! Finding a whole delimiter (`CRLF "--" boundary`) in bytes checked in place (a large file
+//! part's spliced middle): every byte of the file passes through here once, so its speed is the
+//! speed of a large form.
+//!
+//! The file bytes are the user's, and two kinds need two searches:
+//! - in text without CRLF (logs, JSON, CSV with LF line ends) there is no CR at all, and
+//!   `memchr` for CR runs at memory speed;
+//! - in compressed files (images, video, archives) a CR comes every 256 bytes, where a `memchr`
+//!   loop stops and starts again at less than half that speed. There two bytes of the delimiter
+//!   are tested at once across a vector of positions: the CR that opens it and the dash three
+//!   bytes on, which together occur once per 64 KiB of random bytes, and in CRLF text only on
+//!   lines whose second byte is a dash. (`memmem` picks its pair by a table made for text,
+//!   which for a boundary of letters fires every few bytes of a file of letters.)
+//!
+//! So `memchr` looks for the next CR, and a CR that came soon switches the next
+//! [`DENSE_STRETCH`] bytes to the pair. Every candidate is compared whole: the choice changes
+//! the speed, never the answer (the `check` feature's oracle holds it to trying every CR).
+
+/// A CR sooner than this after the last one means CRs are frequent here.
+const DENSE_GAP: usize = 4096;
+/// How far the pair search runs once CRs are frequent, before `memchr` tries again.
+const DENSE_STRETCH: usize = 64 * 1024;
+
+/// The search for one delimiter.
+#[derive(Clone, Debug)]
+pub(super) struct DelimiterSearch {
+    delimiter: Vec<u8>,
+    pair: Pair,
+}
+
+/// The two-byte vector search, with the best code the CPU has.
+#[derive(Clone, Debug)]
+enum Pair {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(memchr::arch::x86_64::avx2::packedpair::Finder),
+    #[cfg(target_arch = "x86_64")]
+    Sse2(memchr::arch::x86_64::sse2::packedpair::Finder),
+    #[cfg(target_arch = "aarch64")]
+    Neon(memchr::arch::aarch64::neon::packedpair::Finder),
+    /// No vector code: `memchr` for CR alone.
+    None,
+}
+
+impl DelimiterSearch {
+    /// A search for `delimiter`: `CRLF--` and a boundary of at least one byte.
+    pub(super) fn new(delimiter: &[u8]) -> DelimiterSearch {
+        DelimiterSearch {
+            delimiter: delimiter.to_vec(),
+            pair: Pair::new(delimiter),
+        }
+    }
+
+    /// Where the first whole delimiter in `bytes` starts.
+    pub(super) fn find(&self, bytes: &[u8]) -> Option<usize> {
+        let mut from = 0;
+        loop {
+            let gap = memchr::memchr(b'\r', &bytes[from..])?;
+            let at = from + gap;
+            if bytes[at..].starts_with(&self.delimiter) {
+                return Some(at);
+            }
+            from = at + 1;
+            if gap < DENSE_GAP {
+                // Any delimiter that starts before `end` lies wholly in the window.
+                let end = (from + DENSE_STRETCH).min(bytes.len());
+                let window = &bytes[from..(end + self.delimiter.len() - 1).min(bytes.len())];
+                if let Some(i) = self.pair.find(window, &self.delimiter) {
+                    return Some(from + i);
+                }
+                from = end;
+            }
+        }
+    }
+}
+
+impl Pair {
+    fn new(delimiter: &[u8]) -> Pair {
+        use memchr::arch::all::packedpair::Pair as Indices;
+        let Some(pair) = Indices::with_indices(delimiter, 0, 3) else {
+            return Pair::None;
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            use memchr::arch::x86_64::{avx2, sse2};
+            if let Some(f) = avx2::packedpair::Finder::with_pair(delimiter, pair) {
+                return Pair::Avx2(f);
+            }
+            if let Some(f) = sse2::packedpair::Finder::with_pair(delimiter, pair) {
+                return Pair::Sse2(f);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            use memchr::arch::aarch64::neon;
+            if let Some(f) = neon::packedpair::Finder::with_pair(delimiter, pair) {
+                return Pair::Neon(f);
+            }
+        }
+        let _ = pair;
+        Pair::None
+    }
+
+    /// Where the first whole `delimiter` starts in `haystack`.
+    fn find(&self, haystack: &[u8], delimiter: &[u8]) -> Option<usize> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Pair::Avx2(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
+            #[cfg(target_arch = "x86_64")]
+            Pair::Sse2(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
+            #[cfg(target_arch = "aarch64")]
+            Pair::Neon(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
+            // Shorter than the vectors need (a few dozen bytes), or no vector code.
+            _ => memchr::memchr_iter(b'\r', haystack)
+                .find(|&at| haystack[at..].starts_with(delimiter)),
+        }
+    }
+}
