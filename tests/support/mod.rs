@@ -255,7 +255,14 @@ pub fn last_read_end() -> String {
 
 fn fill<S: Read + ?Sized>(s: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
-    let read = s.read(&mut chunk);
+    // A signal to the test process (several tests' children end at once) may interrupt the
+    // read: that is no end of the response, so read again, as `read_exact` would.
+    let read = loop {
+        match s.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            read => break read,
+        }
+    };
     if let Ok(0) | Err(_) = &read {
         let why = match &read {
             Ok(_) => "end of stream".to_string(),
@@ -288,7 +295,8 @@ pub fn closed_by_server<S: Stream + ?Sized>(s: &mut S, within: Duration) -> bool
             Ok(_) => continue,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
+                    || e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
             {
                 continue
             }
