@@ -12,7 +12,9 @@
 # Knobs (environment): THREADS (2: upgate threads = nginx workers), SMALL_SECS (10),
 # SMALL_CONNS (64), ROUNDS (3), LARGE_SIZE (1GiB), LARGE_REPS (3), DL_SECS (10),
 # IPERF_SECS (8), DD_MIB (2048), COOLDOWN (300), KEEP_WORK, FORM_SIZE (100MiB), FORM_REPS (5),
-# SCENARIOS ("a b c f": which of the scenarios below to run; the table shows n/a for the others).
+# SCENARIOS ("a b c f": which of the scenarios below to run; the table shows n/a for the others),
+# PIN_THREADS (false; true: upgate with pin_threads = true and nginx with worker_cpu_affinity
+# auto, each worker kept on a CPU of its own).
 set -eu
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,6 +32,9 @@ DD_MIB=${DD_MIB:-2048}
 FORM_SIZE=${FORM_SIZE:-100MiB}
 FORM_REPS=${FORM_REPS:-5}
 SCENARIOS=${SCENARIOS:-a b c f}
+PIN_THREADS=${PIN_THREADS:-false}
+PIN_TOML=; PIN_NGINX=
+if [ "$PIN_THREADS" = true ]; then PIN_TOML="pin_threads = true"; PIN_NGINX="worker_cpu_affinity auto;"; fi
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 mkdir -p "$OUT"
@@ -163,6 +168,7 @@ threads = $THREADS
 fsync = $2
 callback_allow = ["$CB"]
 log_level = "warn"
+$PIN_TOML
 ${3:-}
 EOF
     "$BIN" serve --config "$dir.toml" >"$dir.out" 2>&1 &
@@ -184,6 +190,7 @@ start_nginx() {
         sed -e "s#@WORKERS@#$THREADS#g" -e "s#@PORT@#$port#g" -e "s#@CBAPP@#$CB#g" \
             -e "s#@DIR@#$dir#g" -e "s#@ROOT@#$STATIC#g" -e "s#@APPID@#bench#g" \
             -e "s#@DLAPPID@#dl#g" -e "s#@USER@#$(id -un)#g" \
+            -e "s#^worker_processes .*#&\n$PIN_NGINX#" \
             "$ROOT/benches/peers/nginx.conf" >"$dir/nginx.conf"
         "$NGINX_BIN" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/out" 2>&1 &
         NGINX_PID=$!
@@ -430,7 +437,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo "# upgate against nginx: $STARTED_AT"
     echo
     echo "Commit \`$COMMIT\`$DIRTY; $(nproc) CPUs, $(uname -r); $("$NGINX_BIN" -v 2>&1); $(iperf3 --version | head -1)."
-    echo "upgate: threads = $THREADS, fsync = false unless the row says fsync = true, log_level = warn,"
+    echo "upgate: threads = $THREADS, pin_threads = $PIN_THREADS (nginx's worker_cpu_affinity auto when true), fsync = false unless the row says fsync = true, log_level = warn,"
     echo "callbacks registered (\`--register\`) unless the row says carried. nginx: worker_processes $THREADS,"
     echo "benches/peers/nginx.conf. Load generator and callback app: \`upgate bench\` (same binary)."
     echo "Medians over $ROUNDS rounds (small requests) or $LARGE_REPS repetitions (large bodies), with the"
@@ -475,7 +482,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
     echo "## Commands"
     echo
     echo '```'
-    echo "benches/peers/run.sh   # SCENARIOS=\"$SCENARIOS\" THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS FORM_SIZE=$FORM_SIZE FORM_REPS=$FORM_REPS"
+    echo "benches/peers/run.sh   # SCENARIOS=\"$SCENARIOS\" PIN_THREADS=$PIN_THREADS THREADS=$THREADS SMALL_SECS=$SMALL_SECS SMALL_CONNS=$SMALL_CONNS ROUNDS=$ROUNDS LARGE_SIZE=$LARGE_SIZE LARGE_REPS=$LARGE_REPS DL_SECS=$DL_SECS FORM_SIZE=$FORM_SIZE FORM_REPS=$FORM_REPS"
     echo "upgate bench --serve-callbacks 127.0.0.1:0     # the callback app, at $CB"
     printf '%s\n' "${COMMANDS[@]}" | sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#--watch-pid [0-9,]+#--watch-pid PIDS#g; s#(--label [a-z0-9-]+-r)[0-9]+#\1N#' | awk '!seen[$0]++'
     echo '```'
