@@ -511,8 +511,7 @@ fn a_large_forms_spliced_middle_is_checked_in_place() {
     );
 
     // A part after the file, in the spliced middle: refused, nothing stored. Wherever it lands
-    // in the middle: the first piece spliced, one checked while the next is copied, the last
-    // one (checked after the splice loop).
+    // in the middle: the first piece spliced, one in the middle, the last one.
     let extra = format!("\r\n--{b}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nx");
     for from_end in [(3 << 20) - (8 << 10), (3 << 20) / 2, 1 << 20, 64 << 10] {
         let mut late = form(

@@ -160,8 +160,8 @@ impl Exchange<'_> {
 
     /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
     /// the bytes never enter user space. Each socket read is bounded by
-    /// `body_idle_timeout_ms`. `check`, when given, runs over each piece once it is in the file,
-    /// while the next piece is copied into the file (and over the last one at the end). `preload`: body bytes already read (with the head),
+    /// `body_idle_timeout_ms`. `check`, when given, runs over each piece right after it is in
+    /// the file, while its bytes are still in the CPU's cache. `preload`: body bytes already read (with the head),
     /// written into the pipe first so that the first splice into the file carries them too
     /// (one io-wq hand-off fewer than writing them on their own). Returns the socket bytes
     /// moved (all of `len` unless it fails); the file then holds `preload` before them.
@@ -178,8 +178,6 @@ impl Exchange<'_> {
         let idle = self.c.ctx.config.body_idle_timeout();
         let mut moved = 0;
         let mut preloaded = 0;
-        // The last piece spliced and not yet checked: `(offset, length)`.
-        let mut unchecked: Option<(u64, u64)> = None;
         if let Some(bytes) = preload {
             pipe.preload(&bytes).map_err(SpliceError::File)?;
             preloaded = bytes.len();
@@ -199,21 +197,13 @@ impl Exchange<'_> {
                 Ok(Ok(n)) => n,
             };
             let piece = preloaded + n;
+            pipe.drain_to(file, offset, piece)
+                .await
+                .map_err(SpliceError::File)?;
+            // Checked right after its copy, not overlapped with the next one: the bytes are
+            // then still in cache (performance.md, "The check right after the copy").
             if let Some(check) = check.as_mut() {
-                // The previous piece is checked while the io-wq worker copies this one.
-                let previous = unchecked.replace((offset, piece as u64));
-                let (drained, checked) = pipe
-                    .drain_to_while(file, offset, piece, || match previous {
-                        Some((at, l)) => check(at, l),
-                        None => Ok(()),
-                    })
-                    .await;
-                drained.map_err(SpliceError::File)?;
-                checked?;
-            } else {
-                pipe.drain_to(file, offset, piece)
-                    .await
-                    .map_err(SpliceError::File)?;
+                check(offset, piece as u64)?;
             }
             self.c
                 .conn
@@ -224,9 +214,6 @@ impl Exchange<'_> {
             offset += piece as u64;
             moved += n as u64;
             preloaded = 0;
-        }
-        if let (Some((at, l)), Some(check)) = (unchecked, check.as_mut()) {
-            check(at, l)?;
         }
         pipe.put_back();
         Ok(moved)

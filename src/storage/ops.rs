@@ -34,16 +34,6 @@ pub async fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> io::Resu
         .await
 }
 
-/// Like [`submit`], but the entry is queued on the ring now, before the first poll, and the
-/// kernel sees it once this thread next parks: a caller that yields once
-/// (`tokio::task::yield_now`) can then do other work while the kernel runs it.
-pub fn submit_now<D: Unpin + 'static>(
-    data: D,
-    sqe: squeue::Entry,
-) -> impl std::future::Future<Output = io::Result<u32>> {
-    UnsubmittedOneshot::new(data, CqeResult(PhantomData), sqe).submit()
-}
-
 /// Like [`CqeResult`], but hands `D` back: for buffers the caller reuses (registered buffers).
 pub struct CqeWithData<D>(PhantomData<D>);
 

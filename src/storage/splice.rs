@@ -187,38 +187,6 @@ impl Pipe {
         Ok(())
     }
 
-    /// [`Pipe::drain_to`], running `during` on this thread while the kernel moves the bytes:
-    /// the file side of a splice always runs on an io-wq worker, so work that does not need
-    /// these bytes (checking the piece before them) overlaps the page-cache copy instead of
-    /// following it. The first splice is queued, the task yields once so the ring submits it,
-    /// then `during` runs, then the splice (and any short remainder) is awaited.
-    pub async fn drain_to_while<R>(
-        &self,
-        fd_out: RawFd,
-        offset: u64,
-        len: usize,
-        during: impl FnOnce() -> R,
-    ) -> (io::Result<()>, R) {
-        if len == 0 {
-            return (Ok(()), during());
-        }
-        let first = ops::submit_now((), self.splice_to_sqe(fd_out, offset, len));
-        tokio::task::yield_now().await;
-        let out = during();
-        let n = match first.await {
-            Ok(0) => {
-                let e = io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "splice into the file moved nothing",
-                );
-                return (Err(e), out);
-            }
-            Ok(n) => n as usize,
-            Err(e) => return (Err(e), out),
-        };
-        (self.drain_to(fd_out, offset + n as u64, len - n).await, out)
-    }
-
     fn splice_to_sqe(&self, fd_out: RawFd, offset: u64, len: usize) -> io_uring::squeue::Entry {
         opcode::Splice::new(
             types::Fd(self.read.as_raw_fd()),
