@@ -161,10 +161,11 @@ impl Exchange<'_> {
     /// Moves up to `len` body bytes socket → pipe → `file` at `offset` with io_uring splices:
     /// the bytes never enter user space. Each socket read is bounded by
     /// `body_idle_timeout_ms`. `check`, when given, runs over each piece right after it is in
-    /// the file, while its bytes are still in the CPU's cache. `preload`: body bytes already read (with the head),
-    /// written into the pipe first so that the first splice into the file carries them too
-    /// (one io-wq hand-off fewer than writing them on their own). Returns the socket bytes
-    /// moved (all of `len` unless it fails); the file then holds `preload` before them.
+    /// the file, while its bytes are still in the CPU's cache. `preload`: body bytes already
+    /// read (with the head), written into the pipe first so that the first splice into the
+    /// file carries them too (one io-wq hand-off fewer than writing them on their own).
+    /// Returns the socket bytes moved (all of `len` unless it fails); the file then holds
+    /// `preload` before them.
     async fn splice_into(
         &mut self,
         socket: RawFd,
