@@ -758,9 +758,10 @@ impl UploadHandle for LocalUpload {
     /// a restart resumes from, and a short body is measured by). As
     /// [`LocalUpload::preallocate`] for a whole body, a full disk fails before the body, and
     /// the blocks are allocated at once instead of reserved page by page as the bytes land
-    /// (ext4's delayed allocation and quota accounting per page: `benches/peers/append-profile.sh`
-    /// shows them in the copying worker's profile without it). Below [`PREALLOCATE_FROM`] it costs more than it saves; a filesystem
-    /// without `fallocate` is not an error.
+    /// (ext4's delayed allocation and quota accounting per page:
+    /// `benches/peers/append-profile.sh` shows them in the copying worker's profile without
+    /// it). Below [`PREALLOCATE_FROM`] it costs more than it saves; a filesystem without
+    /// `fallocate` is not an error.
     async fn reserve(&mut self, len: u64) -> io::Result<()> {
         if len < PREALLOCATE_FROM {
             return Ok(());

@@ -105,7 +105,7 @@ impl Scanner {
         // Only a whole delimiter can open a line `classify` takes or refuses; a shorter one is
         // cut off by the end, which is "none" here too.
         let mut from = 0;
-        while let Some(i) = self.search.find(&bytes[from..]) {
+        while let Some(i) = self.search.find(&bytes[from..], &self.delimiter) {
             let at = from + i;
             match classify(&bytes[at..], &self.delimiter)? {
                 Match::Delimiter { .. } => return Ok(Some(at)),

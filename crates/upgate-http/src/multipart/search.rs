@@ -21,10 +21,9 @@ const DENSE_GAP: usize = 4096;
 /// How far the pair search runs once CRs are frequent, before `memchr` tries again.
 const DENSE_STRETCH: usize = 64 * 1024;
 
-/// The search for one delimiter.
+/// The search for one delimiter, which the caller keeps and passes to [`DelimiterSearch::find`].
 #[derive(Clone, Debug)]
 pub(super) struct DelimiterSearch {
-    delimiter: Vec<u8>,
     pair: Pair,
 }
 
@@ -45,26 +44,26 @@ impl DelimiterSearch {
     /// A search for `delimiter`: `CRLF--` and a boundary of at least one byte.
     pub(super) fn new(delimiter: &[u8]) -> DelimiterSearch {
         DelimiterSearch {
-            delimiter: delimiter.to_vec(),
             pair: Pair::new(delimiter),
         }
     }
 
-    /// Where the first whole delimiter in `bytes` starts.
-    pub(super) fn find(&self, bytes: &[u8]) -> Option<usize> {
+    /// Where the first whole `delimiter` (the one given to [`DelimiterSearch::new`]) starts in
+    /// `bytes`.
+    pub(super) fn find(&self, bytes: &[u8], delimiter: &[u8]) -> Option<usize> {
         let mut from = 0;
         loop {
             let gap = memchr::memchr(b'\r', &bytes[from..])?;
             let at = from + gap;
-            if bytes[at..].starts_with(&self.delimiter) {
+            if bytes[at..].starts_with(delimiter) {
                 return Some(at);
             }
             from = at + 1;
             if gap < DENSE_GAP {
                 // Any delimiter that starts before `end` lies wholly in the window.
                 let end = (from + DENSE_STRETCH).min(bytes.len());
-                let window = &bytes[from..(end + self.delimiter.len() - 1).min(bytes.len())];
-                if let Some(i) = self.pair.find(window, &self.delimiter) {
+                let window = &bytes[from..(end + delimiter.len() - 1).min(bytes.len())];
+                if let Some(i) = self.pair.find(window, delimiter) {
                     return Some(from + i);
                 }
                 from = end;
