@@ -787,7 +787,8 @@ fn a_delimiter_inside_moved_bytes_is_found() {
 
 /// The in-place search switches between `memchr` for CR and the pair search as CRs come
 /// often or seldom (`search.rs`): a delimiter line is found wherever it starts, whatever
-/// search was running there, and where the pair search's stretch ends.
+/// search was running there, where the pair search's stretch ends, and across the ends of the
+/// blocks the search looks ahead from (a line cut by one lies in two).
 #[test]
 fn the_in_place_check_finds_a_delimiter_line_wherever_the_search_switches() {
     let boundary = b"----WebKitFormBoundaryePkpFF7tjBAqx29L";
@@ -804,16 +805,26 @@ fn the_in_place_check_finds_a_delimiter_line_wherever_the_search_switches() {
     assert_eq!(parser.find_delimiter(&bytes), Ok(None));
     // The first stretch runs from the byte after the CR at 0 for 64 KiB.
     let stretch_end = 1 + 64 * 1024;
-    let places = (0..120).map(|d| stretch_end - 60 + d).chain([
-        1,
-        97,
-        500,
-        79_990,
-        100_000,
-        149_990,
-        150_001,
-        199_000 - line.len(),
-    ]);
+    // Blocks of 4096 bytes from the start: one in the first stretch, one where memchr runs, one
+    // in the last stretch.
+    let block_ends = [8 * 4096, 25 * 4096, 40 * 4096];
+    let n = line.len();
+    let across_blocks = block_ends
+        .into_iter()
+        .flat_map(move |end| (0..n + 8).map(move |d| end - n - 4 + d));
+    let places = (0..120)
+        .map(|d| stretch_end - 60 + d)
+        .chain(across_blocks)
+        .chain([
+            1,
+            97,
+            500,
+            79_990,
+            100_000,
+            149_990,
+            150_001,
+            199_000 - line.len(),
+        ]);
     for at in places {
         let mut b = bytes.clone();
         b[at..at + line.len()].copy_from_slice(&line);
