@@ -72,18 +72,9 @@ impl Window {
         }
         let skip = (from - self.start) as usize;
         let n = (to - from) as usize;
-        // The range's pages mapped in one call rather than a fault per few pages; where the
-        // kernel lacks it (before 5.14) the reads below fault them in.
-        let page = page_size() as usize;
-        let first = skip - skip % page;
-        // SAFETY: advice over pages of this mapping that the file holds (`from..to` was written).
-        unsafe {
-            libc::madvise(
-                (self.ptr as *mut u8).add(first).cast(),
-                skip + n - first,
-                libc::MADV_POPULATE_READ,
-            )
-        };
+        // The pages are mapped by the reads' own faults, each mapping the pages around it
+        // (64 KiB by default), rather than by `MADV_POPULATE_READ` first, which walks the range
+        // page by page and cost more (performance.md, "Looking ahead in the check").
         // SAFETY: `skip..skip + n` lies within the mapping, and the file holds those bytes (the
         // caller's promise), so reading them cannot fault past its end.
         Ok(f(unsafe {
