@@ -13,8 +13,13 @@
 //!   which for a boundary of letters fires every few bytes of a file of letters.)
 //!
 //! So `memchr` looks for the next CR, and a CR that came soon switches the next
-//! [`DENSE_STRETCH`] bytes to the pair. Every candidate is compared whole: the choice changes
-//! the speed, never the answer (the `check` feature's oracle holds it to trying every CR).
+//! [`DENSE_STRETCH`] bytes to the pair: our own 64-position kernel where the CPU has AVX-512BW
+//! ([`avx512`]), `memchr`'s packed-pair finders elsewhere. Every candidate is compared whole:
+//! the choice changes the speed, never the answer (the `check` feature's oracle holds it to
+//! trying every CR, and a unit test holds each pair this CPU has to a plain search).
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// A CR sooner than this after the last one means CRs are frequent here.
 const DENSE_GAP: usize = 4096;
@@ -30,6 +35,9 @@ pub(super) struct DelimiterSearch {
 /// The two-byte vector search, with the best code the CPU has.
 #[derive(Clone, Debug)]
 enum Pair {
+    /// Our own 64-position kernel ([`avx512`]), where the CPU has AVX-512BW.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
     #[cfg(target_arch = "x86_64")]
     Avx2(memchr::arch::x86_64::avx2::packedpair::Finder),
     #[cfg(target_arch = "x86_64")]
@@ -129,6 +137,10 @@ impl Pair {
         #[cfg(target_arch = "x86_64")]
         {
             use memchr::arch::x86_64::{avx2, sse2};
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                return Pair::Avx512;
+            }
             if let Some(f) = avx2::packedpair::Finder::with_pair(delimiter, pair) {
                 return Pair::Avx2(f);
             }
@@ -151,6 +163,10 @@ impl Pair {
     fn find(&self, haystack: &[u8], delimiter: &[u8]) -> Option<usize> {
         match self {
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx512` is only made where the CPU has AVX-512F and AVX-512BW, and a
+            // delimiter is at least `CRLF--` and a byte.
+            Pair::Avx512 => unsafe { avx512::find(haystack, delimiter) },
+            #[cfg(target_arch = "x86_64")]
             Pair::Avx2(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
             #[cfg(target_arch = "x86_64")]
             Pair::Sse2(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
@@ -159,6 +175,97 @@ impl Pair {
             // Shorter than the vectors need (a few dozen bytes), or no vector code.
             _ => memchr::memchr_iter(b'\r', haystack)
                 .find(|&at| haystack[at..].starts_with(delimiter)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pair;
+
+    impl Pair {
+        /// Every pair search this CPU can run, the fallback last.
+        fn all_here(delimiter: &[u8]) -> Vec<Pair> {
+            use memchr::arch::all::packedpair::Pair as Indices;
+            let indices = Indices::with_indices(delimiter, 0, 3).unwrap();
+            let mut all = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            {
+                use memchr::arch::x86_64::{avx2, sse2};
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                {
+                    all.push(Pair::Avx512);
+                }
+                all.extend(avx2::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Avx2));
+                all.extend(sse2::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Sse2));
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                use memchr::arch::aarch64::neon;
+                all.extend(neon::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Neon));
+            }
+            let _ = indices;
+            all.push(Pair::None);
+            all
+        }
+    }
+
+    /// Each pair search this CPU has finds the first delimiter wherever it lies: around every
+    /// vector step's end and the haystack's, in bytes where the CR and the dash three on come
+    /// every few bytes (each step then has candidates that are not the delimiter).
+    #[test]
+    fn every_pair_search_here_finds_the_first_delimiter() {
+        // The shortest delimiter there is, and one of a usual length.
+        for delimiter in [b"\r\n--x".as_slice(), b"\r\n--7d2a1bQx"] {
+            every_pair_finds(delimiter);
+        }
+    }
+
+    fn every_pair_finds(delimiter: &[u8]) {
+        let pairs = Pair::all_here(delimiter);
+        if cfg!(target_arch = "x86_64") {
+            assert!(
+                pairs.len() >= 3,
+                "SSE2, AVX2 or not, and the fallback: {pairs:?}"
+            );
+        }
+        for len in (delimiter.len()..=200).chain([4096 + 7, 4096 + 27]) {
+            let base: Vec<u8> = (0..len)
+                .map(|i| match i % 7 {
+                    0 => b'\r',
+                    3 => b'-',
+                    _ => b'a' + (i % 13) as u8,
+                })
+                .collect();
+            for pair in &pairs {
+                assert_eq!(pair.find(&base, delimiter), None, "{pair:?}, {len} bytes");
+            }
+            let places: Vec<usize> = if len <= 200 {
+                (0..=len - delimiter.len()).collect()
+            } else {
+                (0..=len - delimiter.len())
+                    .filter(|at| at % 64 < 4 || at % 64 > 58 || *at + 80 > len)
+                    .collect()
+            };
+            for at in places {
+                let mut bytes = base.clone();
+                bytes[at..at + delimiter.len()].copy_from_slice(delimiter);
+                // A second one further on, which must not be the answer.
+                if at + 2 * delimiter.len() + 5 <= len {
+                    let later = at + delimiter.len() + 5;
+                    bytes[later..later + delimiter.len()].copy_from_slice(delimiter);
+                }
+                let want = bytes.windows(delimiter.len()).position(|w| w == delimiter);
+                assert_eq!(want, Some(at));
+                for pair in &pairs {
+                    assert_eq!(
+                        pair.find(&bytes, delimiter),
+                        want,
+                        "{pair:?}, {len} bytes, at {at}"
+                    );
+                }
+            }
         }
     }
 }
