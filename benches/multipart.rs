@@ -12,6 +12,14 @@
 //!   `--features check`, also `…_by_cr`: the same answer by trying every CR (the search before
 //!   the pair search, kept as its oracle), for the before and after.
 //!
+//! - `in_place_check_page_cache/{just_written,again}`: the same search over 1 MiB pieces of those
+//!   random bytes as the node meets them: each piece written into a file (`pwrite`, into the
+//!   page cache, as the splice's copy does) and searched through the node's mapping
+//!   (`storage::mapped::Window`, its pages mapped by the search's faults) right after
+//!   (`just_written`), or searched a second time (`again`: the bytes in cache, the pages mapped).
+//!   Only the search is timed; the gap between the two is what reading bytes the kernel just
+//!   copied costs (performance.md, "Looking ahead in the check").
+//!
 //! The file bytes are pseudo-random, so CRs and `--` appear at their natural rate; criterion
 //! reports bytes/s of the whole form. Run:
 //! `cargo bench --bench multipart -- --warm-up-time 1 --measurement-time 5`
@@ -123,6 +131,66 @@ fn multipart(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    page_cache_check(c, &parser, file);
+}
+
+/// The in-place check over pieces just written into a file, through the node's mapping.
+fn page_cache_check(c: &mut Criterion, parser: &MultipartParser, piece: &[u8]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, Instant};
+    use upgate::storage::mapped::Window;
+
+    /// The file is written over again from its start after this much, like a new upload.
+    const FILE_BYTES: u64 = 256 << 20;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("in_place_check.bin");
+    let mut g = c.benchmark_group("in_place_check_page_cache");
+    g.throughput(Throughput::Bytes(piece.len() as u64));
+    for again in [false, true] {
+        let name = if again { "again" } else { "just_written" };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                // Read too: the mapping needs it.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .unwrap();
+                let mut window = Window::new(file.as_raw_fd());
+                let mut at = 0u64;
+                let mut searched = Duration::ZERO;
+                for _ in 0..iters {
+                    if at + piece.len() as u64 > FILE_BYTES {
+                        // A new window for the file written over from its start.
+                        window = Window::new(file.as_raw_fd());
+                        file.set_len(0).unwrap();
+                        at = 0;
+                    }
+                    file.write_all_at(piece, at).unwrap();
+                    let to = at + piece.len() as u64;
+                    let search = |window: &mut Window| {
+                        window
+                            .with_range(at, to, |bytes| parser.find_delimiter(black_box(bytes)))
+                            .unwrap()
+                    };
+                    if again {
+                        assert_eq!(search(&mut window), Ok(None));
+                    }
+                    let t = Instant::now();
+                    assert_eq!(search(&mut window), Ok(None));
+                    searched += t.elapsed();
+                    at = to;
+                }
+                drop(window);
+                searched
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_file(&path);
 }
 
 criterion_group!(benches, multipart);

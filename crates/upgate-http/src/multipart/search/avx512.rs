@@ -1,7 +1,7 @@
 //! The pair search on CPUs with AVX-512BW: 64 positions per step, against the 32 of `memchr`'s
-//! AVX2 pair, and each compare gives its mask register at once. Over random bytes in L2 it
-//! takes about two thirds of the AVX2 pair's time (performance.md, "Looking ahead in the
-//! check").
+//! AVX2 pair, and each compare gives its mask register at once. Over 1 MiB of random bytes in
+//! L2 the search runs at 28 GiB/s with it against 23.6 with the AVX2 pair (performance.md,
+//! "Looking ahead in the check").
 
 use core::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8};
 
