@@ -26,6 +26,13 @@ const DENSE_GAP: usize = 4096;
 /// How far the pair search runs once CRs are frequent, before `memchr` tries again.
 const DENSE_STRETCH: usize = 64 * 1024;
 
+/// How many bytes are searched between two looks ahead: a page.
+const BLOCK: usize = 4096;
+/// How far past the block being searched its lines are asked for: the next page.
+const AHEAD: usize = 4096;
+/// A cache line, the unit a prefetch brings in.
+const LINE: usize = 64;
+
 /// The search for one delimiter, which the caller keeps and passes to [`DelimiterSearch::find`].
 #[derive(Clone, Debug)]
 pub(super) struct DelimiterSearch {
@@ -106,13 +113,6 @@ impl DelimiterSearch {
     }
 }
 
-/// How many bytes are searched between two looks ahead: a page.
-const BLOCK: usize = 4096;
-/// How far past the block being searched its lines are asked for: the next page.
-const AHEAD: usize = 4096;
-/// A cache line, the unit a prefetch brings in.
-const LINE: usize = 64;
-
 /// Asks the CPU to bring the cache line holding `bytes[at]` into L1 (nothing if `at` is past the
 /// end, or on CPUs without the hint here).
 #[inline(always)]
@@ -130,42 +130,47 @@ fn prefetch(bytes: &[u8], at: usize) {
 
 impl Pair {
     fn new(delimiter: &[u8]) -> Pair {
+        Pair::all_here(delimiter).remove(0)
+    }
+
+    /// Every pair search this CPU can run for `delimiter`, the fastest first and the fallback
+    /// last: [`Pair::new`] takes the first, the tests hold each to a plain search.
+    fn all_here(delimiter: &[u8]) -> Vec<Pair> {
         use memchr::arch::all::packedpair::Pair as Indices;
-        let Some(pair) = Indices::with_indices(delimiter, 0, 3) else {
-            return Pair::None;
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            use memchr::arch::x86_64::{avx2, sse2};
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+        let mut all = Vec::new();
+        // No pair at 0 and 3 in a delimiter shorter than `CRLF--` and a byte: the fallback.
+        if let Some(pair) = Indices::with_indices(delimiter, 0, 3) {
+            #[cfg(target_arch = "x86_64")]
             {
-                return Pair::Avx512;
+                use memchr::arch::x86_64::{avx2, sse2};
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                {
+                    all.push(Pair::Avx512);
+                }
+                all.extend(avx2::packedpair::Finder::with_pair(delimiter, pair).map(Pair::Avx2));
+                all.extend(sse2::packedpair::Finder::with_pair(delimiter, pair).map(Pair::Sse2));
             }
-            if let Some(f) = avx2::packedpair::Finder::with_pair(delimiter, pair) {
-                return Pair::Avx2(f);
+            #[cfg(target_arch = "aarch64")]
+            {
+                use memchr::arch::aarch64::neon;
+                all.extend(neon::packedpair::Finder::with_pair(delimiter, pair).map(Pair::Neon));
             }
-            if let Some(f) = sse2::packedpair::Finder::with_pair(delimiter, pair) {
-                return Pair::Sse2(f);
-            }
+            let _ = pair;
         }
-        #[cfg(target_arch = "aarch64")]
-        {
-            use memchr::arch::aarch64::neon;
-            if let Some(f) = neon::packedpair::Finder::with_pair(delimiter, pair) {
-                return Pair::Neon(f);
-            }
-        }
-        let _ = pair;
-        Pair::None
+        all.push(Pair::None);
+        all
     }
 
     /// Where the first whole `delimiter` starts in `haystack`.
     fn find(&self, haystack: &[u8], delimiter: &[u8]) -> Option<usize> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx512` is only made where the CPU has AVX-512F and AVX-512BW, and a
-            // delimiter is at least `CRLF--` and a byte.
-            Pair::Avx512 => unsafe { avx512::find(haystack, delimiter) },
+            // SAFETY: `Avx512` is only made where the CPU has AVX-512F and AVX-512BW, and the
+            // haystack is as long as the kernel's first step reads.
+            Pair::Avx512 if haystack.len() >= avx512::MIN_HAYSTACK => unsafe {
+                avx512::find(haystack, delimiter)
+            },
             #[cfg(target_arch = "x86_64")]
             Pair::Avx2(f) if haystack.len() >= f.min_haystack_len() => f.find(haystack, delimiter),
             #[cfg(target_arch = "x86_64")]
@@ -182,34 +187,6 @@ impl Pair {
 #[cfg(test)]
 mod tests {
     use super::Pair;
-
-    impl Pair {
-        /// Every pair search this CPU can run, the fallback last.
-        fn all_here(delimiter: &[u8]) -> Vec<Pair> {
-            use memchr::arch::all::packedpair::Pair as Indices;
-            let indices = Indices::with_indices(delimiter, 0, 3).unwrap();
-            let mut all = Vec::new();
-            #[cfg(target_arch = "x86_64")]
-            {
-                use memchr::arch::x86_64::{avx2, sse2};
-                if std::is_x86_feature_detected!("avx512f")
-                    && std::is_x86_feature_detected!("avx512bw")
-                {
-                    all.push(Pair::Avx512);
-                }
-                all.extend(avx2::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Avx2));
-                all.extend(sse2::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Sse2));
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                use memchr::arch::aarch64::neon;
-                all.extend(neon::packedpair::Finder::with_pair(delimiter, indices).map(Pair::Neon));
-            }
-            let _ = indices;
-            all.push(Pair::None);
-            all
-        }
-    }
 
     /// Each pair search this CPU has finds the first delimiter wherever it lies: around every
     /// vector step's end and the haystack's, in bytes where the CR and the dash three on come

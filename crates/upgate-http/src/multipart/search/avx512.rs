@@ -7,21 +7,23 @@ use core::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1
 
 /// How many bytes one step reads: 64 positions, and the byte three on from the last of them.
 const STEP_READS: usize = 64 + 3;
+/// The shortest haystack [`find`] takes: one step's reads.
+pub(super) const MIN_HAYSTACK: usize = STEP_READS;
 
 /// Where the first whole `delimiter` starts in `haystack`. Positions are tested 64 at a time
 /// for the delimiter's first byte and its fourth (CR and a dash); each position that has both
 /// is compared whole. The last positions are tested by one more step that ends at the end of
 /// `haystack` and skips the positions already tested.
 ///
+/// `delimiter` must be at least 4 bytes long (a shorter one panics).
+///
 /// # Safety
-/// The CPU must have AVX-512F and AVX-512BW. `delimiter` must be at least 4 bytes long.
+/// The CPU must have AVX-512F and AVX-512BW, and `haystack` must be at least [`MIN_HAYSTACK`]
+/// bytes long: every load reads a whole step.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn find(haystack: &[u8], delimiter: &[u8]) -> Option<usize> {
     let n = haystack.len();
-    if n < STEP_READS {
-        return memchr::memchr_iter(delimiter[0], haystack)
-            .find(|&at| haystack[at..].starts_with(delimiter));
-    }
+    debug_assert!(n >= MIN_HAYSTACK);
     let first = _mm512_set1_epi8(delimiter[0] as i8);
     let fourth = _mm512_set1_epi8(delimiter[3] as i8);
     // The positions `at..at + 64` that have both bytes, as bits.
