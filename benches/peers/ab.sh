@@ -14,6 +14,8 @@
 #   C=2 N=4 benches/peers/ab.sh A B                  # C connections at once (default 1)
 #   GEN=/path/to/upgate benches/peers/ab.sh A B      # load generator and callback app (default
 #                                                    # AFTER's: its body pattern decides the bytes)
+#   BEFORE_TOML="zero_copy = false" ab.sh A A        # one build, two configurations: extra TOML
+#                                                    # lines for the BEFORE (or AFTER_TOML) node
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BEFORE=${1:?usage: ab.sh BEFORE AFTER}; AFTER=${2:?usage: ab.sh BEFORE AFTER}
@@ -37,6 +39,7 @@ fsync = false
 $([ "${PIN_THREADS:-false}" = true ] && echo "pin_threads = true")
 callback_allow = ["$CB"]
 log_level = "warn"
+$([ "$1" = before ] && echo "${BEFORE_TOML:-}" || echo "${AFTER_TOML:-}")
 EOT
   "$2" serve --config "$W/$1.toml" >"$W/$1.out" 2>&1 & echo $! >"$W/$1.pid"; PIDS+=($!)
   for _ in $(seq 50); do grep -oE 'http://127\.0\.0\.1:[0-9]+' "$W/$1.out" >"$W/$1.url" && break; sleep 0.1; done
